@@ -1,0 +1,185 @@
+//! Grid search (Katib `grid`): the Cartesian product of every parameter's levels
+//! (`min..=max` by `step` for numbers, the list for discrete/categorical), each point
+//! proposed once.
+//!
+//! Katib (through Optuna's GridSampler) visits the points in a seeded random order. Here
+//! trial `k` gets point `(a*k + b) mod N` for a seed-derived `a` coprime with `N`: a
+//! permutation of the grid that needs no memory and no history, so proposal `k` depends
+//! only on `(seed, k)`. Fewer proposals than asked means the grid is exhausted.
+
+use kestrel_core::{Domain, SearchSpace, Value};
+
+use crate::error::AlgoError;
+use crate::rng::key;
+use crate::settings::{self, RANDOM_STATE, SettingSpec};
+use crate::space::tidy;
+use crate::{Proposal, SuggestRequest, Suggester, Suggestions};
+
+/// Settings of `grid`.
+pub const SETTINGS: &[SettingSpec] = &[RANDOM_STATE];
+
+/// The largest grid kestrel enumerates.
+pub const MAX_POINTS: u128 = 1 << 62;
+
+/// Grid search over a space fixed at construction.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    names: Vec<String>,
+    levels: Vec<Vec<Value>>,
+    total: u64,
+}
+
+impl Grid {
+    /// Builds the grid for `space`; every double needs a step. Fails when `max_trials`
+    /// exceeds the number of points (Katib's rule).
+    pub fn new(raw: &[(String, String)], space: &SearchSpace, max_trials: Option<u32>) -> Result<Self, AlgoError> {
+        settings::parse("grid", raw, SETTINGS)?;
+        let mut levels: Vec<Vec<Value>> = Vec::with_capacity(space.len());
+        for (i, p) in space.params.iter().enumerate() {
+            levels.push(match &p.domain {
+                Domain::Double { step: None, .. } => {
+                    return Err(AlgoError::InvalidSpace {
+                        path: format!("spec.parameters[{i}].feasibleSpace.step"),
+                        message: format!("grid needs a step for double parameter {:?}", p.name),
+                    });
+                }
+                Domain::Double { min, max, step: Some(s), .. } => {
+                    let n = ((max - min) / s + 1e-9).floor() as u64;
+                    (0..=n).map(|k| Value::Double(tidy(min + k as f64 * s).min(*max))).collect()
+                }
+                Domain::Int { min, max, step, .. } => {
+                    let n = (max - min) / step;
+                    (0..=n).map(|k| Value::Int(min + k * step)).collect()
+                }
+                Domain::Discrete { values, .. } | Domain::Categorical { values } => {
+                    values.iter().cloned().map(Value::Str).collect()
+                }
+            });
+        }
+        let total = levels.iter().try_fold(1u128, |acc, l| acc.checked_mul(l.len() as u128).filter(|t| *t <= MAX_POINTS));
+        let Some(total) = total else {
+            return Err(AlgoError::InvalidSpace {
+                path: "spec.parameters".into(),
+                message: format!("the grid has more than {MAX_POINTS} points"),
+            });
+        };
+        if let Some(m) = max_trials.filter(|m| u128::from(*m) > total) {
+            return Err(AlgoError::InvalidSpace {
+                path: "spec.maxTrialCount".into(),
+                message: format!("{m} exceeds the {total} points of the grid"),
+            });
+        }
+        let names = space.params.iter().map(|p| p.name.clone()).collect();
+        Ok(Grid { names, levels, total: total as u64 })
+    }
+
+    /// Number of grid points.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether the grid is empty (never, for a validated space).
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The grid point visited by trial `k` (`None` once every point was visited).
+    pub fn point(&self, seed: u64, k: u64) -> Option<Vec<Value>> {
+        if k >= self.total {
+            return None;
+        }
+        let n = self.total;
+        let (a, b) = permutation(seed, n);
+        let mut idx = ((u128::from(a) * u128::from(k) + u128::from(b)) % u128::from(n)) as u64;
+        let mut point = Vec::with_capacity(self.levels.len());
+        for l in self.levels.iter().rev() {
+            let len = l.len() as u64;
+            point.push(l[(idx % len) as usize].clone());
+            idx /= len;
+        }
+        point.reverse();
+        Some(point)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// A seed-derived affine permutation `k -> (a*k + b) mod n` with `gcd(a, n) = 1`.
+fn permutation(seed: u64, n: u64) -> (u64, u64) {
+    if n <= 1 {
+        return (1, 0);
+    }
+    let mut a = key(seed, 0, 1) % n;
+    while gcd(a.max(1), n) != 1 || a == 0 {
+        a = (a + 1) % n;
+    }
+    (a, key(seed, 0, 2) % n)
+}
+
+impl Suggester for Grid {
+    fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError> {
+        let proposals = (0..req.count as u64)
+            .map_while(|i| self.point(req.seed, req.first_index + i))
+            .map(|point| Proposal {
+                assignments: self.names.iter().cloned().zip(point).collect(),
+                labels: Default::default(),
+            })
+            .collect();
+        Ok(Suggestions { proposals })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kestrel_core::{Distribution, ParamSpec};
+    use std::collections::BTreeSet;
+
+    fn space() -> SearchSpace {
+        SearchSpace {
+            params: vec![
+                ParamSpec { name: "lr".into(), domain: Domain::Double { min: 0.01, max: 0.03, step: Some(0.01), distribution: Distribution::Uniform } },
+                ParamSpec { name: "n".into(), domain: Domain::Int { min: 1, max: 4, step: 1, distribution: Distribution::Uniform } },
+                ParamSpec { name: "opt".into(), domain: Domain::Categorical { values: vec!["sgd".into(), "adam".into()] } },
+            ],
+        }
+    }
+
+    #[test]
+    fn enumerates_the_whole_product_once_in_any_seeded_order() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let g = Grid::new(&[], &space(), None).unwrap();
+            assert_eq!(g.len(), 24);
+            let points: BTreeSet<String> = (0..24).map(|k| format!("{:?}", g.point(seed, k).unwrap())).collect();
+            assert_eq!(points.len(), 24, "seed {seed} repeated a point");
+            assert!(g.point(seed, 24).is_none());
+        }
+        let g = Grid::new(&[], &space(), None).unwrap();
+        let all: BTreeSet<String> = (0..24).map(|k| g.point(5, k).unwrap()[0].to_string()).collect();
+        assert_eq!(all.into_iter().collect::<Vec<_>>(), ["0.01", "0.02", "0.03"]);
+    }
+
+    #[test]
+    fn rejects_continuous_doubles_and_oversized_budgets() {
+        let mut s = space();
+        s.params[0].domain = Domain::Double { min: 0.0, max: 1.0, step: None, distribution: Distribution::Uniform };
+        let e = Grid::new(&[], &s, None).unwrap_err();
+        assert!(matches!(e, AlgoError::InvalidSpace { ref path, .. } if path == "spec.parameters[0].feasibleSpace.step"));
+        let e = Grid::new(&[], &space(), Some(25)).unwrap_err();
+        assert_eq!(e.to_string(), "spec.maxTrialCount: 25 exceeds the 24 points of the grid");
+        assert!(Grid::new(&[], &space(), Some(24)).is_ok());
+    }
+
+    #[test]
+    fn reports_exhaustion_by_returning_fewer() {
+        let g = Grid::new(&[], &space(), None).unwrap();
+        let s = space();
+        let req = SuggestRequest { space: &s, objective: kestrel_core::ObjectiveType::Minimize, history: &[], count: 5, seed: 3, first_index: 22 };
+        assert_eq!(g.suggest(&req).unwrap().proposals.len(), 2);
+    }
+}

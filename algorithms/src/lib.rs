@@ -1,0 +1,79 @@
+//! kestrel-algorithms: the suggestion algorithms, pure and deterministic.
+//!
+//! No I/O, no async, no clock, no global RNG: a proposal is a function of the search
+//! space, the history of trials, the settings and `(seed, trial index)`.
+//!
+//! # Layout
+//! - [`space`]: the one encoding of every parameter type to and from the unit interval,
+//!   shared by all algorithms, and prior sampling through it.
+//! - [`rng`]: the per-trial RNG derived from `(seed, index)`, so that batching
+//!   (1×4 vs 2×2) and restarts never change proposals.
+//! - [`settings`]: the single parser of `algorithmSettings` (used by suggest and validate).
+//! - [`random`], [`grid`]: the algorithms.
+//! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
+
+pub mod error;
+pub mod grid;
+pub mod random;
+pub mod registry;
+pub mod rng;
+pub mod settings;
+pub mod space;
+
+use std::collections::BTreeMap;
+
+use kestrel_core::{Assignments, ObjectiveType, SearchSpace, TrialRecord};
+
+pub use error::AlgoError;
+pub use registry::{Catalog, build};
+
+/// Everything an algorithm may look at to propose trials.
+#[derive(Debug, Clone, Copy)]
+pub struct SuggestRequest<'a> {
+    /// The search space.
+    pub space: &'a SearchSpace,
+    /// Direction of the objective.
+    pub objective: ObjectiveType,
+    /// Every trial proposed so far (finished and pending), in proposal order.
+    pub history: &'a [TrialRecord],
+    /// How many new proposals are wanted.
+    pub count: usize,
+    /// The experiment's seed.
+    pub seed: u64,
+    /// Proposal index of the first new trial (`history.len()` when nothing was lost).
+    pub first_index: u64,
+}
+
+/// One proposed trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// Parameter values, every parameter of the space assigned and feasible.
+    pub assignments: Assignments,
+    /// Labels to attach to the trial.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What an algorithm returns: at most `count` proposals; fewer means it has no more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Suggestions {
+    /// The proposals, for indices `first_index..first_index + proposals.len()`.
+    pub proposals: Vec<Proposal>,
+}
+
+/// Proposes new trials.
+///
+/// # Contract
+/// - Pure: the result depends only on the request (no I/O, clock or global RNG).
+/// - Proposal `i` of the reply is trial number `first_index + i`; an implementation that
+///   draws randomness uses [`rng::trial_rng`]`(seed, first_index + i)` so that the same
+///   trial gets the same values however requests are batched.
+/// - Every proposal assigns every parameter a feasible value ([`SearchSpace::contains`]).
+/// - Returning fewer than `count` proposals means the algorithm is exhausted.
+///
+/// # Errors
+/// [`AlgoError`] when the request cannot be served (e.g. a space the algorithm cannot
+/// handle); settings problems are found earlier, by [`registry::build`].
+pub trait Suggester: Send + Sync {
+    /// Proposes up to `req.count` new trials.
+    fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError>;
+}

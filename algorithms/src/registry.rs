@@ -1,0 +1,82 @@
+//! Algorithm names → implementations, and the [`Catalog`] the spec validator calls, so
+//! that `kestrel validate`, `kestrel run` and the suggestion service share one parser.
+
+use kestrel_core::{AlgorithmCatalog, AlgorithmSpec, FieldError, SearchSpace};
+
+use crate::error::AlgoError;
+use crate::grid::Grid;
+use crate::random::Random;
+use crate::Suggester;
+
+/// Algorithm names kestrel implements.
+pub const ALGORITHMS: &[&str] = &["random", "grid"];
+
+/// Katib algorithm names kestrel does not implement yet.
+pub const KATIB_PENDING: &[&str] =
+    &["tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol", "hyperband", "pbt", "enas", "darts"];
+
+/// Early-stopping algorithm names kestrel implements.
+pub const EARLY_STOPPING: &[&str] = &[];
+
+/// Builds the algorithm `spec` names for `space`, validating its settings.
+pub fn build(spec: &AlgorithmSpec, space: &SearchSpace, max_trials: Option<u32>) -> Result<Box<dyn Suggester>, AlgoError> {
+    match spec.name.as_str() {
+        "random" => Ok(Box::new(Random::new(&spec.settings)?)),
+        "grid" => Ok(Box::new(Grid::new(&spec.settings, space, max_trials)?)),
+        other => Err(AlgoError::UnknownAlgorithm { name: other.to_string(), available: ALGORITHMS.join(", ") }),
+    }
+}
+
+/// The experiment's `random_state` setting, if any (it seeds the whole experiment).
+pub fn random_state(spec: &AlgorithmSpec) -> Option<u64> {
+    spec.settings.iter().find(|(n, _)| n == "random_state").and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// Validates algorithm and early-stopping specs for [`kestrel_core::parse_experiment`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Catalog;
+
+impl AlgorithmCatalog for Catalog {
+    fn check_algorithm(&self, algorithm: &AlgorithmSpec, space: Option<&SearchSpace>, max_trial_count: Option<u32>) -> Vec<FieldError> {
+        let path = "spec.algorithm";
+        if !ALGORITHMS.contains(&algorithm.name.as_str()) {
+            let what = if KATIB_PENDING.contains(&algorithm.name.as_str()) {
+                format!("{:?} is a Katib algorithm kestrel does not implement yet", algorithm.name)
+            } else {
+                format!("unknown algorithm {:?}", algorithm.name)
+            };
+            return vec![FieldError::new(format!("{path}.algorithmName"), format!("{what} (available: {})", ALGORITHMS.join(", ")))];
+        }
+        let Some(space) = space else { return vec![] };
+        match build(algorithm, space, max_trial_count) {
+            Ok(_) => vec![],
+            Err(e) => to_field_errors(e, path),
+        }
+    }
+
+    fn check_early_stopping(&self, early_stopping: &AlgorithmSpec) -> Vec<FieldError> {
+        if EARLY_STOPPING.contains(&early_stopping.name.as_str()) {
+            return vec![];
+        }
+        let available = if EARLY_STOPPING.is_empty() { "none yet".to_string() } else { EARLY_STOPPING.join(", ") };
+        vec![FieldError::new(
+            "spec.earlyStopping.algorithmName",
+            format!("early stopping {:?} is not supported (available: {available})", early_stopping.name),
+        )]
+    }
+}
+
+/// Converts an algorithm error into field errors rooted at `path` (`spec.algorithm`).
+pub fn to_field_errors(e: AlgoError, path: &str) -> Vec<FieldError> {
+    match e {
+        AlgoError::InvalidSettings(list) => list
+            .into_iter()
+            .map(|s| match s.index {
+                Some(i) => FieldError::new(format!("{path}.algorithmSettings[{i}]"), s.message),
+                None => FieldError::new(format!("{path}.algorithmSettings"), s.message),
+            })
+            .collect(),
+        AlgoError::InvalidSpace { path, message } => vec![FieldError::new(path, message)],
+        other => vec![FieldError::new(path, other.to_string())],
+    }
+}

@@ -1,0 +1,63 @@
+//! kestrel-core: the domain model of kestrel and the reader of Katib Experiment YAML.
+//!
+//! Pure: no I/O, no async, no clock. Everything else in kestrel depends on these types.
+//!
+//! # Layout
+//! - [`raw`]: serde mirror of Katib's `kubeflow.org/v1beta1` Experiment (stage 1).
+//! - [`validate`]: raw → [`Experiment`], Katib's defaults and rules, all errors at once (stage 2).
+//! - [`space`]: parameters, domains, distributions, assignment values.
+//! - [`experiment`]: the validated Experiment and its parts.
+//! - [`status`]: trial and experiment states (Katib conditions) and stored records.
+//! - [`metrics`]: metric reports and their reduction to observations.
+//! - [`template`]: `${trialParameters.x}` substitution and primary-container lookup.
+//!
+//! # Design
+//! Parsing has two stages so that structural problems (a list where a map belongs, an
+//! unknown field) are reported with their path by serde, while every rule about values
+//! is checked by hand and reported together. Numbers that Katib keeps as strings are
+//! accepted in either spelling.
+
+pub mod error;
+pub mod experiment;
+pub mod metrics;
+pub mod raw;
+pub mod space;
+pub mod status;
+pub mod template;
+pub mod validate;
+
+pub use error::{FieldError, SpecError, TemplateError};
+pub use experiment::{AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType};
+pub use metrics::{MetricLog, MetricObservation};
+pub use space::{Assignments, Distribution, Domain, ParamSpec, SearchSpace, Value};
+pub use status::{ExperimentRecord, ExperimentState, ExperimentStatus, TrialCounts, TrialRecord, TrialState};
+pub use validate::AlgorithmCatalog;
+
+/// Parses and validates a Katib Experiment YAML document.
+///
+/// Returns every rule violation at once ([`SpecError::Invalid`]), or the first structural
+/// problem ([`SpecError::Yaml`], [`SpecError::Shape`]). `catalog` checks the algorithm
+/// names and settings.
+pub fn parse_experiment(yaml: &str, catalog: &dyn AlgorithmCatalog) -> Result<Experiment, SpecError> {
+    let tree: serde_json::Value =
+        serde_saphyr::from_str(yaml).map_err(|e| SpecError::Yaml { message: e.to_string() })?;
+    if !tree.is_object() {
+        return Err(SpecError::Shape {
+            path: "<document>".into(),
+            message: format!("expected an Experiment object, found {}", raw::kind_of(&tree)),
+        });
+    }
+    let raw: raw::RawExperiment = serde_path_to_error::deserialize(&tree).map_err(|e| SpecError::Shape {
+        path: shape_path(e.path()),
+        message: e.inner().to_string(),
+    })?;
+    validate::experiment(raw, catalog)
+}
+
+fn shape_path(p: &serde_path_to_error::Path) -> String {
+    let s = p.to_string();
+    if s == "." { "<document>".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Lifecycle of trials and experiments: states with Katib's condition types and reasons,
+//! and the records the store keeps for each.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::Experiment;
+use crate::metrics::MetricObservation;
+use crate::space::Assignments;
+
+/// A trial's state: the type of its latest Katib condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TrialState {
+    /// Proposed and recorded, not started yet (Katib `Created`).
+    Created,
+    /// Its process is running.
+    Running,
+    /// Finished with exit status 0 and an objective value.
+    Succeeded,
+    /// Exited non-zero or could not start.
+    Failed,
+    /// Stopped by kestrel (experiment ended or the user interrupted it).
+    Killed,
+    /// Finished but never reported the objective metric.
+    MetricsUnavailable,
+    /// Stopped by an early-stopping rule; counts as completed.
+    EarlyStopped,
+}
+
+impl TrialState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [TrialState; 7] = [
+        TrialState::Created,
+        TrialState::Running,
+        TrialState::Succeeded,
+        TrialState::Failed,
+        TrialState::Killed,
+        TrialState::MetricsUnavailable,
+        TrialState::EarlyStopped,
+    ];
+    /// Katib's condition type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Created => "Created",
+            TrialState::Running => "Running",
+            TrialState::Succeeded => "Succeeded",
+            TrialState::Failed => "Failed",
+            TrialState::Killed => "Killed",
+            TrialState::MetricsUnavailable => "MetricsUnavailable",
+            TrialState::EarlyStopped => "EarlyStopped",
+        }
+    }
+    /// Parses [`TrialState::as_str`] output.
+    pub fn parse(s: &str) -> Option<TrialState> {
+        TrialState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+    /// Whether the trial has finished (no further transitions).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, TrialState::Created | TrialState::Running)
+    }
+    /// Whether the trial counts towards `maxFailedTrialCount` (Failed, MetricsUnavailable).
+    pub fn is_failure(self) -> bool {
+        matches!(self, TrialState::Failed | TrialState::MetricsUnavailable)
+    }
+    /// Katib's reason for entering this state.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TrialState::Created => "TrialCreated",
+            TrialState::Running => "TrialRunning",
+            TrialState::Succeeded => "TrialSucceeded",
+            TrialState::Failed => "TrialFailed",
+            TrialState::Killed => "TrialKilled",
+            TrialState::MetricsUnavailable => "TrialMetricsUnavailable",
+            TrialState::EarlyStopped => "TrialEarlyStopped",
+        }
+    }
+}
+
+impl fmt::Display for TrialState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything kestrel knows about one trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Unique trial name (also its Katib `trial_name`).
+    pub name: String,
+    /// Owning experiment.
+    pub experiment: String,
+    /// 0-based proposal index within the experiment.
+    pub index: u64,
+    /// Parameter values.
+    pub assignments: Assignments,
+    /// Labels from the suggestion (e.g. Hyperband rung).
+    pub labels: BTreeMap<String, String>,
+    /// Current state.
+    pub state: TrialState,
+    /// Katib-style reason of the current state.
+    pub reason: String,
+    /// Human-readable detail of the current state.
+    pub message: String,
+    /// When it was proposed.
+    pub created_at: Timestamp,
+    /// When its process started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub completed_at: Option<Timestamp>,
+    /// Reduced metrics (one per objective/additional metric reported).
+    pub observation: Vec<MetricObservation>,
+    /// The objective value by its strategy, when the trial reported it.
+    pub objective: Option<f64>,
+}
+
+impl TrialRecord {
+    /// A freshly proposed trial.
+    pub fn created(experiment: &str, name: String, index: u64, assignments: Assignments, at: Timestamp) -> Self {
+        TrialRecord {
+            name,
+            experiment: experiment.to_string(),
+            index,
+            assignments,
+            labels: BTreeMap::new(),
+            state: TrialState::Created,
+            reason: TrialState::Created.reason().into(),
+            message: "Trial is created".into(),
+            created_at: at,
+            started_at: None,
+            completed_at: None,
+            observation: vec![],
+            objective: None,
+        }
+    }
+}
+
+/// An experiment's state: the type of its latest Katib condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExperimentState {
+    /// Accepted, no trial started.
+    Created,
+    /// Trials are being run.
+    Running,
+    /// Finished: goal reached, trial budget used, or the search space exhausted.
+    Succeeded,
+    /// Too many trials failed.
+    Failed,
+    /// Interrupted by the user (kestrel addition; Katib has no equivalent).
+    Stopped,
+}
+
+impl ExperimentState {
+    /// Condition type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentState::Created => "Created",
+            ExperimentState::Running => "Running",
+            ExperimentState::Succeeded => "Succeeded",
+            ExperimentState::Failed => "Failed",
+            ExperimentState::Stopped => "Stopped",
+        }
+    }
+    /// Whether the experiment has finished.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ExperimentState::Succeeded | ExperimentState::Failed | ExperimentState::Stopped)
+    }
+}
+
+impl fmt::Display for ExperimentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Katib's experiment condition reasons.
+pub mod reason {
+    /// Experiment accepted.
+    pub const CREATED: &str = "ExperimentCreated";
+    /// Trials running.
+    pub const RUNNING: &str = "ExperimentRunning";
+    /// A trial reached the objective goal.
+    pub const GOAL_REACHED: &str = "ExperimentGoalReached";
+    /// maxTrialCount trials completed.
+    pub const MAX_TRIALS_REACHED: &str = "ExperimentMaxTrialsReached";
+    /// The algorithm has no more proposals (e.g. the grid is exhausted).
+    pub const SUGGESTION_END_REACHED: &str = "ExperimentSuggestionEndReached";
+    /// maxFailedTrialCount trials failed (Katib's `ExperimentFailed`).
+    pub const FAILED: &str = "ExperimentFailed";
+    /// Interrupted by the user.
+    pub const STOPPED: &str = "ExperimentStopped";
+}
+
+/// The mutable part of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentStatus {
+    /// Current state.
+    pub state: ExperimentState,
+    /// Katib-style reason.
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// When the first trial was launched.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub completed_at: Option<Timestamp>,
+}
+
+/// Everything kestrel stores about one experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    /// The validated experiment.
+    pub spec: Experiment,
+    /// The YAML it came from, verbatim.
+    pub source: String,
+    /// Seed used by the algorithm (recorded so any run can be replayed).
+    pub seed: u64,
+    /// When it was accepted.
+    pub created_at: Timestamp,
+    /// Current status.
+    pub status: ExperimentStatus,
+}
+
+impl ExperimentRecord {
+    /// The experiment's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+/// Counts of trials per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialCounts {
+    /// Created, not started.
+    pub created: u32,
+    /// Running.
+    pub running: u32,
+    /// Succeeded.
+    pub succeeded: u32,
+    /// Failed.
+    pub failed: u32,
+    /// Killed.
+    pub killed: u32,
+    /// MetricsUnavailable.
+    pub metrics_unavailable: u32,
+    /// EarlyStopped.
+    pub early_stopped: u32,
+}
+
+impl TrialCounts {
+    /// Counts the states of `trials`.
+    pub fn of<'a>(trials: impl IntoIterator<Item = &'a TrialRecord>) -> Self {
+        let mut c = TrialCounts::default();
+        for t in trials {
+            *match t.state {
+                TrialState::Created => &mut c.created,
+                TrialState::Running => &mut c.running,
+                TrialState::Succeeded => &mut c.succeeded,
+                TrialState::Failed => &mut c.failed,
+                TrialState::Killed => &mut c.killed,
+                TrialState::MetricsUnavailable => &mut c.metrics_unavailable,
+                TrialState::EarlyStopped => &mut c.early_stopped,
+            } += 1;
+        }
+        c
+    }
+    /// Created + running.
+    pub fn active(&self) -> u32 {
+        self.created + self.running
+    }
+    /// Every terminal trial (kestrel counts MetricsUnavailable as completed too).
+    pub fn completed(&self) -> u32 {
+        self.succeeded + self.failed + self.killed + self.metrics_unavailable + self.early_stopped
+    }
+    /// Failed + MetricsUnavailable (what `maxFailedTrialCount` limits).
+    pub fn failures(&self) -> u32 {
+        self.failed + self.metrics_unavailable
+    }
+    /// Every trial.
+    pub fn total(&self) -> u32 {
+        self.active() + self.completed()
+    }
+}
