@@ -1,1 +1,114 @@
-//! placeholder
+//! kestrel-suggestion: the suggestion service, independent of transport.
+//!
+//! One service answers for every experiment and algorithm: each request carries the
+//! experiment and its trial history, the algorithm is built from the experiment's
+//! settings, and nothing correctness-bearing is kept between requests. `kestrel run`
+//! calls it in process; the gRPC server (Katib's `api.v1beta1.Suggestion`) will wrap it.
+//!
+//! The service names every proposal (`<experiment>-<8 characters>`, derived from the seed
+//! and the trial index), so trials are matched by name, never by parameter strings.
+
+use std::collections::BTreeSet;
+
+use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, rng};
+use kestrel_core::{Experiment, TrialRecord};
+
+/// A named proposal: one new trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedProposal {
+    /// Trial name, unique within the experiment.
+    pub name: String,
+    /// Proposal index within the experiment.
+    pub index: u64,
+    /// The proposal.
+    pub proposal: Proposal,
+}
+
+/// A request for new trials.
+#[derive(Debug, Clone, Copy)]
+pub struct GetSuggestions<'a> {
+    /// The experiment.
+    pub experiment: &'a Experiment,
+    /// Every trial the experiment has (any state).
+    pub trials: &'a [TrialRecord],
+    /// How many new trials are wanted now.
+    pub count: usize,
+    /// The experiment's seed.
+    pub seed: u64,
+}
+
+/// Checks that the experiment's algorithm and settings are usable (Katib
+/// `ValidateAlgorithmSettings`).
+pub fn validate(experiment: &Experiment) -> Result<(), AlgoError> {
+    kestrel_algorithms::build(&experiment.algorithm, &experiment.space, experiment.max_trial_count).map(|_| ())
+}
+
+/// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted.
+pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, AlgoError> {
+    let exp = req.experiment;
+    let algorithm = kestrel_algorithms::build(&exp.algorithm, &exp.space, exp.max_trial_count)?;
+    let first_index = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
+    let out = algorithm.suggest(&SuggestRequest {
+        space: &exp.space,
+        objective: exp.objective.kind,
+        history: req.trials,
+        count: req.count,
+        seed: req.seed,
+        first_index,
+    })?;
+    if out.proposals.len() > req.count {
+        return Err(AlgoError::Internal(format!("asked for {} proposals, got {}", req.count, out.proposals.len())));
+    }
+    let mut taken: BTreeSet<String> = req.trials.iter().map(|t| t.name.clone()).collect();
+    let mut named = Vec::with_capacity(out.proposals.len());
+    for (i, proposal) in out.proposals.into_iter().enumerate() {
+        if !exp.space.contains(&proposal.assignments) {
+            return Err(AlgoError::Internal(format!(
+                "{} proposed infeasible values {:?}",
+                exp.algorithm.name, proposal.assignments
+            )));
+        }
+        let index = first_index + i as u64;
+        // A clash needs two 8-character names to collide; retrying with the next
+        // attempt number keeps names deterministic.
+        let name = (0u64..)
+            .map(|attempt| trial_name(&exp.name, req.seed, index, attempt))
+            .find(|n| !taken.contains(n))
+            .unwrap_or_default();
+        taken.insert(name.clone());
+        named.push(NamedProposal { name, index, proposal });
+    }
+    Ok(named)
+}
+
+/// `<experiment>-<8 lowercase alphanumerics>` derived from `(seed, experiment, index)`.
+pub fn trial_name(experiment: &str, seed: u64, index: u64, attempt: u64) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let salt = experiment.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut k = rng::key(seed ^ salt, index, 10 + attempt);
+    let suffix: String = (0..8)
+        .map(|_| {
+            let c = ALPHABET[(k % 36) as usize] as char;
+            k /= 36;
+            c
+        })
+        .collect();
+    format!("{experiment}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_deterministic_katib_shaped_and_distinct() {
+        let a = trial_name("my-exp", 1, 0, 0);
+        assert_eq!(a, trial_name("my-exp", 1, 0, 0));
+        assert!(a.starts_with("my-exp-") && a.len() == "my-exp-".len() + 8);
+        assert!(a["my-exp-".len()..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        let names: BTreeSet<String> = (0..1000).map(|i| trial_name("my-exp", 1, i, 0)).collect();
+        assert_eq!(names.len(), 1000);
+        assert_ne!(trial_name("my-exp", 2, 0, 0), a);
+        assert_ne!(trial_name("other", 1, 0, 0)["other-".len()..], a["my-exp-".len()..]);
+    }
+}

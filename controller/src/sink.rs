@@ -1,0 +1,16 @@
+//! The in-process metrics sink: reports go straight to the store's observation logs.
+
+use std::sync::Arc;
+
+use kestrel_core::MetricLog;
+use kestrel_metrics_collector::{MetricsSink, SinkError};
+use kestrel_store::Store;
+
+/// Writes reports to a [`Store`].
+pub struct StoreSink(pub Arc<dyn Store>);
+
+impl MetricsSink for StoreSink {
+    fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError> {
+        self.0.append_metrics(trial, logs).map_err(|e| SinkError { trial: trial.to_string(), message: format!("{e:#}") })
+    }
+}
