@@ -1,1 +1,80 @@
-fn main() {}
+//! The `kestrel` command: run Katib Experiment YAML locally and inspect stored results.
+//!
+//! Exit codes: 0 success; 1 the experiment failed, was stopped, or ended without reaching
+//! its goal; 2 bad input or usage (invalid YAML, unknown experiment, bad flags).
+
+/// Prints a line to stdout through [`output::emit`]; `?`-propagates write errors.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit(format_args!($($arg)*))? };
+}
+
+mod cmd;
+mod output;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// kestrel: hyperparameter search that reads Katib Experiment YAML.
+#[derive(Debug, Parser)]
+#[command(name = "kestrel", version, about, propagate_version = true)]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment to completion on this machine.
+    Run(cmd::run::Args),
+    /// Check an experiment file without running it.
+    Validate(cmd::validate::Args),
+    /// List stored experiments.
+    List(cmd::list::Args),
+    /// Show an experiment and its trials, best first.
+    Get(cmd::get::Args),
+    /// Delete a stored experiment, its trials, metrics and trial directories.
+    Delete(cmd::delete::Args),
+}
+
+/// Exit status for bad input or usage.
+pub const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::List(a) => cmd::list::run(a),
+        Command::Get(a) => cmd::get::run(a),
+        Command::Delete(a) => cmd::delete::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(if e.is::<cmd::UsageError>() { EXIT_USAGE } else { 1 })
+        }
+    }
+}

@@ -17,7 +17,7 @@ use kestrel_algorithms::AlgoError;
 use kestrel_core::experiment::{CollectorKind, TemplateSource};
 use kestrel_core::metrics::{UNAVAILABLE, objective_value, observe};
 use kestrel_core::status::reason;
-use kestrel_core::template::{TrialIdentity, primary_container, render};
+use kestrel_core::template::{TrialIdentity, expand_env_refs, primary_container, render};
 use kestrel_core::{
     Experiment, ExperimentRecord, ExperimentState, ExperimentStatus, MetricLog, TrialCounts, TrialRecord, TrialState,
 };
@@ -247,6 +247,13 @@ impl<E: TrialExecutor> Controller<E> {
         let rendered = render(&exp.trial_template, &TrialIdentity { name: &t.name, namespace }, &values).map_err(|e| e.to_string())?;
         let c = primary_container(&rendered, &exp.trial_template.primary_container_name).map_err(|e| e.to_string())?;
         let working_dir = c.working_dir.map(|w| self.opts.base_dir.join(w)).unwrap_or_else(|| trial_dir.clone());
+        // Kubernetes expands $(VAR) in command and args from the container's env; local
+        // trials can also refer to the experiment file's directory and their own.
+        let mut vars: BTreeMap<String, String> = c.env.iter().cloned().collect();
+        vars.insert("KESTREL_EXPERIMENT_DIR".into(), self.opts.base_dir.display().to_string());
+        vars.insert("KESTREL_TRIAL_DIR".into(), trial_dir.display().to_string());
+        vars.insert("KESTREL_TRIAL_NAME".into(), t.name.clone());
+        let argv = c.argv.iter().map(|a| expand_env_refs(a, &|k| vars.get(k).cloned())).collect();
         let source = match &exp.metrics_collector.kind {
             CollectorKind::File { path, .. } => MetricsSource::File(working_dir.join(path)),
             _ => MetricsSource::Output,
@@ -256,9 +263,10 @@ impl<E: TrialExecutor> Controller<E> {
         Ok(TrialRun {
             experiment: exp.name.clone(),
             trial: t.name.clone(),
-            argv: c.argv,
+            argv,
             env: c.env,
             working_dir,
+            experiment_dir: self.opts.base_dir.clone(),
             trial_dir,
             collector,
             source,

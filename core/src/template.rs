@@ -198,6 +198,33 @@ fn find_container<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
     }
 }
 
+/// Kubernetes' `$(VAR)` expansion in command and args: a reference to a defined variable
+/// is replaced by its value, an undefined one is left as written, and `$$` yields `$`.
+pub fn expand_env_refs(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("$$") {
+            out.push('$');
+            rest = &tail[2..];
+        } else if let Some(end) = tail.strip_prefix("$(").and_then(|t| t.find(')')) {
+            let name = &tail[2..2 + end];
+            match lookup(name).filter(|_| !name.is_empty()) {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(&tail[..3 + end]),
+            }
+            rest = &tail[3 + end..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +284,15 @@ mod tests {
         let err = render(&t, &TrialIdentity { name: "x", namespace: "ns" }, &BTreeMap::new()).unwrap_err();
         assert!(matches!(err, TemplateError::MissingAssignment { .. }));
         assert!(matches!(primary_container(&job(), "nope"), Err(TemplateError::NoPrimaryContainer(_))));
+    }
+
+    #[test]
+    fn expands_kubernetes_env_references() {
+        let env = |k: &str| (k == "DIR").then(|| "/data".to_string());
+        assert_eq!(expand_env_refs("$(DIR)/train.py", &env), "/data/train.py");
+        assert_eq!(expand_env_refs("$(NOPE)-$$(DIR)-$5-$(", &env), "$(NOPE)-$(DIR)-$5-$(");
+        assert_eq!(expand_env_refs("a$(DIR)b$(DIR)", &env), "a/datab/data");
+        assert_eq!(expand_env_refs("$()", &env), "$()");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! parsed, so the last metric a program prints is never lost.
 //!
 //! Environment: the parent's, plus the container's `env`, plus `KATIB_TRIAL_NAME`,
-//! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, and
+//! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, `KESTREL_EXPERIMENT_DIR`, and
 //! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
 use std::io::Write;
@@ -184,7 +184,8 @@ impl TrialExecutor for ProcessExecutor {
             .env("KATIB_TRIAL_NAME", &run.trial)
             .env("KESTREL_TRIAL_NAME", &run.trial)
             .env("KESTREL_EXPERIMENT", &run.experiment)
-            .env("KESTREL_TRIAL_DIR", &run.trial_dir);
+            .env("KESTREL_TRIAL_DIR", &run.trial_dir)
+            .env("KESTREL_EXPERIMENT_DIR", &run.experiment_dir);
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn { program: program.clone(), source })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let pgid = Pid::from_raw(pid);

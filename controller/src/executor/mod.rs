@@ -20,6 +20,8 @@ pub struct TrialRun {
     pub env: Vec<(String, String)>,
     /// Working directory of the process.
     pub working_dir: PathBuf,
+    /// Directory of the experiment file (exported as `KESTREL_EXPERIMENT_DIR`).
+    pub experiment_dir: PathBuf,
     /// The trial's own directory (logs, scratch); created by the executor.
     pub trial_dir: PathBuf,
     /// Parser for the trial's metric lines.

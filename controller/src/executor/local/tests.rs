@@ -29,6 +29,7 @@ fn run(dir: &Path, script: &str, source: MetricsSource) -> TrialRun {
         argv: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![("GREETING".into(), "hi".into())],
         working_dir: dir.to_path_buf(),
+        experiment_dir: dir.to_path_buf(),
         trial_dir: dir.join("exp-t1"),
         collector: Collector::new(&spec, vec!["loss".into(), "acc".into()]).unwrap(),
         source,

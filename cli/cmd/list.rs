@@ -1,0 +1,57 @@
+//! `kestrel list`: the stored experiments with their status and best objective.
+
+use std::process::ExitCode;
+
+use comfy_table::Table;
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use kestrel_core::TrialCounts;
+
+use super::Format;
+use crate::output;
+use crate::store::StoreArgs;
+
+/// Arguments of `kestrel list`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: Format,
+}
+
+/// Prints the experiments, oldest first.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let (store, dir) = a.store.open()?;
+    let exps = store.experiments()?;
+    if a.output == Format::Json {
+        let v: Vec<serde_json::Value> = exps
+            .iter()
+            .map(|e| store.trials(e.name()).map(|t| output::experiment_json(e, &t)))
+            .collect::<Result<_, _>>()?;
+        out!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if exps.is_empty() {
+        out!("no experiments in {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(["NAME", "STATUS", "REASON", "ALGORITHM", "TRIALS", "BEST", "CREATED"]);
+    for e in &exps {
+        let trials = store.trials(e.name())?;
+        let c = TrialCounts::of(&trials);
+        t.add_row([
+            e.name().to_string(),
+            e.status.state.to_string(),
+            e.status.reason.clone(),
+            e.spec.algorithm.name.clone(),
+            format!("{}/{}", c.succeeded, e.spec.max_trial_count.map_or(c.total().to_string(), |m| m.to_string())),
+            output::best_line(&e.spec, &trials),
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        ]);
+    }
+    out!("{t}");
+    Ok(ExitCode::SUCCESS)
+}

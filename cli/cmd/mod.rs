@@ -1,0 +1,46 @@
+//! One module per subcommand.
+
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod run;
+pub mod validate;
+
+use std::path::Path;
+
+use anyhow::Context;
+use kestrel_core::{Experiment, SpecError};
+
+/// An error caused by the user's input (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// JSON on stdout.
+    Json,
+}
+
+/// Reads and validates an experiment file; validation errors become a [`UsageError`]
+/// listing every problem.
+pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    match kestrel_core::parse_experiment(&text, &kestrel_algorithms::Catalog) {
+        Ok(exp) => Ok((exp, text)),
+        Err(e @ SpecError::Invalid(_)) => Err(UsageError(format!("{}: {e}", path.display())).into()),
+        Err(e) => Err(UsageError(format!("{}: invalid Experiment: {e}", path.display())).into()),
+    }
+}
+
+/// Fails with a usage error when `name` is not a stored experiment.
+pub fn require<T>(found: Option<T>, name: &str, store: &Path) -> anyhow::Result<T> {
+    found
+        .ok_or_else(|| UsageError(format!("no experiment named {name:?} in {}", store.display())))
+        .context("looking up the experiment")
+}

@@ -1,0 +1,37 @@
+//! Where the store lives: `--store DIR` / `KESTREL_STORE`, else the user's data directory
+//! (`~/.local/share/kestrel` on Linux). The directory holds `kestrel.db` and `runs/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kestrel_store::Store;
+use kestrel_store::sqlite::SqliteStore;
+
+/// The `--store` flag shared by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Store directory (holds kestrel.db and the trial directories).
+    #[arg(long, env = "KESTREL_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store directory.
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.store {
+            Some(d) => Ok(d.clone()),
+            None => dirs::data_dir()
+                .map(|d| d.join("kestrel"))
+                .context("cannot find the user's data directory; pass --store DIR"),
+        }
+    }
+
+    /// Opens (creating if needed) the store.
+    pub fn open(&self) -> anyhow::Result<(Arc<dyn Store>, PathBuf)> {
+        let dir = self.dir()?;
+        let db = dir.join("kestrel.db");
+        let store = SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+        Ok((Arc::new(store), dir))
+    }
+}
