@@ -5,7 +5,7 @@
 mod params;
 mod template;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{FieldError, SpecError};
 use crate::experiment::{
@@ -116,7 +116,10 @@ pub(crate) fn experiment(raw: RawExperiment, catalog: &dyn AlgorithmCatalog) -> 
         }
     };
     let metrics_collector = template::metrics_collector(metrics_collector_spec.unwrap_or_default(), &mut errs);
-    let trial_template = template::trial_template(trial_template, &space, nas.is_some(), &mut errs);
+    // References are checked against every declared name, so one bad parameter does not
+    // also produce "unknown reference" errors.
+    let declared: BTreeSet<String> = parameters.iter().filter_map(|p| p.name.as_deref().map(|n| n.trim().to_string())).collect();
+    let trial_template = template::trial_template(trial_template, &declared, nas.is_some(), &mut errs);
 
     match (errs.is_empty(), name, objective, algorithm, trial_template) {
         (true, Some(name), Some(objective), Some(algorithm), Some(trial_template)) => Ok(Experiment {

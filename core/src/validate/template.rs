@@ -8,7 +8,6 @@ use regex::Regex;
 use crate::error::FieldError;
 use crate::experiment::{CollectorKind, FileFormat, MetricsCollector, TemplateSource, TrialParameter, TrialTemplate};
 use crate::raw::{RawMetricsCollectorSpec, RawTrialTemplate};
-use crate::space::SearchSpace;
 use crate::template::{METADATA_REFERENCES, placeholders};
 
 /// Katib's default File collector path.
@@ -91,7 +90,7 @@ fn kind_defaults(kind: &str) -> Option<(&'static str, &'static str, Vec<(&'stati
 
 pub(crate) fn trial_template(
     raw: Option<RawTrialTemplate>,
-    space: &SearchSpace,
+    declared: &BTreeSet<String>,
     nas: bool,
     errs: &mut Vec<FieldError>,
 ) -> Option<TrialTemplate> {
@@ -132,7 +131,7 @@ pub(crate) fn trial_template(
             })
         }
     };
-    let trial_parameters = trial_parameters(&t.trial_parameters, space, nas, errs);
+    let trial_parameters = trial_parameters(&t.trial_parameters, declared, nas, errs);
     if let Some(TemplateSource::Inline(spec)) = &source {
         let declared: BTreeSet<&str> = trial_parameters.iter().map(|tp| tp.name.as_str()).collect();
         let used = placeholders(spec);
@@ -213,7 +212,7 @@ fn check_trial_spec(spec: &serde_json::Value, errs: &mut Vec<FieldError>) {
 
 fn trial_parameters(
     raw: &[crate::raw::RawTrialParameter],
-    space: &SearchSpace,
+    declared: &BTreeSet<String>,
     nas: bool,
     errs: &mut Vec<FieldError>,
 ) -> Vec<TrialParameter> {
@@ -239,7 +238,7 @@ fn trial_parameters(
                     errs.push(FieldError::new(format!("{at}.reference"), format!("{r:?} is already referenced by {p}[{j}]")));
                 }
                 let is_meta = is_metadata_reference(r);
-                let is_param = space.params.iter().any(|sp| &sp.name == r);
+                let is_param = declared.contains(r);
                 if !is_meta && !is_param && !nas {
                     errs.push(FieldError::new(
                         format!("{at}.reference"),
@@ -253,11 +252,11 @@ fn trial_parameters(
         }
     }
     if !nas {
-        for sp in &space.params {
-            if !refs.contains_key(&sp.name) {
+        for name in declared {
+            if !refs.contains_key(name) {
                 errs.push(FieldError::new(
                     p.to_string(),
-                    format!("parameter {:?} is not referenced by any trial parameter, so trials would not receive it", sp.name),
+                    format!("parameter {name:?} is not referenced by any trial parameter, so trials would not receive it"),
                 ));
             }
         }
