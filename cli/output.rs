@@ -17,7 +17,10 @@ pub fn emit(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 
 /// Whether `e` is a write to a closed stdout.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Trials sorted best first: those with an objective by value, then the rest by index.
@@ -26,7 +29,11 @@ pub fn ranked<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Vec<&'a TrialR
     v.sort_by(|a, b| match (a.objective, b.objective) {
         (Some(x), Some(y)) => {
             let ord = x.total_cmp(&y);
-            let ord = if exp.objective.kind == kestrel_core::ObjectiveType::Maximize { ord.reverse() } else { ord };
+            let ord = if exp.objective.kind == kestrel_core::ObjectiveType::Maximize {
+                ord.reverse()
+            } else {
+                ord
+            };
             ord.then(a.index.cmp(&b.index))
         }
         (Some(_), None) => std::cmp::Ordering::Less,
@@ -37,7 +44,14 @@ pub fn ranked<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Vec<&'a TrialR
 }
 
 fn fmt_num(x: f64) -> String {
-    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) { format!("{x:.4e}") } else { format!("{:.6}", x).trim_end_matches('0').trim_end_matches('.').to_string() }
+    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) {
+        format!("{x:.4e}")
+    } else {
+        format!("{:.6}", x)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
 }
 
 /// A parameter value for display: doubles to 4 significant digits (JSON output is exact).
@@ -46,7 +60,11 @@ fn short(v: &kestrel_core::Value) -> String {
         kestrel_core::Value::Double(x) if *x != 0.0 && x.is_finite() => {
             let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
             let s = format!("{x:.digits$}");
-            if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
         }
         other => other.to_string(),
     }
@@ -56,21 +74,50 @@ fn short(v: &kestrel_core::Value) -> String {
 pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], limit: Option<usize>) -> Table {
     let best = best_trial(exp, trials).map(|t| t.name.as_str());
     let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-    let mut header = vec![String::new(), "TRIAL".into(), "STATUS".into(), format!("{} ({})", exp.objective.metric, exp.objective.strategy(&exp.objective.metric).as_str())];
+    t.load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec![
+        String::new(),
+        "TRIAL".into(),
+        "STATUS".into(),
+        format!(
+            "{} ({})",
+            exp.objective.metric,
+            exp.objective.strategy(&exp.objective.metric).as_str()
+        ),
+    ];
     header.extend(exp.objective.additional_metrics.iter().cloned());
     header.extend(exp.space.params.iter().map(|p| p.name.clone()));
     t.set_header(header);
-    for tr in ranked(exp, trials).into_iter().take(limit.unwrap_or(usize::MAX)) {
-        let mark = if Some(tr.name.as_str()) == best { "*" } else { "" };
-        let mut row = vec![Cell::new(mark), Cell::new(&tr.name), Cell::new(tr.state.as_str())];
-        row.push(Cell::new(tr.objective.map(fmt_num).unwrap_or_else(|| "-".into())));
+    for tr in ranked(exp, trials)
+        .into_iter()
+        .take(limit.unwrap_or(usize::MAX))
+    {
+        let mark = if Some(tr.name.as_str()) == best {
+            "*"
+        } else {
+            ""
+        };
+        let mut row = vec![
+            Cell::new(mark),
+            Cell::new(&tr.name),
+            Cell::new(tr.state.as_str()),
+        ];
+        row.push(Cell::new(
+            tr.objective.map(fmt_num).unwrap_or_else(|| "-".into()),
+        ));
         for m in &exp.objective.additional_metrics {
-            let v = tr.observation.iter().find(|o| &o.name == m).and_then(|o| o.value(exp.objective.strategy(m)));
+            let v = tr
+                .observation
+                .iter()
+                .find(|o| &o.name == m)
+                .and_then(|o| o.value(exp.objective.strategy(m)));
             row.push(Cell::new(v.map(fmt_num).unwrap_or_else(|| "-".into())));
         }
         for p in &exp.space.params {
-            row.push(Cell::new(tr.assignments.get(&p.name).map(short).unwrap_or_default()));
+            row.push(Cell::new(
+                tr.assignments.get(&p.name).map(short).unwrap_or_default(),
+            ));
         }
         t.add_row(row);
     }
@@ -92,13 +139,26 @@ pub fn counts_line(c: &TrialCounts) -> String {
     .filter(|(n, _)| *n > 0)
     .map(|(n, what)| format!("{n} {what}"))
     .collect();
-    format!("{} trials: {}", c.total(), if parts.is_empty() { "none yet".into() } else { parts.join(", ") })
+    format!(
+        "{} trials: {}",
+        c.total(),
+        if parts.is_empty() {
+            "none yet".into()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 /// `metric=value (trial)` of the best trial, or `-`.
 pub fn best_line(exp: &Experiment, trials: &[TrialRecord]) -> String {
     match best_trial(exp, trials) {
-        Some(t) => format!("{}={} ({})", exp.objective.metric, t.objective.map(fmt_num).unwrap_or_default(), t.name),
+        Some(t) => format!(
+            "{}={} ({})",
+            exp.objective.metric,
+            t.objective.map(fmt_num).unwrap_or_default(),
+            t.name
+        ),
         None => "-".into(),
     }
 }

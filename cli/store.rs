@@ -31,7 +31,8 @@ impl StoreArgs {
     pub fn open(&self) -> anyhow::Result<(Arc<dyn Store>, PathBuf)> {
         let dir = self.dir()?;
         let db = dir.join("kestrel.db");
-        let store = SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+        let store = SqliteStore::open(&db)
+            .with_context(|| format!("opening the store {}", db.display()))?;
         Ok((Arc::new(store), dir))
     }
 }

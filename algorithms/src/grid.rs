@@ -32,7 +32,11 @@ pub struct Grid {
 impl Grid {
     /// Builds the grid for `space`; every double needs a step. Fails when `max_trials`
     /// exceeds the number of points (Katib's rule).
-    pub fn new(raw: &[(String, String)], space: &SearchSpace, max_trials: Option<u32>) -> Result<Self, AlgoError> {
+    pub fn new(
+        raw: &[(String, String)],
+        space: &SearchSpace,
+        max_trials: Option<u32>,
+    ) -> Result<Self, AlgoError> {
         settings::parse("grid", raw, SETTINGS)?;
         let mut levels: Vec<Vec<Value>> = Vec::with_capacity(space.len());
         for (i, p) in space.params.iter().enumerate() {
@@ -43,9 +47,16 @@ impl Grid {
                         message: format!("grid needs a step for double parameter {:?}", p.name),
                     });
                 }
-                Domain::Double { min, max, step: Some(s), .. } => {
+                Domain::Double {
+                    min,
+                    max,
+                    step: Some(s),
+                    ..
+                } => {
                     let n = ((max - min) / s + 1e-9).floor() as u64;
-                    (0..=n).map(|k| Value::Double(tidy(min + k as f64 * s).min(*max))).collect()
+                    (0..=n)
+                        .map(|k| Value::Double(tidy(min + k as f64 * s).min(*max)))
+                        .collect()
                 }
                 Domain::Int { min, max, step, .. } => {
                     let n = (max - min) / step;
@@ -56,7 +67,10 @@ impl Grid {
                 }
             });
         }
-        let total = levels.iter().try_fold(1u128, |acc, l| acc.checked_mul(l.len() as u128).filter(|t| *t <= MAX_POINTS));
+        let total = levels.iter().try_fold(1u128, |acc, l| {
+            acc.checked_mul(l.len() as u128)
+                .filter(|t| *t <= MAX_POINTS)
+        });
         let Some(total) = total else {
             return Err(AlgoError::InvalidSpace {
                 path: "spec.parameters".into(),
@@ -70,7 +84,11 @@ impl Grid {
             });
         }
         let names = space.params.iter().map(|p| p.name.clone()).collect();
-        Ok(Grid { names, levels, total: total as u64 })
+        Ok(Grid {
+            names,
+            levels,
+            total: total as u64,
+        })
     }
 
     /// Number of grid points.
@@ -143,9 +161,30 @@ mod tests {
     fn space() -> SearchSpace {
         SearchSpace {
             params: vec![
-                ParamSpec { name: "lr".into(), domain: Domain::Double { min: 0.01, max: 0.03, step: Some(0.01), distribution: Distribution::Uniform } },
-                ParamSpec { name: "n".into(), domain: Domain::Int { min: 1, max: 4, step: 1, distribution: Distribution::Uniform } },
-                ParamSpec { name: "opt".into(), domain: Domain::Categorical { values: vec!["sgd".into(), "adam".into()] } },
+                ParamSpec {
+                    name: "lr".into(),
+                    domain: Domain::Double {
+                        min: 0.01,
+                        max: 0.03,
+                        step: Some(0.01),
+                        distribution: Distribution::Uniform,
+                    },
+                },
+                ParamSpec {
+                    name: "n".into(),
+                    domain: Domain::Int {
+                        min: 1,
+                        max: 4,
+                        step: 1,
+                        distribution: Distribution::Uniform,
+                    },
+                },
+                ParamSpec {
+                    name: "opt".into(),
+                    domain: Domain::Categorical {
+                        values: vec!["sgd".into(), "adam".into()],
+                    },
+                },
             ],
         }
     }
@@ -155,23 +194,40 @@ mod tests {
         for seed in [0, 1, 42, u64::MAX] {
             let g = Grid::new(&[], &space(), None).unwrap();
             assert_eq!(g.len(), 24);
-            let points: BTreeSet<String> = (0..24).map(|k| format!("{:?}", g.point(seed, k).unwrap())).collect();
+            let points: BTreeSet<String> = (0..24)
+                .map(|k| format!("{:?}", g.point(seed, k).unwrap()))
+                .collect();
             assert_eq!(points.len(), 24, "seed {seed} repeated a point");
             assert!(g.point(seed, 24).is_none());
         }
         let g = Grid::new(&[], &space(), None).unwrap();
-        let all: BTreeSet<String> = (0..24).map(|k| g.point(5, k).unwrap()[0].to_string()).collect();
-        assert_eq!(all.into_iter().collect::<Vec<_>>(), ["0.01", "0.02", "0.03"]);
+        let all: BTreeSet<String> = (0..24)
+            .map(|k| g.point(5, k).unwrap()[0].to_string())
+            .collect();
+        assert_eq!(
+            all.into_iter().collect::<Vec<_>>(),
+            ["0.01", "0.02", "0.03"]
+        );
     }
 
     #[test]
     fn rejects_continuous_doubles_and_oversized_budgets() {
         let mut s = space();
-        s.params[0].domain = Domain::Double { min: 0.0, max: 1.0, step: None, distribution: Distribution::Uniform };
+        s.params[0].domain = Domain::Double {
+            min: 0.0,
+            max: 1.0,
+            step: None,
+            distribution: Distribution::Uniform,
+        };
         let e = Grid::new(&[], &s, None).unwrap_err();
-        assert!(matches!(e, AlgoError::InvalidSpace { ref path, .. } if path == "spec.parameters[0].feasibleSpace.step"));
+        assert!(
+            matches!(e, AlgoError::InvalidSpace { ref path, .. } if path == "spec.parameters[0].feasibleSpace.step")
+        );
         let e = Grid::new(&[], &space(), Some(25)).unwrap_err();
-        assert_eq!(e.to_string(), "spec.maxTrialCount: 25 exceeds the 24 points of the grid");
+        assert_eq!(
+            e.to_string(),
+            "spec.maxTrialCount: 25 exceeds the 24 points of the grid"
+        );
         assert!(Grid::new(&[], &space(), Some(24)).is_ok());
     }
 
@@ -179,7 +235,14 @@ mod tests {
     fn reports_exhaustion_by_returning_fewer() {
         let g = Grid::new(&[], &space(), None).unwrap();
         let s = space();
-        let req = SuggestRequest { space: &s, objective: kestrel_core::ObjectiveType::Minimize, history: &[], count: 5, seed: 3, first_index: 22 };
+        let req = SuggestRequest {
+            space: &s,
+            objective: kestrel_core::ObjectiveType::Minimize,
+            history: &[],
+            count: 5,
+            seed: 3,
+            first_index: 22,
+        };
         assert_eq!(g.suggest(&req).unwrap().proposals.len(), 2);
     }
 }

@@ -26,8 +26,16 @@ impl Suggester for Random {
         let proposals = (0..req.count as u64)
             .map(|i| {
                 let mut rng = trial_rng(req.seed, req.first_index + i);
-                let assignments = req.space.params.iter().map(|p| (p.name.clone(), sample(p, &mut rng))).collect();
-                Proposal { assignments, labels: Default::default() }
+                let assignments = req
+                    .space
+                    .params
+                    .iter()
+                    .map(|p| (p.name.clone(), sample(p, &mut rng)))
+                    .collect();
+                Proposal {
+                    assignments,
+                    labels: Default::default(),
+                }
             })
             .collect();
         Ok(Suggestions { proposals })

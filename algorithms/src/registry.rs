@@ -3,33 +3,52 @@
 
 use kestrel_core::{AlgorithmCatalog, AlgorithmSpec, FieldError, SearchSpace};
 
+use crate::Suggester;
 use crate::error::AlgoError;
 use crate::grid::Grid;
 use crate::random::Random;
-use crate::Suggester;
 
 /// Algorithm names kestrel implements.
 pub const ALGORITHMS: &[&str] = &["random", "grid"];
 
 /// Katib algorithm names kestrel does not implement yet.
-pub const KATIB_PENDING: &[&str] =
-    &["tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol", "hyperband", "pbt", "enas", "darts"];
+pub const KATIB_PENDING: &[&str] = &[
+    "tpe",
+    "multivariate-tpe",
+    "bayesianoptimization",
+    "cmaes",
+    "sobol",
+    "hyperband",
+    "pbt",
+    "enas",
+    "darts",
+];
 
 /// Early-stopping algorithm names kestrel implements.
 pub const EARLY_STOPPING: &[&str] = &[];
 
 /// Builds the algorithm `spec` names for `space`, validating its settings.
-pub fn build(spec: &AlgorithmSpec, space: &SearchSpace, max_trials: Option<u32>) -> Result<Box<dyn Suggester>, AlgoError> {
+pub fn build(
+    spec: &AlgorithmSpec,
+    space: &SearchSpace,
+    max_trials: Option<u32>,
+) -> Result<Box<dyn Suggester>, AlgoError> {
     match spec.name.as_str() {
         "random" => Ok(Box::new(Random::new(&spec.settings)?)),
         "grid" => Ok(Box::new(Grid::new(&spec.settings, space, max_trials)?)),
-        other => Err(AlgoError::UnknownAlgorithm { name: other.to_string(), available: ALGORITHMS.join(", ") }),
+        other => Err(AlgoError::UnknownAlgorithm {
+            name: other.to_string(),
+            available: ALGORITHMS.join(", "),
+        }),
     }
 }
 
 /// The experiment's `random_state` setting, if any (it seeds the whole experiment).
 pub fn random_state(spec: &AlgorithmSpec) -> Option<u64> {
-    spec.settings.iter().find(|(n, _)| n == "random_state").and_then(|(_, v)| v.trim().parse().ok())
+    spec.settings
+        .iter()
+        .find(|(n, _)| n == "random_state")
+        .and_then(|(_, v)| v.trim().parse().ok())
 }
 
 /// Validates algorithm and early-stopping specs for [`kestrel_core::parse_experiment`].
@@ -37,15 +56,26 @@ pub fn random_state(spec: &AlgorithmSpec) -> Option<u64> {
 pub struct Catalog;
 
 impl AlgorithmCatalog for Catalog {
-    fn check_algorithm(&self, algorithm: &AlgorithmSpec, space: Option<&SearchSpace>, max_trial_count: Option<u32>) -> Vec<FieldError> {
+    fn check_algorithm(
+        &self,
+        algorithm: &AlgorithmSpec,
+        space: Option<&SearchSpace>,
+        max_trial_count: Option<u32>,
+    ) -> Vec<FieldError> {
         let path = "spec.algorithm";
         if !ALGORITHMS.contains(&algorithm.name.as_str()) {
             let what = if KATIB_PENDING.contains(&algorithm.name.as_str()) {
-                format!("{:?} is a Katib algorithm kestrel does not implement yet", algorithm.name)
+                format!(
+                    "{:?} is a Katib algorithm kestrel does not implement yet",
+                    algorithm.name
+                )
             } else {
                 format!("unknown algorithm {:?}", algorithm.name)
             };
-            return vec![FieldError::new(format!("{path}.algorithmName"), format!("{what} (available: {})", ALGORITHMS.join(", ")))];
+            return vec![FieldError::new(
+                format!("{path}.algorithmName"),
+                format!("{what} (available: {})", ALGORITHMS.join(", ")),
+            )];
         }
         let Some(space) = space else { return vec![] };
         match build(algorithm, space, max_trial_count) {
@@ -58,10 +88,17 @@ impl AlgorithmCatalog for Catalog {
         if EARLY_STOPPING.contains(&early_stopping.name.as_str()) {
             return vec![];
         }
-        let available = if EARLY_STOPPING.is_empty() { "none yet".to_string() } else { EARLY_STOPPING.join(", ") };
+        let available = if EARLY_STOPPING.is_empty() {
+            "none yet".to_string()
+        } else {
+            EARLY_STOPPING.join(", ")
+        };
         vec![FieldError::new(
             "spec.earlyStopping.algorithmName",
-            format!("early stopping {:?} is not supported (available: {available})", early_stopping.name),
+            format!(
+                "early stopping {:?} is not supported (available: {available})",
+                early_stopping.name
+            ),
         )]
     }
 }

@@ -13,7 +13,10 @@ pub fn mix64(mut z: u64) -> u64 {
 
 /// A 64-bit stream key for `(seed, index, stream)`; distinct purposes use distinct streams.
 pub fn key(seed: u64, index: u64, stream: u64) -> u64 {
-    mix64(mix64(seed ^ 0x9e37_79b9_7f4a_7c15).wrapping_add(mix64(index.wrapping_add(stream.rotate_left(32)))))
+    mix64(
+        mix64(seed ^ 0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(mix64(index.wrapping_add(stream.rotate_left(32)))),
+    )
 }
 
 /// The RNG for proposal number `index` of an experiment seeded with `seed`.

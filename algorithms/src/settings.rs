@@ -54,16 +54,27 @@ impl Settings {
 }
 
 /// The `random_state` setting most algorithms take (a non-negative integer seed).
-pub const RANDOM_STATE: SettingSpec = SettingSpec { name: "random_state", kind: Kind::Int { min: 0 } };
+pub const RANDOM_STATE: SettingSpec = SettingSpec {
+    name: "random_state",
+    kind: Kind::Int { min: 0 },
+};
 
 /// Validates `raw` against `known` for `algorithm`, collecting every problem.
-pub fn parse(algorithm: &str, raw: &[(String, String)], known: &[SettingSpec]) -> Result<Settings, AlgoError> {
+pub fn parse(
+    algorithm: &str,
+    raw: &[(String, String)],
+    known: &[SettingSpec],
+) -> Result<Settings, AlgoError> {
     let mut errs = Vec::new();
     let mut out = BTreeMap::new();
     for (i, (name, value)) in raw.iter().enumerate() {
         let Some(spec) = known.iter().find(|s| s.name == name) else {
             let names: Vec<&str> = known.iter().map(|s| s.name).collect();
-            let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+            let known = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
             errs.push(SettingError {
                 index: Some(i),
                 message: format!("unknown setting {name:?} for {algorithm} (known: {known})"),
@@ -71,7 +82,10 @@ pub fn parse(algorithm: &str, raw: &[(String, String)], known: &[SettingSpec]) -
             continue;
         };
         if out.contains_key(spec.name) {
-            errs.push(SettingError { index: Some(i), message: format!("setting {name:?} is given twice") });
+            errs.push(SettingError {
+                index: Some(i),
+                message: format!("setting {name:?} is given twice"),
+            });
             continue;
         }
         match check(spec.kind, value) {
@@ -84,7 +98,11 @@ pub fn parse(algorithm: &str, raw: &[(String, String)], known: &[SettingSpec]) -
             }),
         }
     }
-    if errs.is_empty() { Ok(Settings(out)) } else { Err(AlgoError::InvalidSettings(errs)) }
+    if errs.is_empty() {
+        Ok(Settings(out))
+    } else {
+        Err(AlgoError::InvalidSettings(errs))
+    }
 }
 
 fn check(kind: Kind, value: &str) -> Result<(), String> {
@@ -107,25 +125,50 @@ fn check(kind: Kind, value: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const KNOWN: &[SettingSpec] = &[RANDOM_STATE, SettingSpec { name: "gamma", kind: Kind::Float { above: 0.0, below: 1.0 } }];
+    const KNOWN: &[SettingSpec] = &[
+        RANDOM_STATE,
+        SettingSpec {
+            name: "gamma",
+            kind: Kind::Float {
+                above: 0.0,
+                below: 1.0,
+            },
+        },
+    ];
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn accepts_known_and_reports_every_problem() {
-        let ok = parse("tpe", &pairs(&[("random_state", "7"), ("gamma", "0.25")]), KNOWN).unwrap();
+        let ok = parse(
+            "tpe",
+            &pairs(&[("random_state", "7"), ("gamma", "0.25")]),
+            KNOWN,
+        )
+        .unwrap();
         assert_eq!(ok.int("random_state"), Some(7));
         assert_eq!(ok.float("gamma"), Some(0.25));
-        let AlgoError::InvalidSettings(errs) =
-            parse("tpe", &pairs(&[("n_startup", "3"), ("random_state", "-1"), ("gamma", "1.5")]), KNOWN).unwrap_err()
-        else {
+        let AlgoError::InvalidSettings(errs) = parse(
+            "tpe",
+            &pairs(&[("n_startup", "3"), ("random_state", "-1"), ("gamma", "1.5")]),
+            KNOWN,
+        )
+        .unwrap_err() else {
             panic!()
         };
         assert_eq!(errs.len(), 3);
-        assert_eq!(errs[0].message, "unknown setting \"n_startup\" for tpe (known: random_state, gamma)");
-        assert_eq!(errs[1].message, "setting \"random_state\": \"-1\" is not an integer >= 0");
+        assert_eq!(
+            errs[0].message,
+            "unknown setting \"n_startup\" for tpe (known: random_state, gamma)"
+        );
+        assert_eq!(
+            errs[1].message,
+            "setting \"random_state\": \"-1\" is not an integer >= 0"
+        );
         assert_eq!(errs[2].index, Some(2));
     }
 }

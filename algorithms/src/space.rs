@@ -44,7 +44,11 @@ fn from_unit(u: f64, (lo, hi, log): (f64, f64, bool)) -> f64 {
 
 fn to_unit(x: f64, (lo, hi, log): (f64, f64, bool)) -> f64 {
     let s = if log { x.ln() } else { x };
-    if hi > lo { ((s - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 }
+    if hi > lo {
+        ((s - lo) / (hi - lo)).clamp(0.0, 1.0)
+    } else {
+        0.5
+    }
 }
 
 fn bin(u: f64, n: usize) -> usize {
@@ -66,18 +70,36 @@ fn discrete_order(numbers: &[f64]) -> Vec<usize> {
 /// Maps a unit coordinate to a feasible value of `p`.
 pub fn decode(p: &ParamSpec, u: f64) -> Value {
     match &p.domain {
-        Domain::Double { min, max, step: None, distribution } => {
-            Value::Double(from_unit(u, scale(*min, *max, 0.0, distribution.is_log())).clamp(*min, *max))
-        }
-        Domain::Double { min, max, step: Some(step), distribution } => {
+        Domain::Double {
+            min,
+            max,
+            step: None,
+            distribution,
+        } => Value::Double(
+            from_unit(u, scale(*min, *max, 0.0, distribution.is_log())).clamp(*min, *max),
+        ),
+        Domain::Double {
+            min,
+            max,
+            step: Some(step),
+            distribution,
+        } => {
             let x = from_unit(u, scale(*min, *max, step / 2.0, distribution.is_log()));
             let levels = ((max - min) / step + 1e-9).floor();
             let k = ((x - min) / step).round().clamp(0.0, levels);
             Value::Double(tidy(min + k * step).clamp(*min, *max))
         }
-        Domain::Int { min, max, step, distribution } => {
+        Domain::Int {
+            min,
+            max,
+            step,
+            distribution,
+        } => {
             let (minf, stepf) = (*min as f64, *step as f64);
-            let x = from_unit(u, scale(minf, *max as f64, stepf / 2.0, distribution.is_log()));
+            let x = from_unit(
+                u,
+                scale(minf, *max as f64, stepf / 2.0, distribution.is_log()),
+            );
             let levels = (max - min) / step;
             let k = (((x - minf) / stepf).round() as i64).clamp(0, levels);
             Value::Int(min + k * step)
@@ -94,12 +116,33 @@ pub fn decode(p: &ParamSpec, u: f64) -> Value {
 /// is not in the list.
 pub fn encode(p: &ParamSpec, v: &Value) -> Option<f64> {
     match (&p.domain, v) {
-        (Domain::Double { min, max, step, distribution }, Value::Double(x)) => {
+        (
+            Domain::Double {
+                min,
+                max,
+                step,
+                distribution,
+            },
+            Value::Double(x),
+        ) => {
             let pad = step.map_or(0.0, |s| s / 2.0);
             Some(to_unit(*x, scale(*min, *max, pad, distribution.is_log())))
         }
-        (Domain::Int { min, max, step, distribution }, Value::Int(x)) => {
-            let sc = scale(*min as f64, *max as f64, *step as f64 / 2.0, distribution.is_log());
+        (
+            Domain::Int {
+                min,
+                max,
+                step,
+                distribution,
+            },
+            Value::Int(x),
+        ) => {
+            let sc = scale(
+                *min as f64,
+                *max as f64,
+                *step as f64 / 2.0,
+                distribution.is_log(),
+            );
             Some(to_unit(*x as f64, sc))
         }
         (Domain::Discrete { values, numbers }, Value::Str(s)) => {
@@ -107,9 +150,10 @@ pub fn encode(p: &ParamSpec, v: &Value) -> Option<f64> {
             let rank = discrete_order(numbers).iter().position(|&i| i == idx)?;
             Some(centre(rank, values.len()))
         }
-        (Domain::Categorical { values }, Value::Str(s)) => {
-            values.iter().position(|x| x == s).map(|i| centre(i, values.len()))
-        }
+        (Domain::Categorical { values }, Value::Str(s)) => values
+            .iter()
+            .position(|x| x == s)
+            .map(|i| centre(i, values.len())),
         _ => None,
     }
 }

@@ -20,7 +20,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (store, dir) = a.store.open()?;
     let rec = super::require(store.experiment(&a.name)?, &a.name, &dir)?;
     if !rec.status.state.is_terminal() {
-        eprintln!("warning: {} is {}; if a kestrel process is still running it, stop that first", a.name, rec.status.state);
+        eprintln!(
+            "warning: {} is {}; if a kestrel process is still running it, stop that first",
+            a.name, rec.status.state
+        );
     }
     store.delete_experiment(&a.name)?;
     let runs = dir.join("runs").join(&a.name);

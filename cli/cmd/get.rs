@@ -27,7 +27,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rec = super::require(store.experiment(&a.name)?, &a.name, &dir)?;
     let trials = store.trials(&a.name)?;
     if a.output == Format::Json {
-        out!("{}", serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?);
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let s = &rec.status;
@@ -38,10 +41,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         "Objective:  {} {}{}",
         exp.objective.kind.as_str(),
         exp.objective.metric,
-        exp.objective.goal.map(|g| format!(", goal {g}")).unwrap_or_default()
+        exp.objective
+            .goal
+            .map(|g| format!(", goal {g}"))
+            .unwrap_or_default()
     );
     out!("Algorithm:  {} (seed {})", exp.algorithm.name, rec.seed);
-    out!("Trials:     {}", output::counts_line(&kestrel_core::TrialCounts::of(&trials)));
+    out!(
+        "Trials:     {}",
+        output::counts_line(&kestrel_core::TrialCounts::of(&trials))
+    );
     out!("Best:       {}", output::best_line(exp, &trials));
     if !trials.is_empty() {
         out!("{}", output::trials_table(exp, &trials, a.limit));

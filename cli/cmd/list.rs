@@ -27,7 +27,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.output == Format::Json {
         let v: Vec<serde_json::Value> = exps
             .iter()
-            .map(|e| store.trials(e.name()).map(|t| output::experiment_json(e, &t)))
+            .map(|e| {
+                store
+                    .trials(e.name())
+                    .map(|t| output::experiment_json(e, &t))
+            })
             .collect::<Result<_, _>>()?;
         out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -38,7 +42,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY);
-    t.set_header(["NAME", "STATUS", "REASON", "ALGORITHM", "TRIALS", "BEST", "CREATED"]);
+    t.set_header([
+        "NAME",
+        "STATUS",
+        "REASON",
+        "ALGORITHM",
+        "TRIALS",
+        "BEST",
+        "CREATED",
+    ]);
     for e in &exps {
         let trials = store.trials(e.name())?;
         let c = TrialCounts::of(&trials);
@@ -47,7 +59,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             e.status.state.to_string(),
             e.status.reason.clone(),
             e.spec.algorithm.name.clone(),
-            format!("{}/{}", c.succeeded, e.spec.max_trial_count.map_or(c.total().to_string(), |m| m.to_string())),
+            format!(
+                "{}/{}",
+                c.succeeded,
+                e.spec
+                    .max_trial_count
+                    .map_or(c.total().to_string(), |m| m.to_string())
+            ),
             output::best_line(&e.spec, &trials),
             e.created_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
         ]);

@@ -33,7 +33,9 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
         .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     match kestrel_core::parse_experiment(&text, &kestrel_algorithms::Catalog) {
         Ok(exp) => Ok((exp, text)),
-        Err(e @ SpecError::Invalid(_)) => Err(UsageError(format!("{}: {e}", path.display())).into()),
+        Err(e @ SpecError::Invalid(_)) => {
+            Err(UsageError(format!("{}: {e}", path.display())).into())
+        }
         Err(e) => Err(UsageError(format!("{}: invalid Experiment: {e}", path.display())).into()),
     }
 }
@@ -41,6 +43,11 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
 /// Fails with a usage error when `name` is not a stored experiment.
 pub fn require<T>(found: Option<T>, name: &str, store: &Path) -> anyhow::Result<T> {
     found
-        .ok_or_else(|| UsageError(format!("no experiment named {name:?} in {}", store.display())))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "no experiment named {name:?} in {}",
+                store.display()
+            ))
+        })
         .context("looking up the experiment")
 }

@@ -45,13 +45,18 @@ pub struct Args {
 /// Runs the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (mut exp, source) = super::load_experiment(&a.file)?;
-    kestrel_controller::reconciler::preflight(&exp).map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
+    kestrel_controller::reconciler::preflight(&exp)
+        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
     if let Some(n) = &a.name {
         check_name(n)?;
         exp.name = n.clone();
     }
     if !(a.grace.is_finite() && a.grace >= 0.0) {
-        return Err(UsageError(format!("--grace {}: must be a non-negative number of seconds", a.grace)).into());
+        return Err(UsageError(format!(
+            "--grace {}: must be a non-negative number of seconds",
+            a.grace
+        ))
+        .into());
     }
     let (store, dir) = a.store.open()?;
     let name = exp.name.clone();
@@ -65,11 +70,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .into());
         }
         Some(old) if old.spec != exp => {
-            return Err(UsageError(format!("experiment {name:?} exists in {} with a different spec; use --name", dir.display())).into());
+            return Err(UsageError(format!(
+                "experiment {name:?} exists in {} with a different spec; use --name",
+                dir.display()
+            ))
+            .into());
         }
         Some(_) => eprintln!("resuming unfinished experiment {name}"),
         None => {
-            let seed = a.seed.or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm)).unwrap_or_else(rand::random);
+            let seed = a
+                .seed
+                .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
+                .unwrap_or_else(rand::random);
             let rec = ExperimentRecord {
                 spec: exp.clone(),
                 source,
@@ -86,38 +98,73 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             store.create_experiment(&rec)?;
         }
     }
-    let base_dir = a.file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
-    let base_dir = base_dir.canonicalize().with_context(|| format!("resolving {}", base_dir.display()))?;
-    let executor = ProcessExecutor::new(Arc::new(StoreSink(store.clone())), Duration::from_secs_f64(a.grace));
+    let base_dir = a
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = base_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", base_dir.display()))?;
+    let executor = ProcessExecutor::new(
+        Arc::new(StoreSink(store.clone())),
+        Duration::from_secs_f64(a.grace),
+    );
     let controller = Controller::new(
         store.clone(),
         executor,
-        Options { base_dir, runs_dir: dir.join("runs"), tick: Duration::from_millis(200) },
+        Options {
+            base_dir,
+            runs_dir: dir.join("runs"),
+            tick: Duration::from_millis(200),
+        },
     );
     let bar = progress_bar(exp.max_trial_count);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let status = runtime.block_on(controller.run(&name, shutdown_signal(), |p: &Progress<'_>| {
-        bar.set_position(u64::from(p.counts.completed()));
-        bar.set_message(format!(
-            "running {} | failed {} | best {}",
-            p.counts.running,
-            p.counts.failures(),
-            output::best_line(p.experiment, p.trials)
-        ));
-    }))?;
+    let status =
+        runtime.block_on(
+            controller.run(&name, shutdown_signal(), |p: &Progress<'_>| {
+                bar.set_position(u64::from(p.counts.completed()));
+                bar.set_message(format!(
+                    "running {} | failed {} | best {}",
+                    p.counts.running,
+                    p.counts.failures(),
+                    output::best_line(p.experiment, p.trials)
+                ));
+            }),
+        )?;
     bar.finish_and_clear();
 
-    let rec = store.experiment(&name)?.context("the experiment vanished from the store")?;
+    let rec = store
+        .experiment(&name)?
+        .context("the experiment vanished from the store")?;
     let trials = store.trials(&name)?;
     match a.output {
-        Format::Json => out!("{}", serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?),
+        Format::Json => out!(
+            "{}",
+            serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?
+        ),
         Format::Table => {
-            out!("Experiment {name} {} ({}): {}", status.state, status.reason, status.message);
-            out!("{}; best {}", output::counts_line(&rec_counts(&trials)), output::best_line(&exp, &trials));
+            out!(
+                "Experiment {name} {} ({}): {}",
+                status.state,
+                status.reason,
+                status.message
+            );
+            out!(
+                "{}; best {}",
+                output::counts_line(&rec_counts(&trials)),
+                output::best_line(&exp, &trials)
+            );
             if !trials.is_empty() {
                 out!("{}", output::trials_table(&exp, &trials, Some(10)));
             }
-            out!("store: {}   (kestrel get {name} --store {})", dir.display(), dir.display());
+            out!(
+                "store: {}   (kestrel get {name} --store {})",
+                dir.display(),
+                dir.display()
+            );
         }
     }
     Ok(exit_code(&rec))
@@ -130,15 +177,21 @@ fn rec_counts(trials: &[kestrel_core::TrialRecord]) -> kestrel_core::TrialCounts
 /// 0 when the experiment succeeded (and reached its goal, if it had one); 1 otherwise.
 fn exit_code(rec: &ExperimentRecord) -> ExitCode {
     let s = &rec.status;
-    let ok = s.state == ExperimentState::Succeeded && (rec.spec.objective.goal.is_none() || s.reason == reason::GOAL_REACHED);
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    let ok = s.state == ExperimentState::Succeeded
+        && (rec.spec.objective.goal.is_none() || s.reason == reason::GOAL_REACHED);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn check_name(n: &str) -> anyhow::Result<()> {
     let ok = n.len() <= 40
         && n.starts_with(|c: char| c.is_ascii_lowercase())
         && !n.ends_with('-')
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
@@ -151,7 +204,11 @@ fn progress_bar(max: Option<u32>) -> ProgressBar {
         Some(m) => ProgressBar::new(u64::from(m)),
         None => ProgressBar::new_spinner(),
     };
-    let template = if max.is_some() { "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}" } else { "{spinner} [{elapsed_precise}] {pos} trials  {msg}" };
+    let template = if max.is_some() {
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}"
+    } else {
+        "{spinner} [{elapsed_precise}] {pos} trials  {msg}"
+    };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }

@@ -13,17 +13,21 @@ pub struct Args {
 /// Prints a one-line summary of a valid file (errors are returned).
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (exp, _) = super::load_experiment(&a.file)?;
-    kestrel_controller::reconciler::preflight(&exp).map_err(|e| super::UsageError(format!("{}: {e}", a.file.display())))?;
+    kestrel_controller::reconciler::preflight(&exp)
+        .map_err(|e| super::UsageError(format!("{}: {e}", a.file.display())))?;
     out!(
         "{}: valid Experiment {:?}: {} {} ({}), {} parameters, algorithm {}, maxTrialCount {}, parallelTrialCount {}",
         a.file.display(),
         exp.name,
         exp.objective.kind.as_str(),
         exp.objective.metric,
-        exp.objective.goal.map_or("no goal".to_string(), |g| format!("goal {g}")),
+        exp.objective
+            .goal
+            .map_or("no goal".to_string(), |g| format!("goal {g}")),
         exp.space.len(),
         exp.algorithm.name,
-        exp.max_trial_count.map_or("unbounded".to_string(), |m| m.to_string()),
+        exp.max_trial_count
+            .map_or("unbounded".to_string(), |m| m.to_string()),
         exp.parallel_trial_count,
     );
     Ok(ExitCode::SUCCESS)

@@ -50,35 +50,42 @@ pub fn plan(i: &PlanInput) -> Plan {
             message: "Experiment has succeeded because Objective goal has reached".into(),
         };
     }
-    if let Some(m) = i.max_failed {
-        if c.failures() != 0 && c.failures() >= m {
-            return Plan::Finish {
-                state: ExperimentState::Failed,
-                reason: reason::FAILED,
-                message: format!("Experiment has failed because max failed count has reached ({} failed trials)", c.failures()),
-            };
-        }
+    if let Some(m) = i.max_failed
+        && c.failures() != 0
+        && c.failures() >= m
+    {
+        return Plan::Finish {
+            state: ExperimentState::Failed,
+            reason: reason::FAILED,
+            message: format!(
+                "Experiment has failed because max failed count has reached ({} failed trials)",
+                c.failures()
+            ),
+        };
     }
-    if let Some(m) = i.max_trials {
-        if c.completed() >= m {
-            return Plan::Finish {
-                state: ExperimentState::Succeeded,
-                reason: reason::MAX_TRIALS_REACHED,
-                message: "Experiment has succeeded because max trial count has reached".into(),
-            };
-        }
+    if let Some(m) = i.max_trials
+        && c.completed() >= m
+    {
+        return Plan::Finish {
+            state: ExperimentState::Succeeded,
+            reason: reason::MAX_TRIALS_REACHED,
+            message: "Experiment has succeeded because max trial count has reached".into(),
+        };
     }
     if i.exhausted {
         if c.active() == 0 {
             return Plan::Finish {
                 state: ExperimentState::Succeeded,
                 reason: reason::SUGGESTION_END_REACHED,
-                message: "Experiment has succeeded because the algorithm has no more suggestions".into(),
+                message: "Experiment has succeeded because the algorithm has no more suggestions"
+                    .into(),
             };
         }
         return Plan::Launch(0);
     }
-    let room = i.max_trials.map_or(i.parallel, |m| i.parallel.min(m.saturating_sub(c.completed())));
+    let room = i.max_trials.map_or(i.parallel, |m| {
+        i.parallel.min(m.saturating_sub(c.completed()))
+    });
     Plan::Launch(room.saturating_sub(c.active()))
 }
 
@@ -86,12 +93,32 @@ pub fn plan(i: &PlanInput) -> Plan {
 mod tests {
     use super::*;
 
-    fn counts(created: u32, running: u32, succeeded: u32, failed: u32, unavailable: u32) -> TrialCounts {
-        TrialCounts { created, running, succeeded, failed, metrics_unavailable: unavailable, ..Default::default() }
+    fn counts(
+        created: u32,
+        running: u32,
+        succeeded: u32,
+        failed: u32,
+        unavailable: u32,
+    ) -> TrialCounts {
+        TrialCounts {
+            created,
+            running,
+            succeeded,
+            failed,
+            metrics_unavailable: unavailable,
+            ..Default::default()
+        }
     }
 
     fn input(c: TrialCounts) -> PlanInput {
-        PlanInput { counts: c, parallel: 3, max_trials: Some(10), max_failed: Some(2), goal_reached: false, exhausted: false }
+        PlanInput {
+            counts: c,
+            parallel: 3,
+            max_trials: Some(10),
+            max_failed: Some(2),
+            goal_reached: false,
+            exhausted: false,
+        }
     }
 
     #[test]
@@ -107,9 +134,15 @@ mod tests {
         // Near the budget only the remaining trials are launched.
         assert_eq!(plan(&input(counts(0, 1, 8, 0, 0))), launch(1));
         assert_eq!(plan(&input(counts(0, 2, 8, 0, 0))), launch(0));
-        assert_eq!(reason_of(plan(&input(counts(0, 0, 10, 0, 0)))), reason::MAX_TRIALS_REACHED);
+        assert_eq!(
+            reason_of(plan(&input(counts(0, 0, 10, 0, 0)))),
+            reason::MAX_TRIALS_REACHED
+        );
         // Failures: metrics-unavailable trials count; goal beats everything.
-        assert_eq!(reason_of(plan(&input(counts(0, 1, 1, 1, 1)))), reason::FAILED);
+        assert_eq!(
+            reason_of(plan(&input(counts(0, 1, 1, 1, 1)))),
+            reason::FAILED
+        );
         assert_eq!(plan(&input(counts(0, 1, 1, 1, 0))), launch(2));
         let mut i = input(counts(0, 0, 9, 2, 0));
         i.goal_reached = true;
@@ -139,7 +172,14 @@ mod tests {
                 for active in 0..=parallel {
                     for done in 0..=max {
                         let c = counts(0, active, done, 0, 0);
-                        let i = PlanInput { counts: c, parallel, max_trials: Some(max), max_failed: None, goal_reached: false, exhausted: false };
+                        let i = PlanInput {
+                            counts: c,
+                            parallel,
+                            max_trials: Some(max),
+                            max_failed: None,
+                            goal_reached: false,
+                            exhausted: false,
+                        };
                         if let Plan::Launch(n) = plan(&i) {
                             assert!(active + n <= parallel);
                             assert!(done + active + n <= max.max(done + active));

@@ -19,7 +19,8 @@ use kestrel_core::metrics::{UNAVAILABLE, objective_value, observe};
 use kestrel_core::status::reason;
 use kestrel_core::template::{TrialIdentity, expand_env_refs, primary_container, render};
 use kestrel_core::{
-    Experiment, ExperimentRecord, ExperimentState, ExperimentStatus, MetricLog, TrialCounts, TrialRecord, TrialState,
+    Experiment, ExperimentRecord, ExperimentState, ExperimentStatus, MetricLog, TrialCounts,
+    TrialRecord, TrialState,
 };
 use kestrel_metrics_collector::Collector;
 use kestrel_store::{Store, StoreError};
@@ -79,7 +80,13 @@ pub fn best_trial<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Option<&'a
         .iter()
         .filter(|t| matches!(t.state, TrialState::Succeeded | TrialState::EarlyStopped))
         .filter_map(|t| t.objective.map(|v| (t, v)))
-        .reduce(|best, cur| if exp.objective.kind.better(cur.1, best.1) { cur } else { best })
+        .reduce(|best, cur| {
+            if exp.objective.kind.better(cur.1, best.1) {
+                cur
+            } else {
+                best
+            }
+        })
         .map(|(t, _)| t)
 }
 
@@ -96,7 +103,9 @@ pub fn preflight(exp: &Experiment) -> Result<(), ControllerError> {
         ));
     }
     if exp.nas_config.is_some() {
-        return Err(ControllerError::Unsupported("spec.nasConfig: neural architecture search is not supported yet".into()));
+        return Err(ControllerError::Unsupported(
+            "spec.nasConfig: neural architecture search is not supported yet".into(),
+        ));
     }
     Ok(())
 }
@@ -104,7 +113,11 @@ pub fn preflight(exp: &Experiment) -> Result<(), ControllerError> {
 impl<E: TrialExecutor> Controller<E> {
     /// A controller.
     pub fn new(store: Arc<dyn Store>, executor: E, opts: Options) -> Self {
-        Controller { store, executor, opts }
+        Controller {
+            store,
+            executor,
+            opts,
+        }
     }
 
     /// Runs experiment `name` until it finishes or `shutdown` completes (then running
@@ -115,7 +128,10 @@ impl<E: TrialExecutor> Controller<E> {
         shutdown: impl Future<Output = ()>,
         mut on_progress: impl FnMut(&Progress<'_>),
     ) -> Result<ExperimentStatus, ControllerError> {
-        let rec = self.store.experiment(name)?.ok_or_else(|| ControllerError::NotFound(name.into()))?;
+        let rec = self
+            .store
+            .experiment(name)?
+            .ok_or_else(|| ControllerError::NotFound(name.into()))?;
         if rec.status.state.is_terminal() {
             return Ok(rec.status);
         }
@@ -124,23 +140,38 @@ impl<E: TrialExecutor> Controller<E> {
         let mut handles: HashMap<String, E::Handle> = HashMap::new();
         self.recover_orphans(name)?;
         if rec.status.state == ExperimentState::Created {
-            self.set_status(&rec, ExperimentState::Running, reason::RUNNING, "Experiment is running")?;
+            self.set_status(
+                &rec,
+                ExperimentState::Running,
+                reason::RUNNING,
+                "Experiment is running",
+            )?;
         }
         let mut exhausted = false;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let running: Vec<String> = handles.keys().cloned().collect();
             for t in running {
-                if let RunPhase::Exited { code, stopped } = handles.get(&t).map(|h| self.executor.status(h)).unwrap_or(RunPhase::Running) {
+                if let RunPhase::Exited { code, stopped } = handles
+                    .get(&t)
+                    .map(|h| self.executor.status(h))
+                    .unwrap_or(RunPhase::Running)
+                {
                     handles.remove(&t);
                     self.finish_trial(exp, &t, code, stopped)?;
                 }
             }
             let trials = self.store.trials(name)?;
             let counts = TrialCounts::of(&trials);
-            on_progress(&Progress { experiment: exp, trials: &trials, counts });
+            on_progress(&Progress {
+                experiment: exp,
+                trials: &trials,
+                counts,
+            });
             let goal_reached = exp.objective.goal.is_some_and(|g| {
-                best_trial(exp, &trials).and_then(|t| t.objective).is_some_and(|v| exp.objective.kind.reaches(v, g))
+                best_trial(exp, &trials)
+                    .and_then(|t| t.objective)
+                    .is_some_and(|v| exp.objective.kind.reaches(v, g))
             });
             let input = PlanInput {
                 counts,
@@ -151,8 +182,22 @@ impl<E: TrialExecutor> Controller<E> {
                 exhausted,
             };
             match plan(&input) {
-                Plan::Finish { state, reason, message } => {
-                    return self.finish(&rec, &mut handles, StopReason::ExperimentFinished, state, reason, &message, &mut on_progress).await;
+                Plan::Finish {
+                    state,
+                    reason,
+                    message,
+                } => {
+                    return self
+                        .finish(
+                            &rec,
+                            &mut handles,
+                            StopReason::ExperimentFinished,
+                            state,
+                            reason,
+                            &message,
+                            &mut on_progress,
+                        )
+                        .await;
                 }
                 Plan::Launch(n) if n > 0 => match self.suggest(&rec, &trials, n as usize).await {
                     Ok(new) => {
@@ -165,7 +210,17 @@ impl<E: TrialExecutor> Controller<E> {
                     Err(e) => {
                         let message = format!("suggestion failed: {e}");
                         tracing::error!(experiment = %name, %message);
-                        return self.finish(&rec, &mut handles, StopReason::ExperimentFinished, ExperimentState::Failed, reason::FAILED, &message, &mut on_progress).await;
+                        return self
+                            .finish(
+                                &rec,
+                                &mut handles,
+                                StopReason::ExperimentFinished,
+                                ExperimentState::Failed,
+                                reason::FAILED,
+                                &message,
+                                &mut on_progress,
+                            )
+                            .await;
                     }
                 },
                 Plan::Launch(_) => {}
@@ -183,7 +238,12 @@ impl<E: TrialExecutor> Controller<E> {
     /// Trials left Created/Running by a kestrel process that died cannot be re-attached
     /// (their output pipes are gone); they are recorded as Killed.
     fn recover_orphans(&self, name: &str) -> Result<(), ControllerError> {
-        for mut t in self.store.trials(name)?.into_iter().filter(|t| !t.state.is_terminal()) {
+        for mut t in self
+            .store
+            .trials(name)?
+            .into_iter()
+            .filter(|t| !t.state.is_terminal())
+        {
             let from = t.state;
             t.state = TrialState::Killed;
             t.reason = TrialState::Killed.reason().into();
@@ -194,10 +254,20 @@ impl<E: TrialExecutor> Controller<E> {
         Ok(())
     }
 
-    async fn suggest(&self, rec: &ExperimentRecord, trials: &[TrialRecord], count: usize) -> Result<Vec<TrialRecord>, AlgoError> {
+    async fn suggest(
+        &self,
+        rec: &ExperimentRecord,
+        trials: &[TrialRecord],
+        count: usize,
+    ) -> Result<Vec<TrialRecord>, AlgoError> {
         let (exp, history, seed) = (rec.spec.clone(), trials.to_vec(), rec.seed);
         let proposals = tokio::task::spawn_blocking(move || {
-            kestrel_suggestion::get_suggestions(&GetSuggestions { experiment: &exp, trials: &history, count, seed })
+            kestrel_suggestion::get_suggestions(&GetSuggestions {
+                experiment: &exp,
+                trials: &history,
+                count,
+                seed,
+            })
         })
         .await
         .map_err(|e| AlgoError::Internal(format!("algorithm panicked: {e}")))??;
@@ -205,14 +275,20 @@ impl<E: TrialExecutor> Controller<E> {
         Ok(proposals
             .into_iter()
             .map(|p| {
-                let mut t = TrialRecord::created(rec.name(), p.name, p.index, p.proposal.assignments, now);
+                let mut t =
+                    TrialRecord::created(rec.name(), p.name, p.index, p.proposal.assignments, now);
                 t.labels = p.proposal.labels;
                 t
             })
             .collect())
     }
 
-    async fn launch(&self, exp: &Experiment, mut t: TrialRecord, handles: &mut HashMap<String, E::Handle>) -> Result<(), ControllerError> {
+    async fn launch(
+        &self,
+        exp: &Experiment,
+        mut t: TrialRecord,
+        handles: &mut HashMap<String, E::Handle>,
+    ) -> Result<(), ControllerError> {
         self.store.insert_trial(&t)?;
         let trial_dir = self.opts.runs_dir.join(&exp.name).join(&t.name);
         let launched = match self.trial_run(exp, &t, trial_dir.clone()) {
@@ -241,25 +317,54 @@ impl<E: TrialExecutor> Controller<E> {
         Ok(())
     }
 
-    fn trial_run(&self, exp: &Experiment, t: &TrialRecord, trial_dir: PathBuf) -> Result<TrialRun, String> {
-        let values: BTreeMap<String, String> = t.assignments.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    fn trial_run(
+        &self,
+        exp: &Experiment,
+        t: &TrialRecord,
+        trial_dir: PathBuf,
+    ) -> Result<TrialRun, String> {
+        let values: BTreeMap<String, String> = t
+            .assignments
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
         let namespace = exp.namespace.as_deref().unwrap_or("default");
-        let rendered = render(&exp.trial_template, &TrialIdentity { name: &t.name, namespace }, &values).map_err(|e| e.to_string())?;
-        let c = primary_container(&rendered, &exp.trial_template.primary_container_name).map_err(|e| e.to_string())?;
-        let working_dir = c.working_dir.map(|w| self.opts.base_dir.join(w)).unwrap_or_else(|| trial_dir.clone());
+        let rendered = render(
+            &exp.trial_template,
+            &TrialIdentity {
+                name: &t.name,
+                namespace,
+            },
+            &values,
+        )
+        .map_err(|e| e.to_string())?;
+        let c = primary_container(&rendered, &exp.trial_template.primary_container_name)
+            .map_err(|e| e.to_string())?;
+        let working_dir = c
+            .working_dir
+            .map(|w| self.opts.base_dir.join(w))
+            .unwrap_or_else(|| trial_dir.clone());
         // Kubernetes expands $(VAR) in command and args from the container's env; local
         // trials can also refer to the experiment file's directory and their own.
         let mut vars: BTreeMap<String, String> = c.env.iter().cloned().collect();
-        vars.insert("KESTREL_EXPERIMENT_DIR".into(), self.opts.base_dir.display().to_string());
+        vars.insert(
+            "KESTREL_EXPERIMENT_DIR".into(),
+            self.opts.base_dir.display().to_string(),
+        );
         vars.insert("KESTREL_TRIAL_DIR".into(), trial_dir.display().to_string());
         vars.insert("KESTREL_TRIAL_NAME".into(), t.name.clone());
-        let argv = c.argv.iter().map(|a| expand_env_refs(a, &|k| vars.get(k).cloned())).collect();
+        let argv = c
+            .argv
+            .iter()
+            .map(|a| expand_env_refs(a, &|k| vars.get(k).cloned()))
+            .collect();
         let source = match &exp.metrics_collector.kind {
             CollectorKind::File { path, .. } => MetricsSource::File(working_dir.join(path)),
             _ => MetricsSource::Output,
         };
         let metrics = exp.objective.all_metrics().map(str::to_string).collect();
-        let collector = Collector::new(&exp.metrics_collector, metrics).map_err(|e| e.to_string())?;
+        let collector =
+            Collector::new(&exp.metrics_collector, metrics).map_err(|e| e.to_string())?;
         Ok(TrialRun {
             experiment: exp.name.clone(),
             trial: t.name.clone(),
@@ -273,8 +378,19 @@ impl<E: TrialExecutor> Controller<E> {
         })
     }
 
-    fn finish_trial(&self, exp: &Experiment, name: &str, code: Option<i32>, stopped: Option<StopReason>) -> Result<(), ControllerError> {
-        let Some(mut t) = self.store.trials(&exp.name)?.into_iter().find(|t| t.name == name) else {
+    fn finish_trial(
+        &self,
+        exp: &Experiment,
+        name: &str,
+        code: Option<i32>,
+        stopped: Option<StopReason>,
+    ) -> Result<(), ControllerError> {
+        let Some(mut t) = self
+            .store
+            .trials(&exp.name)?
+            .into_iter()
+            .find(|t| t.name == name)
+        else {
             return Err(ControllerError::NotFound(name.into()));
         };
         let logs = self.store.metrics(name, None)?;
@@ -282,19 +398,43 @@ impl<E: TrialExecutor> Controller<E> {
         t.objective = objective_value(&exp.objective, &t.observation);
         let log_path = self.opts.runs_dir.join(&exp.name).join(name).join(LOG_FILE);
         let (state, message) = match (stopped, code) {
-            (Some(StopReason::ExperimentFinished), _) => (TrialState::Killed, "stopped because the experiment finished".to_string()),
-            (Some(StopReason::Interrupted), _) => (TrialState::Killed, "stopped by the user".to_string()),
-            (None, Some(0)) if t.objective.is_some() => (TrialState::Succeeded, "Trial has succeeded".to_string()),
+            (Some(StopReason::ExperimentFinished), _) => (
+                TrialState::Killed,
+                "stopped because the experiment finished".to_string(),
+            ),
+            (Some(StopReason::Interrupted), _) => {
+                (TrialState::Killed, "stopped by the user".to_string())
+            }
+            (None, Some(0)) if t.objective.is_some() => {
+                (TrialState::Succeeded, "Trial has succeeded".to_string())
+            }
             (None, Some(0)) => {
                 let now = Timestamp::now();
-                self.store.append_metrics(name, &[MetricLog { time: now, name: exp.objective.metric.clone(), value: UNAVAILABLE.into() }])?;
+                self.store.append_metrics(
+                    name,
+                    &[MetricLog {
+                        time: now,
+                        name: exp.objective.metric.clone(),
+                        value: UNAVAILABLE.into(),
+                    }],
+                )?;
                 (
                     TrialState::MetricsUnavailable,
-                    format!("the objective metric {:?} was never reported (log: {})", exp.objective.metric, log_path.display()),
+                    format!(
+                        "the objective metric {:?} was never reported (log: {})",
+                        exp.objective.metric,
+                        log_path.display()
+                    ),
                 )
             }
-            (None, Some(c)) => (TrialState::Failed, format!("exited with status {c} (log: {})", log_path.display())),
-            (None, None) => (TrialState::Failed, format!("killed by a signal (log: {})", log_path.display())),
+            (None, Some(c)) => (
+                TrialState::Failed,
+                format!("exited with status {c} (log: {})", log_path.display()),
+            ),
+            (None, None) => (
+                TrialState::Failed,
+                format!("killed by a signal (log: {})", log_path.display()),
+            ),
         };
         t.state = state;
         t.reason = state.reason().into();
@@ -324,12 +464,26 @@ impl<E: TrialExecutor> Controller<E> {
         }
         let status = self.set_status(rec, state, reason, message)?;
         let trials = self.store.trials(rec.name())?;
-        on_progress(&Progress { experiment: &rec.spec, trials: &trials, counts: TrialCounts::of(&trials) });
+        on_progress(&Progress {
+            experiment: &rec.spec,
+            trials: &trials,
+            counts: TrialCounts::of(&trials),
+        });
         Ok(status)
     }
 
-    fn set_status(&self, rec: &ExperimentRecord, state: ExperimentState, reason: &str, message: &str) -> Result<ExperimentStatus, ControllerError> {
-        let current = self.store.experiment(rec.name())?.map(|r| r.status).unwrap_or_else(|| rec.status.clone());
+    fn set_status(
+        &self,
+        rec: &ExperimentRecord,
+        state: ExperimentState,
+        reason: &str,
+        message: &str,
+    ) -> Result<ExperimentStatus, ControllerError> {
+        let current = self
+            .store
+            .experiment(rec.name())?
+            .map(|r| r.status)
+            .unwrap_or_else(|| rec.status.clone());
         let now = Timestamp::now();
         let status = ExperimentStatus {
             state,

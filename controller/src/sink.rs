@@ -11,6 +11,9 @@ pub struct StoreSink(pub Arc<dyn Store>);
 
 impl MetricsSink for StoreSink {
     fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError> {
-        self.0.append_metrics(trial, logs).map_err(|e| SinkError { trial: trial.to_string(), message: format!("{e:#}") })
+        self.0.append_metrics(trial, logs).map_err(|e| SinkError {
+            trial: trial.to_string(),
+            message: format!("{e:#}"),
+        })
     }
 }

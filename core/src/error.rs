@@ -15,7 +15,10 @@ pub struct FieldError {
 impl FieldError {
     /// A new error at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { path: path.into(), message: message.into() }
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -53,7 +56,9 @@ impl SpecError {
     pub fn field_errors(&self) -> Vec<FieldError> {
         match self {
             SpecError::Yaml { message } => vec![FieldError::new("<document>", message.clone())],
-            SpecError::Shape { path, message } => vec![FieldError::new(path.clone(), message.clone())],
+            SpecError::Shape { path, message } => {
+                vec![FieldError::new(path.clone(), message.clone())]
+            }
             SpecError::Invalid(v) => v.clone(),
         }
     }

@@ -82,14 +82,18 @@ pub struct Objective {
 impl Objective {
     /// The objective metric followed by the additional ones.
     pub fn all_metrics(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.metric.as_str()).chain(self.additional_metrics.iter().map(|s| s.as_str()))
+        std::iter::once(self.metric.as_str())
+            .chain(self.additional_metrics.iter().map(|s| s.as_str()))
     }
     /// The strategy of `metric` (the objective's default if the metric is unknown).
     pub fn strategy(&self, metric: &str) -> MetricStrategy {
-        self.strategies.get(metric).copied().unwrap_or(match self.kind {
-            ObjectiveType::Minimize => MetricStrategy::Min,
-            ObjectiveType::Maximize => MetricStrategy::Max,
-        })
+        self.strategies
+            .get(metric)
+            .copied()
+            .unwrap_or(match self.kind {
+                ObjectiveType::Minimize => MetricStrategy::Min,
+                ObjectiveType::Maximize => MetricStrategy::Max,
+            })
     }
 }
 

@@ -30,7 +30,9 @@ pub use error::{FieldError, SpecError, TemplateError};
 pub use experiment::{AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType};
 pub use metrics::{MetricLog, MetricObservation};
 pub use space::{Assignments, Distribution, Domain, ParamSpec, SearchSpace, Value};
-pub use status::{ExperimentRecord, ExperimentState, ExperimentStatus, TrialCounts, TrialRecord, TrialState};
+pub use status::{
+    ExperimentRecord, ExperimentState, ExperimentStatus, TrialCounts, TrialRecord, TrialState,
+};
 pub use validate::AlgorithmCatalog;
 
 /// Parses and validates a Katib Experiment YAML document.
@@ -38,19 +40,27 @@ pub use validate::AlgorithmCatalog;
 /// Returns every rule violation at once ([`SpecError::Invalid`]), or the first structural
 /// problem ([`SpecError::Yaml`], [`SpecError::Shape`]). `catalog` checks the algorithm
 /// names and settings.
-pub fn parse_experiment(yaml: &str, catalog: &dyn AlgorithmCatalog) -> Result<Experiment, SpecError> {
-    let tree: serde_json::Value =
-        serde_saphyr::from_str(yaml).map_err(|e| SpecError::Yaml { message: e.to_string() })?;
+pub fn parse_experiment(
+    yaml: &str,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<Experiment, SpecError> {
+    let tree: serde_json::Value = serde_saphyr::from_str(yaml).map_err(|e| SpecError::Yaml {
+        message: e.to_string(),
+    })?;
     if !tree.is_object() {
         return Err(SpecError::Shape {
             path: "<document>".into(),
-            message: format!("expected an Experiment object, found {}", raw::kind_of(&tree)),
+            message: format!(
+                "expected an Experiment object, found {}",
+                raw::kind_of(&tree)
+            ),
         });
     }
-    let raw: raw::RawExperiment = serde_path_to_error::deserialize(&tree).map_err(|e| SpecError::Shape {
-        path: shape_path(e.path()),
-        message: e.inner().to_string(),
-    })?;
+    let raw: raw::RawExperiment =
+        serde_path_to_error::deserialize(&tree).map_err(|e| SpecError::Shape {
+            path: shape_path(e.path()),
+            message: e.inner().to_string(),
+        })?;
     validate::experiment(raw, catalog)
 }
 

@@ -23,7 +23,11 @@ pub struct MetricLog {
 impl MetricLog {
     /// The value as a finite number, if it is one.
     pub fn number(&self) -> Option<f64> {
-        self.value.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+        self.value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
     }
 }
 
@@ -43,7 +47,13 @@ pub struct MetricObservation {
 impl MetricObservation {
     /// The value selected by `strategy` (latest when min/max are unavailable, as in Katib).
     pub fn value(&self, strategy: MetricStrategy) -> Option<f64> {
-        let latest = || self.latest.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        let latest = || {
+            self.latest
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+        };
         match strategy {
             MetricStrategy::Min => self.min.or_else(latest),
             MetricStrategy::Max => self.max.or_else(latest),
@@ -61,7 +71,10 @@ pub fn observe(objective: &Objective, logs: &[MetricLog]) -> Vec<MetricObservati
             let mut min: Option<f64> = None;
             let mut max: Option<f64> = None;
             let mut latest: Option<&MetricLog> = None;
-            for l in logs.iter().filter(|l| l.name == name && l.value != UNAVAILABLE) {
+            for l in logs
+                .iter()
+                .filter(|l| l.name == name && l.value != UNAVAILABLE)
+            {
                 if let Some(v) = l.number() {
                     min = Some(min.map_or(v, |m| m.min(v)));
                     max = Some(max.map_or(v, |m| m.max(v)));
@@ -70,7 +83,12 @@ pub fn observe(objective: &Objective, logs: &[MetricLog]) -> Vec<MetricObservati
                     latest = Some(l);
                 }
             }
-            latest.map(|l| MetricObservation { name: name.to_string(), min, max, latest: l.value.clone() })
+            latest.map(|l| MetricObservation {
+                name: name.to_string(),
+                min,
+                max,
+                latest: l.value.clone(),
+            })
         })
         .collect()
 }
@@ -93,19 +111,42 @@ mod tests {
         let mut strategies = BTreeMap::new();
         strategies.insert("loss".into(), strat.unwrap_or(MetricStrategy::Min));
         strategies.insert("acc".into(), MetricStrategy::Max);
-        Objective { kind, goal: None, metric: "loss".into(), additional_metrics: vec!["acc".into()], strategies }
+        Objective {
+            kind,
+            goal: None,
+            metric: "loss".into(),
+            additional_metrics: vec!["acc".into()],
+            strategies,
+        }
     }
 
     fn log(sec: i64, name: &str, value: &str) -> MetricLog {
-        MetricLog { time: Timestamp::from_second(sec).unwrap(), name: name.into(), value: value.into() }
+        MetricLog {
+            time: Timestamp::from_second(sec).unwrap(),
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn reduces_by_strategy() {
-        let logs = [log(1, "loss", "0.9"), log(2, "loss", "0.3"), log(3, "loss", "0.5"), log(2, "acc", "0.7")];
+        let logs = [
+            log(1, "loss", "0.9"),
+            log(2, "loss", "0.3"),
+            log(3, "loss", "0.5"),
+            log(2, "acc", "0.7"),
+        ];
         let o = obj(ObjectiveType::Minimize, None);
         let obs = observe(&o, &logs);
-        assert_eq!(obs[0], MetricObservation { name: "loss".into(), min: Some(0.3), max: Some(0.9), latest: "0.5".into() });
+        assert_eq!(
+            obs[0],
+            MetricObservation {
+                name: "loss".into(),
+                min: Some(0.3),
+                max: Some(0.9),
+                latest: "0.5".into()
+            }
+        );
         assert_eq!(objective_value(&o, &obs), Some(0.3));
         let o = obj(ObjectiveType::Minimize, Some(MetricStrategy::Latest));
         assert_eq!(objective_value(&o, &observe(&o, &logs)), Some(0.5));
@@ -115,7 +156,11 @@ mod tests {
 
     #[test]
     fn latest_is_newest_timestamp_then_later_report() {
-        let logs = [log(5, "loss", "1"), log(4, "loss", "2"), log(5, "loss", "3")];
+        let logs = [
+            log(5, "loss", "1"),
+            log(4, "loss", "2"),
+            log(5, "loss", "3"),
+        ];
         let o = obj(ObjectiveType::Minimize, Some(MetricStrategy::Latest));
         assert_eq!(observe(&o, &logs)[0].latest, "3");
     }
@@ -123,8 +168,14 @@ mod tests {
     #[test]
     fn missing_or_unavailable_objective_gives_none() {
         let o = obj(ObjectiveType::Maximize, None);
-        assert_eq!(objective_value(&o, &observe(&o, &[log(1, "acc", "0.5")])), None);
-        assert_eq!(objective_value(&o, &observe(&o, &[log(1, "loss", UNAVAILABLE)])), None);
+        assert_eq!(
+            objective_value(&o, &observe(&o, &[log(1, "acc", "0.5")])),
+            None
+        );
+        assert_eq!(
+            objective_value(&o, &observe(&o, &[log(1, "loss", UNAVAILABLE)])),
+            None
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! values a trial assigns to them.
 //!
 //! Katib keeps every number as a string; here they are typed. Assignment values keep
-//! Katib's textual form through [`Value::to_string`], which is what gets substituted into
+//! Katib's textual form through its `Display` (`Value::to_string`), which is what gets substituted into
 //! the trial command and sent over the wire.
 
 use std::collections::BTreeMap;
@@ -155,7 +155,10 @@ impl SearchSpace {
     /// Whether every value of `a` is feasible and every parameter is assigned.
     pub fn contains(&self, a: &Assignments) -> bool {
         a.len() == self.params.len()
-            && self.params.iter().all(|p| a.get(&p.name).is_some_and(|v| p.domain.contains(v)))
+            && self
+                .params
+                .iter()
+                .all(|p| a.get(&p.name).is_some_and(|v| p.domain.contains(v)))
     }
 }
 
@@ -191,22 +194,47 @@ mod tests {
 
     #[test]
     fn cardinality_counts_grid_points() {
-        let d = Domain::Double { min: 0.1, max: 0.5, step: Some(0.1), distribution: Distribution::Uniform };
+        let d = Domain::Double {
+            min: 0.1,
+            max: 0.5,
+            step: Some(0.1),
+            distribution: Distribution::Uniform,
+        };
         assert_eq!(d.cardinality(), Some(5));
-        let i = Domain::Int { min: 1, max: 10, step: 3, distribution: Distribution::Uniform };
+        let i = Domain::Int {
+            min: 1,
+            max: 10,
+            step: 3,
+            distribution: Distribution::Uniform,
+        };
         assert_eq!(i.cardinality(), Some(4)); // 1 4 7 10
-        let c = Domain::Double { min: 0.0, max: 1.0, step: None, distribution: Distribution::Uniform };
+        let c = Domain::Double {
+            min: 0.0,
+            max: 1.0,
+            step: None,
+            distribution: Distribution::Uniform,
+        };
         assert_eq!(c.cardinality(), None);
     }
 
     #[test]
     fn contains_checks_bounds_step_and_type() {
-        let i = Domain::Int { min: 2, max: 10, step: 2, distribution: Distribution::Uniform };
+        let i = Domain::Int {
+            min: 2,
+            max: 10,
+            step: 2,
+            distribution: Distribution::Uniform,
+        };
         assert!(i.contains(&Value::Int(4)));
         assert!(!i.contains(&Value::Int(5)));
         assert!(!i.contains(&Value::Int(12)));
         assert!(!i.contains(&Value::Double(4.0)));
-        let d = Domain::Double { min: 0.0, max: 1.0, step: Some(0.25), distribution: Distribution::Uniform };
+        let d = Domain::Double {
+            min: 0.0,
+            max: 1.0,
+            step: Some(0.25),
+            distribution: Distribution::Uniform,
+        };
         assert!(d.contains(&Value::Double(0.75)));
         assert!(!d.contains(&Value::Double(0.8)));
         assert!(!d.contains(&Value::Double(f64::NAN)));

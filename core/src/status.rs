@@ -118,7 +118,13 @@ pub struct TrialRecord {
 
 impl TrialRecord {
     /// A freshly proposed trial.
-    pub fn created(experiment: &str, name: String, index: u64, assignments: Assignments, at: Timestamp) -> Self {
+    pub fn created(
+        experiment: &str,
+        name: String,
+        index: u64,
+        assignments: Assignments,
+        at: Timestamp,
+    ) -> Self {
         TrialRecord {
             name,
             experiment: experiment.to_string(),
@@ -165,7 +171,10 @@ impl ExperimentState {
     }
     /// Whether the experiment has finished.
     pub fn is_terminal(self) -> bool {
-        matches!(self, ExperimentState::Succeeded | ExperimentState::Failed | ExperimentState::Stopped)
+        matches!(
+            self,
+            ExperimentState::Succeeded | ExperimentState::Failed | ExperimentState::Stopped
+        )
     }
 }
 

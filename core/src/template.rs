@@ -87,9 +87,11 @@ pub fn render(
         let value = if is_metadata_reference(&tp.reference) {
             metadata_value(&tp.reference, spec, trial)
         } else {
-            assignments.get(&tp.reference).cloned().ok_or_else(|| TemplateError::MissingAssignment {
-                name: tp.name.clone(),
-                reference: tp.reference.clone(),
+            assignments.get(&tp.reference).cloned().ok_or_else(|| {
+                TemplateError::MissingAssignment {
+                    name: tp.name.clone(),
+                    reference: tp.reference.clone(),
+                }
             })?
         };
         values.insert(format!("{OPEN}{}}}", tp.name), value);
@@ -98,13 +100,20 @@ pub fn render(
         if !s.contains(OPEN) {
             return s.to_string();
         }
-        values.iter().fold(s.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v))
+        values
+            .iter()
+            .fold(s.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v))
     });
     if let Some(obj) = out.as_object_mut() {
-        let meta = obj.entry("metadata").or_insert_with(|| Json::Object(Default::default()));
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Json::Object(Default::default()));
         if let Some(m) = meta.as_object_mut() {
             m.insert("name".into(), Json::String(trial.name.to_string()));
-            m.insert("namespace".into(), Json::String(trial.namespace.to_string()));
+            m.insert(
+                "namespace".into(),
+                Json::String(trial.namespace.to_string()),
+            );
         }
     }
     Ok(out)
@@ -112,22 +121,32 @@ pub fn render(
 
 fn metadata_value(reference: &str, spec: &Json, trial: &TrialIdentity<'_>) -> String {
     let inner = &reference["${trialSpec.".len()..reference.len() - 1];
-    let text = |ptr: &str| spec.pointer(ptr).and_then(Json::as_str).unwrap_or_default().to_string();
+    let text = |ptr: &str| {
+        spec.pointer(ptr)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let keyed = |prefix: &str, field: &str| {
-        inner.strip_prefix(prefix).and_then(|k| k.strip_suffix(']')).map(|key| {
-            spec.pointer(&format!("/metadata/{field}"))
-                .and_then(|m| m.get(key))
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string()
-        })
+        inner
+            .strip_prefix(prefix)
+            .and_then(|k| k.strip_suffix(']'))
+            .map(|key| {
+                spec.pointer(&format!("/metadata/{field}"))
+                    .and_then(|m| m.get(key))
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
     };
     match inner {
         "Name" => trial.name.to_string(),
         "Namespace" => trial.namespace.to_string(),
         "Kind" => text("/kind"),
         "APIVersion" => text("/apiVersion"),
-        _ => keyed("Labels[", "labels").or_else(|| keyed("Annotations[", "annotations")).unwrap_or_default(),
+        _ => keyed("Labels[", "labels")
+            .or_else(|| keyed("Annotations[", "annotations"))
+            .unwrap_or_default(),
     }
 }
 
@@ -144,8 +163,12 @@ pub struct ContainerCommand {
 
 /// Finds the container named `name` in any `containers` list of the rendered spec.
 pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, TemplateError> {
-    let container = find_container(spec, name).ok_or_else(|| TemplateError::NoPrimaryContainer(name.into()))?;
-    let bad = |message: String| TemplateError::BadContainer { container: name.into(), message };
+    let container =
+        find_container(spec, name).ok_or_else(|| TemplateError::NoPrimaryContainer(name.into()))?;
+    let bad = |message: String| TemplateError::BadContainer {
+        container: name.into(),
+        message,
+    };
     let strings = |field: &str| -> Result<Vec<String>, TemplateError> {
         match container.get(field) {
             None | Some(Json::Null) => Ok(vec![]),
@@ -157,7 +180,9 @@ pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, Te
                     other => Err(bad(format!("{field} must hold strings, found {other}"))),
                 })
                 .collect(),
-            Some(other) => Err(bad(format!("{field} must be a list of strings, found {other}"))),
+            Some(other) => Err(bad(format!(
+                "{field} must be a list of strings, found {other}"
+            ))),
         }
     };
     let mut argv = strings("command")?;
@@ -168,30 +193,43 @@ pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, Te
     let mut env = Vec::new();
     if let Some(list) = container.get("env").and_then(Json::as_array) {
         for e in list {
-            let n = e.get("name").and_then(Json::as_str).ok_or_else(|| bad("env entry without a name".into()))?;
+            let n = e
+                .get("name")
+                .and_then(Json::as_str)
+                .ok_or_else(|| bad("env entry without a name".into()))?;
             match e.get("value") {
                 Some(Json::String(v)) => env.push((n.to_string(), v.clone())),
                 Some(Json::Number(v)) => env.push((n.to_string(), v.to_string())),
                 None if e.get("valueFrom").is_some() => {
-                    return Err(bad(format!("env {n}: valueFrom needs Kubernetes; give a literal value for local trials")));
+                    return Err(bad(format!(
+                        "env {n}: valueFrom needs Kubernetes; give a literal value for local trials"
+                    )));
                 }
                 _ => env.push((n.to_string(), String::new())),
             }
         }
     }
-    let working_dir = container.get("workingDir").and_then(Json::as_str).map(str::to_string);
-    Ok(ContainerCommand { argv, env, working_dir })
+    let working_dir = container
+        .get("workingDir")
+        .and_then(Json::as_str)
+        .map(str::to_string);
+    Ok(ContainerCommand {
+        argv,
+        env,
+        working_dir,
+    })
 }
 
 fn find_container<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
     match v {
         Json::Object(o) => {
-            if let Some(Json::Array(cs)) = o.get("containers") {
-                if let Some(c) = cs.iter().find(|c| c.get("name").and_then(Json::as_str) == Some(name)) {
-                    return Some(c);
-                }
-            }
-            o.values().find_map(|x| find_container(x, name))
+            let direct = match o.get("containers") {
+                Some(Json::Array(cs)) => cs
+                    .iter()
+                    .find(|c| c.get("name").and_then(Json::as_str) == Some(name)),
+                _ => None,
+            };
+            direct.or_else(|| o.values().find_map(|x| find_container(x, name)))
         }
         Json::Array(a) => a.iter().find_map(|x| find_container(x, name)),
         _ => None,
@@ -206,9 +244,9 @@ pub fn expand_env_refs(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Stri
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if tail.starts_with("$$") {
+        if let Some(after) = tail.strip_prefix("$$") {
             out.push('$');
-            rest = &tail[2..];
+            rest = after;
         } else if let Some(end) = tail.strip_prefix("$(").and_then(|t| t.find(')')) {
             let name = &tail[2..2 + end];
             match lookup(name).filter(|_| !name.is_empty()) {
@@ -236,7 +274,11 @@ mod tests {
             source: TemplateSource::Inline(spec),
             trial_parameters: params
                 .iter()
-                .map(|(n, r)| TrialParameter { name: n.to_string(), description: None, reference: r.to_string() })
+                .map(|(n, r)| TrialParameter {
+                    name: n.to_string(),
+                    description: None,
+                    reference: r.to_string(),
+                })
                 .collect(),
             primary_container_name: "training-container".into(),
             primary_pod_labels: Default::default(),
@@ -258,21 +300,63 @@ mod tests {
 
     #[test]
     fn substitutes_parameters_and_metadata() {
-        let t = template(job(), &[("learningRate", "lr"), ("trialName", "${trialSpec.Name}"), ("team", "${trialSpec.Labels[team]}")]);
+        let t = template(
+            job(),
+            &[
+                ("learningRate", "lr"),
+                ("trialName", "${trialSpec.Name}"),
+                ("team", "${trialSpec.Labels[team]}"),
+            ],
+        );
         let a = BTreeMap::from([("lr".to_string(), "0.01".to_string())]);
-        let out = render(&t, &TrialIdentity { name: "exp-abc", namespace: "default" }, &a).unwrap();
+        let out = render(
+            &t,
+            &TrialIdentity {
+                name: "exp-abc",
+                namespace: "default",
+            },
+            &a,
+        )
+        .unwrap();
         let c = primary_container(&out, "training-container").unwrap();
-        assert_eq!(c.argv, ["python3", "train.py", "--lr=0.01", "--run=exp-abc", "--team=vision"]);
+        assert_eq!(
+            c.argv,
+            [
+                "python3",
+                "train.py",
+                "--lr=0.01",
+                "--run=exp-abc",
+                "--team=vision"
+            ]
+        );
         assert_eq!(c.env, [("LR".to_string(), "0.01".to_string())]);
         assert_eq!(c.working_dir.as_deref(), Some("/app"));
-        assert_eq!(out.pointer("/metadata/name").and_then(Json::as_str), Some("exp-abc"));
+        assert_eq!(
+            out.pointer("/metadata/name").and_then(Json::as_str),
+            Some("exp-abc")
+        );
     }
 
     #[test]
     fn values_with_quotes_stay_valid() {
-        let t = template(job(), &[("learningRate", "lr"), ("trialName", "${trialSpec.Name}"), ("team", "${trialSpec.Kind}")]);
+        let t = template(
+            job(),
+            &[
+                ("learningRate", "lr"),
+                ("trialName", "${trialSpec.Name}"),
+                ("team", "${trialSpec.Kind}"),
+            ],
+        );
         let a = BTreeMap::from([("lr".to_string(), "a\"b".to_string())]);
-        let out = render(&t, &TrialIdentity { name: "x", namespace: "ns" }, &a).unwrap();
+        let out = render(
+            &t,
+            &TrialIdentity {
+                name: "x",
+                namespace: "ns",
+            },
+            &a,
+        )
+        .unwrap();
         let c = primary_container(&out, "training-container").unwrap();
         assert_eq!(c.argv[2], "--lr=a\"b");
         assert_eq!(c.argv[4], "--team=Job");
@@ -281,16 +365,30 @@ mod tests {
     #[test]
     fn missing_assignment_and_container_are_errors() {
         let t = template(job(), &[("learningRate", "lr")]);
-        let err = render(&t, &TrialIdentity { name: "x", namespace: "ns" }, &BTreeMap::new()).unwrap_err();
+        let err = render(
+            &t,
+            &TrialIdentity {
+                name: "x",
+                namespace: "ns",
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(matches!(err, TemplateError::MissingAssignment { .. }));
-        assert!(matches!(primary_container(&job(), "nope"), Err(TemplateError::NoPrimaryContainer(_))));
+        assert!(matches!(
+            primary_container(&job(), "nope"),
+            Err(TemplateError::NoPrimaryContainer(_))
+        ));
     }
 
     #[test]
     fn expands_kubernetes_env_references() {
         let env = |k: &str| (k == "DIR").then(|| "/data".to_string());
         assert_eq!(expand_env_refs("$(DIR)/train.py", &env), "/data/train.py");
-        assert_eq!(expand_env_refs("$(NOPE)-$$(DIR)-$5-$(", &env), "$(NOPE)-$(DIR)-$5-$(");
+        assert_eq!(
+            expand_env_refs("$(NOPE)-$$(DIR)-$5-$(", &env),
+            "$(NOPE)-$(DIR)-$5-$("
+        );
         assert_eq!(expand_env_refs("a$(DIR)b$(DIR)", &env), "a/datab/data");
         assert_eq!(expand_env_refs("$()", &env), "$()");
     }
@@ -298,6 +396,9 @@ mod tests {
     #[test]
     fn finds_placeholders() {
         let p = placeholders(&job());
-        assert_eq!(p.into_iter().collect::<Vec<_>>(), ["learningRate", "team", "trialName"]);
+        assert_eq!(
+            p.into_iter().collect::<Vec<_>>(),
+            ["learningRate", "team", "trialName"]
+        );
     }
 }

@@ -8,10 +8,18 @@ use crate::{AlgorithmSpec, Domain, FieldError, SearchSpace, SpecError, parse_exp
 /// Accepts `random` and `grid`, like the real catalog, without depending on it.
 struct TwoAlgorithms;
 impl AlgorithmCatalog for TwoAlgorithms {
-    fn check_algorithm(&self, a: &AlgorithmSpec, _: Option<&SearchSpace>, _: Option<u32>) -> Vec<FieldError> {
+    fn check_algorithm(
+        &self,
+        a: &AlgorithmSpec,
+        _: Option<&SearchSpace>,
+        _: Option<u32>,
+    ) -> Vec<FieldError> {
         match a.name.as_str() {
             "random" | "grid" => vec![],
-            other => vec![FieldError::new("spec.algorithm.algorithmName", format!("unknown algorithm {other:?} (available: random, grid)"))],
+            other => vec![FieldError::new(
+                "spec.algorithm.algorithmName",
+                format!("unknown algorithm {other:?} (available: random, grid)"),
+            )],
         }
     }
     fn check_early_stopping(&self, _: &AlgorithmSpec) -> Vec<FieldError> {
@@ -100,18 +108,35 @@ fn katib_defaults_are_applied() {
     assert_eq!(e.metrics_collector.kind, CollectorKind::StdOut);
     assert_eq!(e.objective.strategies["loss"], MetricStrategy::Min);
     assert_eq!(e.objective.strategies["accuracy"], MetricStrategy::Min);
-    assert_eq!(e.trial_template.success_condition, r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#);
-    assert_eq!(e.trial_template.failure_condition, r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#);
-    let Domain::Int { step, distribution, .. } = &e.space.params[1].domain else { panic!() };
+    assert_eq!(
+        e.trial_template.success_condition,
+        r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#
+    );
+    assert_eq!(
+        e.trial_template.failure_condition,
+        r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#
+    );
+    let Domain::Int {
+        step, distribution, ..
+    } = &e.space.params[1].domain
+    else {
+        panic!()
+    };
     assert_eq!((*step, *distribution), (1, crate::Distribution::Uniform));
     // A small budget caps the default parallelism instead of failing validation.
     let small = MINIMAL.replace("  algorithm:\n", "  maxTrialCount: 2\n  algorithm:\n");
     assert_eq!(parse(&small).unwrap().parallel_trial_count, 2);
     // File collector defaults to Katib's path and TEXT.
-    let file = MINIMAL.replace("  algorithm:\n", "  metricsCollectorSpec: {collector: {kind: File}}\n  algorithm:\n");
+    let file = MINIMAL.replace(
+        "  algorithm:\n",
+        "  metricsCollectorSpec: {collector: {kind: File}}\n  algorithm:\n",
+    );
     assert_eq!(
         parse(&file).unwrap().metrics_collector.kind,
-        CollectorKind::File { path: "/var/log/katib/metrics.log".into(), format: FileFormat::Text }
+        CollectorKind::File {
+            path: "/var/log/katib/metrics.log".into(),
+            format: FileFormat::Text
+        }
     );
 }
 
@@ -128,50 +153,186 @@ fn maximize_defaults_strategies_to_max_and_accepts_overrides() {
 
 /// (what to replace in MINIMAL, replacement, expected error lines)
 const INVALID: &[(&str, &str, &[&str])] = &[
-    (r#"min: "0.01""#, r#"min: "abc""#, &[r#"spec.parameters[0].feasibleSpace.min: "abc" is not a number"#]),
-    ("max: 4}", "max: 2.5}", &[r#"spec.parameters[1].feasibleSpace.max: "2.5" is not an integer"#]),
-    (r#"max: "0.1"}"#, r#"max: "0.001"}"#, &["spec.parameters[0].feasibleSpace.max: 0.001 is less than min 0.01"]),
-    (r#"{min: "0.01", max: "0.1"}"#, r#"{min: "0", max: "0.1", distribution: logUniform}"#, &["spec.parameters[0].feasibleSpace.min: 0 must be greater than 0 for a log-scale distribution"]),
-    (r#"{min: "0.01", max: "0.1"}"#, r#"{min: "0.01", max: "0.1", distribution: gaussian}"#, &[r#"spec.parameters[0].feasibleSpace.distribution: unknown distribution "gaussian" (one of: uniform, logUniform, normal, logNormal)"#]),
-    ("parameterType: double", "parameterType: float", &[r#"spec.parameters[0].parameterType: unknown type "float" (one of: double, int, discrete, categorical)"#]),
-    ("{list: [sgd, adam]}", "{list: []}", &["spec.parameters[2].feasibleSpace.list: is required and must not be empty"]),
-    ("{list: [sgd, adam]}", "{list: [sgd, sgd]}", &[r#"spec.parameters[2].feasibleSpace.list[1]: duplicate value "sgd""#]),
-    ("{list: [sgd, adam]}", "{list: [sgd], min: 1}", &["spec.parameters[2].feasibleSpace.min: must not be set for a categorical parameter"]),
-    ("parameterType: categorical", "parameterType: discrete", &[
-        r#"spec.parameters[2].feasibleSpace.list[0]: "sgd" is not a number (discrete values are numbers; use categorical for strings)"#,
-        r#"spec.parameters[2].feasibleSpace.list[1]: "adam" is not a number (discrete values are numbers; use categorical for strings)"#,
-    ]),
-    ("- name: layers", "- name: lr", &[
-        r#"spec.parameters[1].name: duplicate parameter name "lr""#,
-        r#"spec.trialTemplate.trialParameters[1].reference: "layers" is neither a parameter in spec.parameters nor a metadata reference (${trialSpec.Name}, ${trialSpec.Namespace}, ${trialSpec.Kind}, ${trialSpec.APIVersion}, ${trialSpec.Labels[<key>]}, ${trialSpec.Annotations[<key>]})"#,
-    ]),
-    ("type: minimize", "type: smallest", &[r#"spec.objective.type: "smallest" is not minimize or maximize"#]),
-    ("objectiveMetricName: loss", "objectiveMetricName: \"\"", &["spec.objective.objectiveMetricName: is required"]),
-    ("additionalMetricNames: [accuracy]", "additionalMetricNames: [loss]", &[r#"spec.objective.additionalMetricNames[0]: "loss" is the objective metric; list only other metrics here"#]),
-    ("algorithmName: random", "algorithmName: hyperopt", &[r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid)"#]),
-    ("  algorithm:\n", "  parallelTrialCount: 5\n  maxTrialCount: 2\n  algorithm:\n", &["spec.parallelTrialCount: 5 exceeds spec.maxTrialCount 2"]),
-    ("  algorithm:\n", "  maxTrialCount: 0\n  algorithm:\n", &["spec.maxTrialCount: 0 must be greater than 0"]),
-    ("  algorithm:\n", "  maxFailedTrialCount: -1\n  algorithm:\n", &["spec.maxFailedTrialCount: -1 must not be negative"]),
-    ("  algorithm:\n", "  parallelTrialCount: three\n  algorithm:\n", &[r#"spec.parallelTrialCount: "three" is not an integer"#]),
-    ("  algorithm:\n", "  resumePolicy: Sometimes\n  algorithm:\n", &[r#"spec.resumePolicy: unknown policy "Sometimes" (one of: Never, LongRunning, FromVolume)"#]),
-    ("name: minimal", "name: Minimal_Exp", &[r#"metadata.name: "Minimal_Exp" must start with a lowercase letter and contain only lowercase letters, digits and '-', not ending in '-'"#]),
-    ("apiVersion: kubeflow.org/v1beta1", "apiVersion: kubeflow.org/v1alpha3", &[r#"apiVersion: "kubeflow.org/v1alpha3" is not supported (expected "kubeflow.org/v1beta1")"#]),
-    ("{name: opt, reference: optimizer}", "{name: opt, reference: optimiser}", &[
-        r#"spec.trialTemplate.trialParameters[2].reference: "optimiser" is neither a parameter in spec.parameters nor a metadata reference (${trialSpec.Name}, ${trialSpec.Namespace}, ${trialSpec.Kind}, ${trialSpec.APIVersion}, ${trialSpec.Labels[<key>]}, ${trialSpec.Annotations[<key>]})"#,
-        r#"spec.trialTemplate.trialParameters: parameter "optimizer" is not referenced by any trial parameter, so trials would not receive it"#,
-    ]),
-    (r#""--opt=${trialParameters.opt}""#, r#""--opt=${trialParameters.optim}""#, &[
-        "spec.trialTemplate.trialSpec: uses ${trialParameters.optim}, which is not declared in trialParameters",
-        r#"spec.trialTemplate.trialParameters[2].name: "opt" is declared but ${trialParameters.opt} never appears in trialSpec"#,
-    ]),
-    ("primaryContainerName: main", "primaryContainerName: \"\"", &["spec.trialTemplate.primaryContainerName: is required"]),
-    ("      kind: Job", "      kind: Workflow", &[
-        r#"spec.trialTemplate.successCondition: is required for kind "Workflow" (Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob)"#,
-        r#"spec.trialTemplate.failureCondition: is required for kind "Workflow" (Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob)"#,
-    ]),
-    ("  algorithm:\n", "  metricsCollectorSpec: {collector: {kind: TensorFlowEvent}}\n  algorithm:\n", &[r#"spec.metricsCollectorSpec.collector.kind: "TensorFlowEvent" is a Katib collector kestrel does not support yet (supported: StdOut, File, Push)"#]),
-    ("  algorithm:\n", "  metricsCollectorSpec: {source: {filter: {metricsFormat: [\"(\\\\w+)=\"]}}}\n  algorithm:\n", &[r#"spec.metricsCollectorSpec.source.filter.metricsFormat[0]: "(\\w+)=" must have two capture groups (metric name, then value)"#]),
-    ("  algorithm:\n", "  metricsCollectorSpec: {collector: {kind: File}, source: {fileSystemPath: {path: /m.json, format: JSON}, filter: {metricsFormat: [\"(a)(b)\"]}}}\n  algorithm:\n", &["spec.metricsCollectorSpec.source.filter: must not be set with the JSON format"]),
+    (
+        r#"min: "0.01""#,
+        r#"min: "abc""#,
+        &[r#"spec.parameters[0].feasibleSpace.min: "abc" is not a number"#],
+    ),
+    (
+        "max: 4}",
+        "max: 2.5}",
+        &[r#"spec.parameters[1].feasibleSpace.max: "2.5" is not an integer"#],
+    ),
+    (
+        r#"max: "0.1"}"#,
+        r#"max: "0.001"}"#,
+        &["spec.parameters[0].feasibleSpace.max: 0.001 is less than min 0.01"],
+    ),
+    (
+        r#"{min: "0.01", max: "0.1"}"#,
+        r#"{min: "0", max: "0.1", distribution: logUniform}"#,
+        &[
+            "spec.parameters[0].feasibleSpace.min: 0 must be greater than 0 for a log-scale distribution",
+        ],
+    ),
+    (
+        r#"{min: "0.01", max: "0.1"}"#,
+        r#"{min: "0.01", max: "0.1", distribution: gaussian}"#,
+        &[
+            r#"spec.parameters[0].feasibleSpace.distribution: unknown distribution "gaussian" (one of: uniform, logUniform, normal, logNormal)"#,
+        ],
+    ),
+    (
+        "parameterType: double",
+        "parameterType: float",
+        &[
+            r#"spec.parameters[0].parameterType: unknown type "float" (one of: double, int, discrete, categorical)"#,
+        ],
+    ),
+    (
+        "{list: [sgd, adam]}",
+        "{list: []}",
+        &["spec.parameters[2].feasibleSpace.list: is required and must not be empty"],
+    ),
+    (
+        "{list: [sgd, adam]}",
+        "{list: [sgd, sgd]}",
+        &[r#"spec.parameters[2].feasibleSpace.list[1]: duplicate value "sgd""#],
+    ),
+    (
+        "{list: [sgd, adam]}",
+        "{list: [sgd], min: 1}",
+        &["spec.parameters[2].feasibleSpace.min: must not be set for a categorical parameter"],
+    ),
+    (
+        "parameterType: categorical",
+        "parameterType: discrete",
+        &[
+            r#"spec.parameters[2].feasibleSpace.list[0]: "sgd" is not a number (discrete values are numbers; use categorical for strings)"#,
+            r#"spec.parameters[2].feasibleSpace.list[1]: "adam" is not a number (discrete values are numbers; use categorical for strings)"#,
+        ],
+    ),
+    (
+        "- name: layers",
+        "- name: lr",
+        &[
+            r#"spec.parameters[1].name: duplicate parameter name "lr""#,
+            r#"spec.trialTemplate.trialParameters[1].reference: "layers" is neither a parameter in spec.parameters nor a metadata reference (${trialSpec.Name}, ${trialSpec.Namespace}, ${trialSpec.Kind}, ${trialSpec.APIVersion}, ${trialSpec.Labels[<key>]}, ${trialSpec.Annotations[<key>]})"#,
+        ],
+    ),
+    (
+        "type: minimize",
+        "type: smallest",
+        &[r#"spec.objective.type: "smallest" is not minimize or maximize"#],
+    ),
+    (
+        "objectiveMetricName: loss",
+        "objectiveMetricName: \"\"",
+        &["spec.objective.objectiveMetricName: is required"],
+    ),
+    (
+        "additionalMetricNames: [accuracy]",
+        "additionalMetricNames: [loss]",
+        &[
+            r#"spec.objective.additionalMetricNames[0]: "loss" is the objective metric; list only other metrics here"#,
+        ],
+    ),
+    (
+        "algorithmName: random",
+        "algorithmName: hyperopt",
+        &[
+            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid)"#,
+        ],
+    ),
+    (
+        "  algorithm:\n",
+        "  parallelTrialCount: 5\n  maxTrialCount: 2\n  algorithm:\n",
+        &["spec.parallelTrialCount: 5 exceeds spec.maxTrialCount 2"],
+    ),
+    (
+        "  algorithm:\n",
+        "  maxTrialCount: 0\n  algorithm:\n",
+        &["spec.maxTrialCount: 0 must be greater than 0"],
+    ),
+    (
+        "  algorithm:\n",
+        "  maxFailedTrialCount: -1\n  algorithm:\n",
+        &["spec.maxFailedTrialCount: -1 must not be negative"],
+    ),
+    (
+        "  algorithm:\n",
+        "  parallelTrialCount: three\n  algorithm:\n",
+        &[r#"spec.parallelTrialCount: "three" is not an integer"#],
+    ),
+    (
+        "  algorithm:\n",
+        "  resumePolicy: Sometimes\n  algorithm:\n",
+        &[
+            r#"spec.resumePolicy: unknown policy "Sometimes" (one of: Never, LongRunning, FromVolume)"#,
+        ],
+    ),
+    (
+        "name: minimal",
+        "name: Minimal_Exp",
+        &[
+            r#"metadata.name: "Minimal_Exp" must start with a lowercase letter and contain only lowercase letters, digits and '-', not ending in '-'"#,
+        ],
+    ),
+    (
+        "apiVersion: kubeflow.org/v1beta1",
+        "apiVersion: kubeflow.org/v1alpha3",
+        &[
+            r#"apiVersion: "kubeflow.org/v1alpha3" is not supported (expected "kubeflow.org/v1beta1")"#,
+        ],
+    ),
+    (
+        "{name: opt, reference: optimizer}",
+        "{name: opt, reference: optimiser}",
+        &[
+            r#"spec.trialTemplate.trialParameters[2].reference: "optimiser" is neither a parameter in spec.parameters nor a metadata reference (${trialSpec.Name}, ${trialSpec.Namespace}, ${trialSpec.Kind}, ${trialSpec.APIVersion}, ${trialSpec.Labels[<key>]}, ${trialSpec.Annotations[<key>]})"#,
+            r#"spec.trialTemplate.trialParameters: parameter "optimizer" is not referenced by any trial parameter, so trials would not receive it"#,
+        ],
+    ),
+    (
+        r#""--opt=${trialParameters.opt}""#,
+        r#""--opt=${trialParameters.optim}""#,
+        &[
+            "spec.trialTemplate.trialSpec: uses ${trialParameters.optim}, which is not declared in trialParameters",
+            r#"spec.trialTemplate.trialParameters[2].name: "opt" is declared but ${trialParameters.opt} never appears in trialSpec"#,
+        ],
+    ),
+    (
+        "primaryContainerName: main",
+        "primaryContainerName: \"\"",
+        &["spec.trialTemplate.primaryContainerName: is required"],
+    ),
+    (
+        "      kind: Job",
+        "      kind: Workflow",
+        &[
+            r#"spec.trialTemplate.successCondition: is required for kind "Workflow" (Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob)"#,
+            r#"spec.trialTemplate.failureCondition: is required for kind "Workflow" (Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob)"#,
+        ],
+    ),
+    (
+        "  algorithm:\n",
+        "  metricsCollectorSpec: {collector: {kind: TensorFlowEvent}}\n  algorithm:\n",
+        &[
+            r#"spec.metricsCollectorSpec.collector.kind: "TensorFlowEvent" is a Katib collector kestrel does not support yet (supported: StdOut, File, Push)"#,
+        ],
+    ),
+    (
+        "  algorithm:\n",
+        "  metricsCollectorSpec: {source: {filter: {metricsFormat: [\"(\\\\w+)=\"]}}}\n  algorithm:\n",
+        &[
+            r#"spec.metricsCollectorSpec.source.filter.metricsFormat[0]: "(\\w+)=" must have two capture groups (metric name, then value)"#,
+        ],
+    ),
+    (
+        "  algorithm:\n",
+        "  metricsCollectorSpec: {collector: {kind: File}, source: {fileSystemPath: {path: /m.json, format: JSON}, filter: {metricsFormat: [\"(a)(b)\"]}}}\n  algorithm:\n",
+        &["spec.metricsCollectorSpec.source.filter: must not be set with the JSON format"],
+    ),
 ];
 
 #[test]
@@ -193,18 +354,34 @@ fn several_errors_are_reported_at_once() {
     let e = parse(&y).unwrap_err();
     assert_eq!(e.field_errors().len(), 3, "{e}");
     let text = e.to_string();
-    assert!(text.starts_with("invalid Experiment (3 errors):\n  "), "{text}");
+    assert!(
+        text.starts_with("invalid Experiment (3 errors):\n  "),
+        "{text}"
+    );
 }
 
 #[test]
 fn structural_errors_carry_the_path() {
     let e = parse(&MINIMAL.replace("    type: minimize", "    kind: minimize")).unwrap_err();
-    assert!(matches!(&e, SpecError::Shape { path, message } if path == "spec.objective.kind" && message.contains("unknown field `kind`")), "{e}");
-    let e = parse(&MINIMAL.replace("feasibleSpace: {list: [sgd, adam]}", "feasibleSpace: [sgd]")).unwrap_err();
-    assert!(matches!(&e, SpecError::Shape { path, .. } if path == "spec.parameters[2].feasibleSpace"), "{e}");
-    assert!(matches!(parse("spec: [unclosed"), Err(SpecError::Yaml { .. })));
+    assert!(
+        matches!(&e, SpecError::Shape { path, message } if path == "spec.objective.kind" && message.contains("unknown field `kind`")),
+        "{e}"
+    );
+    let e = parse(&MINIMAL.replace("feasibleSpace: {list: [sgd, adam]}", "feasibleSpace: [sgd]"))
+        .unwrap_err();
+    assert!(
+        matches!(&e, SpecError::Shape { path, .. } if path == "spec.parameters[2].feasibleSpace"),
+        "{e}"
+    );
+    assert!(matches!(
+        parse("spec: [unclosed"),
+        Err(SpecError::Yaml { .. })
+    ));
     assert!(matches!(parse("- a list"), Err(SpecError::Shape { .. })));
-    assert!(matches!(parse(""), Err(SpecError::Yaml { .. }) | Err(SpecError::Shape { .. })));
+    assert!(matches!(
+        parse(""),
+        Err(SpecError::Yaml { .. }) | Err(SpecError::Shape { .. })
+    ));
 }
 
 #[test]
@@ -213,5 +390,8 @@ fn nas_and_parameters_are_exclusive() {
         "  algorithm:\n",
         "  nasConfig:\n    graphConfig: {numLayers: 2}\n    operations: [{operationType: convolution, parameters: [{name: k, parameterType: categorical, feasibleSpace: {list: ['3']}}]}]\n  algorithm:\n",
     );
-    assert_eq!(errors(&y), ["spec.nasConfig: must not be set together with spec.parameters"]);
+    assert_eq!(
+        errors(&y),
+        ["spec.nasConfig: must not be set together with spec.parameters"]
+    );
 }

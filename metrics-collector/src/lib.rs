@@ -11,8 +11,8 @@ pub mod lines;
 pub mod parse;
 
 use jiff::Timestamp;
-use kestrel_core::experiment::{CollectorKind, FileFormat, MetricsCollector};
 use kestrel_core::MetricLog;
+use kestrel_core::experiment::{CollectorKind, FileFormat, MetricsCollector};
 
 pub use parse::{ParseError, Parsed, TextParser};
 
@@ -46,8 +46,18 @@ pub struct Collector {
 impl Collector {
     /// A collector for `spec` that keeps the listed metrics (objective first).
     pub fn new(spec: &MetricsCollector, metrics: Vec<String>) -> Result<Self, ParseError> {
-        let json = matches!(spec.kind, CollectorKind::File { format: FileFormat::Json, .. });
-        let text = if json { None } else { Some(TextParser::new(&spec.filters)?) };
+        let json = matches!(
+            spec.kind,
+            CollectorKind::File {
+                format: FileFormat::Json,
+                ..
+            }
+        );
+        let text = if json {
+            None
+        } else {
+            Some(TextParser::new(&spec.filters)?)
+        };
         Ok(Collector { text, metrics })
     }
 
@@ -59,7 +69,11 @@ impl Collector {
         };
         parsed
             .into_iter()
-            .map(|p| MetricLog { time: p.time.unwrap_or(now), name: p.name, value: p.value })
+            .map(|p| MetricLog {
+                time: p.time.unwrap_or(now),
+                name: p.name,
+                value: p.value,
+            })
             .collect()
     }
 }

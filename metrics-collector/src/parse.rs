@@ -55,12 +55,18 @@ pub struct TextParser {
 impl TextParser {
     /// Compiles `filters` (Katib's default when empty).
     pub fn new(filters: &[String]) -> Result<Self, ParseError> {
-        let sources: Vec<&str> =
-            if filters.is_empty() { vec![DEFAULT_FILTER] } else { filters.iter().map(String::as_str).collect() };
+        let sources: Vec<&str> = if filters.is_empty() {
+            vec![DEFAULT_FILTER]
+        } else {
+            filters.iter().map(String::as_str).collect()
+        };
         let filters = sources
             .into_iter()
             .map(|f| {
-                let re = Regex::new(f).map_err(|e| ParseError::BadRegex { filter: f.into(), message: e.to_string() })?;
+                let re = Regex::new(f).map_err(|e| ParseError::BadRegex {
+                    filter: f.into(),
+                    message: e.to_string(),
+                })?;
                 if re.captures_len() < 3 {
                     return Err(ParseError::MissingGroups(f.into()));
                 }
@@ -79,12 +85,18 @@ impl TextParser {
         let mut out = Vec::new();
         for re in &self.filters {
             for caps in re.captures_iter(line) {
-                let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else { continue };
+                let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else {
+                    continue;
+                };
                 let (name, value) = (name.as_str().trim(), value.as_str().trim());
                 if value.is_empty() || !metrics.iter().any(|m| m == name) {
                     continue;
                 }
-                out.push(Parsed { name: name.into(), value: value.into(), time });
+                out.push(Parsed {
+                    name: name.into(),
+                    value: value.into(),
+                    time,
+                });
             }
         }
         out
@@ -97,7 +109,8 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
 
 /// The reports of `metrics` in one JSON-lines record.
 pub fn json_line(line: &str, metrics: &[String]) -> Vec<Parsed> {
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(line.trim())
+    else {
         return vec![];
     };
     let time = obj.get("timestamp").and_then(|t| match t {
@@ -115,7 +128,11 @@ pub fn json_line(line: &str, metrics: &[String]) -> Vec<Parsed> {
                 serde_json::Value::Number(n) => n.to_string(),
                 _ => return None,
             };
-            Some(Parsed { name: m.clone(), value, time })
+            Some(Parsed {
+                name: m.clone(),
+                value,
+                time,
+            })
         })
         .collect()
 }

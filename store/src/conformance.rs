@@ -1,17 +1,25 @@
 //! The behaviour every [`Store`] must have. Backends call [`run_all`] from their tests.
 
+// Test-only code (cfg(test) or feature "testing"): a failed check panics by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use jiff::Timestamp;
 use kestrel_core::status::reason;
 use kestrel_core::{
-    AlgorithmCatalog, AlgorithmSpec, ExperimentRecord, ExperimentState, ExperimentStatus, FieldError, MetricLog,
-    SearchSpace, TrialRecord, TrialState, Value,
+    AlgorithmCatalog, AlgorithmSpec, ExperimentRecord, ExperimentState, ExperimentStatus,
+    FieldError, MetricLog, SearchSpace, TrialRecord, TrialState, Value,
 };
 
 use crate::{Store, StoreError};
 
 struct AnyAlgorithm;
 impl AlgorithmCatalog for AnyAlgorithm {
-    fn check_algorithm(&self, _: &AlgorithmSpec, _: Option<&SearchSpace>, _: Option<u32>) -> Vec<FieldError> {
+    fn check_algorithm(
+        &self,
+        _: &AlgorithmSpec,
+        _: Option<&SearchSpace>,
+        _: Option<u32>,
+    ) -> Vec<FieldError> {
         vec![]
     }
     fn check_early_stopping(&self, _: &AlgorithmSpec) -> Vec<FieldError> {
@@ -39,7 +47,8 @@ spec:
 
 /// A valid experiment record named `name`.
 pub fn experiment(name: &str) -> ExperimentRecord {
-    let spec = kestrel_core::parse_experiment(&YAML.replace("NAME", name), &AnyAlgorithm).expect("fixture is valid");
+    let spec = kestrel_core::parse_experiment(&YAML.replace("NAME", name), &AnyAlgorithm)
+        .expect("fixture is valid");
     ExperimentRecord {
         spec,
         source: YAML.into(),
@@ -56,12 +65,24 @@ pub fn experiment(name: &str) -> ExperimentRecord {
 }
 
 fn trial(exp: &str, index: u64) -> TrialRecord {
-    let a = [("lr".to_string(), Value::Double(0.01 * (index + 1) as f64))].into_iter().collect();
-    TrialRecord::created(exp, format!("{exp}-{index}"), index, a, Timestamp::from_second(1_700_000_100).expect("valid"))
+    let a = [("lr".to_string(), Value::Double(0.01 * (index + 1) as f64))]
+        .into_iter()
+        .collect();
+    TrialRecord::created(
+        exp,
+        format!("{exp}-{index}"),
+        index,
+        a,
+        Timestamp::from_second(1_700_000_100).expect("valid"),
+    )
 }
 
 fn log(sec: i64, name: &str, value: &str) -> MetricLog {
-    MetricLog { time: Timestamp::from_second(1_700_000_000 + sec).expect("valid"), name: name.into(), value: value.into() }
+    MetricLog {
+        time: Timestamp::from_second(1_700_000_000 + sec).expect("valid"),
+        name: name.into(),
+        value: value.into(),
+    }
 }
 
 /// Runs every check against fresh stores made by `make`.
@@ -78,7 +99,10 @@ fn experiments_round_trip(s: &impl Store) {
     let a = experiment("a-exp");
     s.create_experiment(&b).unwrap();
     s.create_experiment(&a).unwrap();
-    assert!(matches!(s.create_experiment(&a), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_experiment(&a),
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.experiment("a-exp").unwrap(), Some(a.clone()));
     assert_eq!(s.experiment("nope").unwrap(), None);
     assert_eq!(s.experiments().unwrap().len(), 2);
@@ -87,7 +111,10 @@ fn experiments_round_trip(s: &impl Store) {
     st.reason = reason::GOAL_REACHED.into();
     s.set_experiment_status("a-exp", &st).unwrap();
     assert_eq!(s.experiment("a-exp").unwrap().unwrap().status, st);
-    assert!(matches!(s.set_experiment_status("nope", &st), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.set_experiment_status("nope", &st),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn trials_are_ordered_and_unique(s: &impl Store) {
@@ -97,11 +124,20 @@ fn trials_are_ordered_and_unique(s: &impl Store) {
     }
     let idx: Vec<u64> = s.trials("e").unwrap().iter().map(|t| t.index).collect();
     assert_eq!(idx, [0, 1, 2]);
-    assert!(matches!(s.insert_trial(&trial("e", 1)), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_trial(&trial("e", 1)),
+        Err(StoreError::Conflict(_))
+    ));
     let mut same_index = trial("e", 1);
     same_index.name = "other-name".into();
-    assert!(matches!(s.insert_trial(&same_index), Err(StoreError::Conflict(_))));
-    assert!(matches!(s.insert_trial(&trial("ghost", 0)), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.insert_trial(&same_index),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_trial(&trial("ghost", 0)),
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.counts("e").unwrap().created, 3);
 }
 
@@ -117,23 +153,36 @@ fn transitions_are_compare_and_set(s: &impl Store) {
     // A second writer that still believes the trial is running loses.
     let mut stale = t.clone();
     stale.state = TrialState::Killed;
-    assert!(matches!(s.update_trial(&stale, TrialState::Running), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.update_trial(&stale, TrialState::Running),
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.trials("e").unwrap()[0], t);
-    assert!(matches!(s.update_trial(&trial("e", 9), TrialState::Created), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update_trial(&trial("e", 9), TrialState::Created),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn metrics_keep_order_and_filter(s: &impl Store) {
     s.create_experiment(&experiment("e")).unwrap();
     s.insert_trial(&trial("e", 0)).unwrap();
-    s.append_metrics("e-0", &[log(3, "loss", "0.9"), log(1, "acc", "0.1")]).unwrap();
+    s.append_metrics("e-0", &[log(3, "loss", "0.9"), log(1, "acc", "0.1")])
+        .unwrap();
     s.append_metrics("e-0", &[log(2, "loss", "0.5")]).unwrap();
     let all = s.metrics("e-0", None).unwrap();
-    assert_eq!(all.iter().map(|l| l.value.as_str()).collect::<Vec<_>>(), ["0.9", "0.1", "0.5"]);
+    assert_eq!(
+        all.iter().map(|l| l.value.as_str()).collect::<Vec<_>>(),
+        ["0.9", "0.1", "0.5"]
+    );
     assert_eq!(all[0].time, log(3, "loss", "").time);
     let loss = s.metrics("e-0", Some("loss")).unwrap();
     assert_eq!(loss.len(), 2);
     assert!(s.metrics("e-0", Some("none")).unwrap().is_empty());
-    assert!(matches!(s.append_metrics("ghost", &[log(1, "x", "1")]), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.append_metrics("ghost", &[log(1, "x", "1")]),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn delete_cascades(s: &impl Store) {

@@ -18,7 +18,9 @@ pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
-use kestrel_core::{ExperimentRecord, ExperimentStatus, MetricLog, TrialCounts, TrialRecord, TrialState};
+use kestrel_core::{
+    ExperimentRecord, ExperimentStatus, MetricLog, TrialCounts, TrialRecord, TrialState,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

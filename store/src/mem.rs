@@ -34,20 +34,32 @@ impl Store for MemStore {
     fn create_experiment(&self, e: &ExperimentRecord) -> Result<()> {
         let mut g = self.lock();
         if g.experiments.iter().any(|x| x.name() == e.name()) {
-            return Err(StoreError::Conflict(format!("experiment {} already exists", e.name())));
+            return Err(StoreError::Conflict(format!(
+                "experiment {} already exists",
+                e.name()
+            )));
         }
         g.experiments.push(e.clone());
         Ok(())
     }
     fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
-        Ok(self.lock().experiments.iter().find(|e| e.name() == name).cloned())
+        Ok(self
+            .lock()
+            .experiments
+            .iter()
+            .find(|e| e.name() == name)
+            .cloned())
     }
     fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
         Ok(self.lock().experiments.clone())
     }
     fn set_experiment_status(&self, name: &str, status: &ExperimentStatus) -> Result<()> {
         let mut g = self.lock();
-        let e = g.experiments.iter_mut().find(|e| e.name() == name).ok_or_else(|| StoreError::NotFound(format!("experiment {name}")))?;
+        let e = g
+            .experiments
+            .iter_mut()
+            .find(|e| e.name() == name)
+            .ok_or_else(|| StoreError::NotFound(format!("experiment {name}")))?;
         e.status = status.clone();
         Ok(())
     }
@@ -55,7 +67,12 @@ impl Store for MemStore {
         let mut g = self.lock();
         let before = g.experiments.len();
         g.experiments.retain(|e| e.name() != name);
-        let doomed: Vec<String> = g.trials.values().filter(|t| t.experiment == name).map(|t| t.name.clone()).collect();
+        let doomed: Vec<String> = g
+            .trials
+            .values()
+            .filter(|t| t.experiment == name)
+            .map(|t| t.name.clone())
+            .collect();
         for t in &doomed {
             g.trials.remove(t);
         }
@@ -67,23 +84,42 @@ impl Store for MemStore {
         if !g.experiments.iter().any(|e| e.name() == t.experiment) {
             return Err(StoreError::NotFound(format!("experiment {}", t.experiment)));
         }
-        if g.trials.contains_key(&t.name) || g.trials.values().any(|x| x.experiment == t.experiment && x.index == t.index) {
-            return Err(StoreError::Conflict(format!("trial {} (index {}) already exists", t.name, t.index)));
+        if g.trials.contains_key(&t.name)
+            || g.trials
+                .values()
+                .any(|x| x.experiment == t.experiment && x.index == t.index)
+        {
+            return Err(StoreError::Conflict(format!(
+                "trial {} (index {}) already exists",
+                t.name, t.index
+            )));
         }
         g.trials.insert(t.name.clone(), t.clone());
         Ok(())
     }
     fn update_trial(&self, t: &TrialRecord, from: TrialState) -> Result<()> {
         let mut g = self.lock();
-        let cur = g.trials.get_mut(&t.name).ok_or_else(|| StoreError::NotFound(format!("trial {}", t.name)))?;
+        let cur = g
+            .trials
+            .get_mut(&t.name)
+            .ok_or_else(|| StoreError::NotFound(format!("trial {}", t.name)))?;
         if cur.state != from {
-            return Err(StoreError::Conflict(format!("trial {} is {}, not {from}", t.name, cur.state)));
+            return Err(StoreError::Conflict(format!(
+                "trial {} is {}, not {from}",
+                t.name, cur.state
+            )));
         }
         *cur = t.clone();
         Ok(())
     }
     fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>> {
-        let mut v: Vec<TrialRecord> = self.lock().trials.values().filter(|t| t.experiment == experiment).cloned().collect();
+        let mut v: Vec<TrialRecord> = self
+            .lock()
+            .trials
+            .values()
+            .filter(|t| t.experiment == experiment)
+            .cloned()
+            .collect();
         v.sort_by_key(|t| t.index);
         Ok(v)
     }
@@ -92,7 +128,8 @@ impl Store for MemStore {
         if !g.trials.contains_key(trial) {
             return Err(StoreError::NotFound(format!("trial {trial}")));
         }
-        g.metrics.extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
+        g.metrics
+            .extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
         Ok(())
     }
     fn metrics(&self, trial: &str, metric: Option<&str>) -> Result<Vec<MetricLog>> {

@@ -53,14 +53,20 @@ fn encode<T: Serialize>(v: &T) -> String {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|source| StoreError::Corrupt { key: key.to_string(), source })
+    serde_json::from_str(s).map_err(|source| StoreError::Corrupt {
+        key: key.to_string(),
+        source,
+    })
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, creating parent directories.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         Self::init(Connection::open(path)?)
     }
@@ -83,7 +89,9 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -101,10 +109,18 @@ impl Store for SqliteStore {
     fn create_experiment(&self, e: &ExperimentRecord) -> Result<()> {
         let r = self.conn().execute(
             "INSERT INTO experiments (name, created_at, state, record) VALUES (?1, ?2, ?3, ?4)",
-            params![e.name(), e.created_at.to_string(), e.status.state.as_str(), encode(e)],
+            params![
+                e.name(),
+                e.created_at.to_string(),
+                e.status.state.as_str(),
+                encode(e)
+            ],
         );
         match r {
-            Err(err) if is_constraint(&err) => Err(StoreError::Conflict(format!("experiment {} already exists", e.name()))),
+            Err(err) if is_constraint(&err) => Err(StoreError::Conflict(format!(
+                "experiment {} already exists",
+                e.name()
+            ))),
             other => other.map(|_| ()).map_err(Into::into),
         }
     }
@@ -112,14 +128,19 @@ impl Store for SqliteStore {
     fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
         let s: Option<String> = self
             .conn()
-            .query_row("SELECT record FROM experiments WHERE name = ?1", [name], |r| r.get(0))
+            .query_row(
+                "SELECT record FROM experiments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
             .optional()?;
         s.map(|s| decode(name, &s)).transpose()
     }
 
     fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, record FROM experiments ORDER BY created_at, name")?;
+        let mut stmt =
+            conn.prepare("SELECT name, record FROM experiments ORDER BY created_at, name")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         rows.map(|row| {
             let (name, rec) = row?;
@@ -131,9 +152,17 @@ impl Store for SqliteStore {
     fn set_experiment_status(&self, name: &str, status: &ExperimentStatus) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let s: Option<String> =
-            tx.query_row("SELECT record FROM experiments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
-        let mut rec: ExperimentRecord = decode(name, &s.ok_or_else(|| StoreError::NotFound(format!("experiment {name}")))?)?;
+        let s: Option<String> = tx
+            .query_row(
+                "SELECT record FROM experiments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut rec: ExperimentRecord = decode(
+            name,
+            &s.ok_or_else(|| StoreError::NotFound(format!("experiment {name}")))?,
+        )?;
         rec.status = status.clone();
         tx.execute(
             "UPDATE experiments SET state = ?2, record = ?3 WHERE name = ?1",
@@ -144,7 +173,10 @@ impl Store for SqliteStore {
     }
 
     fn delete_experiment(&self, name: &str) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM experiments WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .conn()
+            .execute("DELETE FROM experiments WHERE name = ?1", [name])?
+            > 0)
     }
 
     fn insert_trial(&self, t: &TrialRecord) -> Result<()> {
@@ -156,7 +188,10 @@ impl Store for SqliteStore {
             Err(err) if is_constraint(&err) => {
                 let exists = self.experiment(&t.experiment)?.is_some();
                 if exists {
-                    Err(StoreError::Conflict(format!("trial {} (index {}) already exists", t.name, t.index)))
+                    Err(StoreError::Conflict(format!(
+                        "trial {} (index {}) already exists",
+                        t.name, t.index
+                    )))
                 } else {
                     Err(StoreError::NotFound(format!("experiment {}", t.experiment)))
                 }
@@ -174,18 +209,27 @@ impl Store for SqliteStore {
         if n == 1 {
             return Ok(());
         }
-        let cur: Option<String> =
-            conn.query_row("SELECT state FROM trials WHERE name = ?1", [&t.name], |r| r.get(0)).optional()?;
+        let cur: Option<String> = conn
+            .query_row("SELECT state FROM trials WHERE name = ?1", [&t.name], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match cur {
             None => Err(StoreError::NotFound(format!("trial {}", t.name))),
-            Some(s) => Err(StoreError::Conflict(format!("trial {} is {s}, not {from}", t.name))),
+            Some(s) => Err(StoreError::Conflict(format!(
+                "trial {} is {s}, not {from}",
+                t.name
+            ))),
         }
     }
 
     fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, record FROM trials WHERE experiment = ?1 ORDER BY idx")?;
-        let rows = stmt.query_map([experiment], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt =
+            conn.prepare("SELECT name, record FROM trials WHERE experiment = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([experiment], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         rows.map(|row| {
             let (name, rec) = row?;
             decode(&name, &rec)
@@ -197,11 +241,18 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare("INSERT INTO metric_logs (trial, time, name, value) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut stmt = tx.prepare(
+                "INSERT INTO metric_logs (trial, time, name, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for l in logs {
-                stmt.execute(params![trial, l.time.to_string(), l.name, l.value]).map_err(|e| {
-                    if is_constraint(&e) { StoreError::NotFound(format!("trial {trial}")) } else { e.into() }
-                })?;
+                stmt.execute(params![trial, l.time.to_string(), l.name, l.value])
+                    .map_err(|e| {
+                        if is_constraint(&e) {
+                            StoreError::NotFound(format!("trial {trial}"))
+                        } else {
+                            e.into()
+                        }
+                    })?;
             }
         }
         tx.commit()?;
@@ -214,11 +265,17 @@ impl Store for SqliteStore {
             "SELECT time, name, value FROM metric_logs WHERE trial = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![trial, metric], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         rows.map(|row| {
             let (time, name, value) = row?;
-            let time: Timestamp = time.parse().map_err(|_| StoreError::Conflict(format!("bad timestamp {time:?} in metric_logs of {trial}")))?;
+            let time: Timestamp = time.parse().map_err(|_| {
+                StoreError::Conflict(format!("bad timestamp {time:?} in metric_logs of {trial}"))
+            })?;
             Ok(MetricLog { time, name, value })
         })
         .collect()

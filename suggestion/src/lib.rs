@@ -40,7 +40,12 @@ pub struct GetSuggestions<'a> {
 /// Checks that the experiment's algorithm and settings are usable (Katib
 /// `ValidateAlgorithmSettings`).
 pub fn validate(experiment: &Experiment) -> Result<(), AlgoError> {
-    kestrel_algorithms::build(&experiment.algorithm, &experiment.space, experiment.max_trial_count).map(|_| ())
+    kestrel_algorithms::build(
+        &experiment.algorithm,
+        &experiment.space,
+        experiment.max_trial_count,
+    )
+    .map(|_| ())
 }
 
 /// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted.
@@ -57,7 +62,11 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, A
         first_index,
     })?;
     if out.proposals.len() > req.count {
-        return Err(AlgoError::Internal(format!("asked for {} proposals, got {}", req.count, out.proposals.len())));
+        return Err(AlgoError::Internal(format!(
+            "asked for {} proposals, got {}",
+            req.count,
+            out.proposals.len()
+        )));
     }
     let mut taken: BTreeSet<String> = req.trials.iter().map(|t| t.name.clone()).collect();
     let mut named = Vec::with_capacity(out.proposals.len());
@@ -76,7 +85,11 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, A
             .find(|n| !taken.contains(n))
             .unwrap_or_default();
         taken.insert(name.clone());
-        named.push(NamedProposal { name, index, proposal });
+        named.push(NamedProposal {
+            name,
+            index,
+            proposal,
+        });
     }
     Ok(named)
 }
@@ -84,7 +97,9 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, A
 /// `<experiment>-<8 lowercase alphanumerics>` derived from `(seed, experiment, index)`.
 pub fn trial_name(experiment: &str, seed: u64, index: u64, attempt: u64) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let salt = experiment.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let salt = experiment.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let mut k = rng::key(seed ^ salt, index, 10 + attempt);
     let suffix: String = (0..8)
         .map(|_| {
@@ -105,10 +120,17 @@ mod tests {
         let a = trial_name("my-exp", 1, 0, 0);
         assert_eq!(a, trial_name("my-exp", 1, 0, 0));
         assert!(a.starts_with("my-exp-") && a.len() == "my-exp-".len() + 8);
-        assert!(a["my-exp-".len()..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            a["my-exp-".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
         let names: BTreeSet<String> = (0..1000).map(|i| trial_name("my-exp", 1, i, 0)).collect();
         assert_eq!(names.len(), 1000);
         assert_ne!(trial_name("my-exp", 2, 0, 0), a);
-        assert_ne!(trial_name("other", 1, 0, 0)["other-".len()..], a["my-exp-".len()..]);
+        assert_ne!(
+            trial_name("other", 1, 0, 0)["other-".len()..],
+            a["my-exp-".len()..]
+        );
     }
 }

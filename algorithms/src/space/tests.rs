@@ -7,7 +7,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 fn p(name: &str, domain: Domain) -> ParamSpec {
-    ParamSpec { name: name.into(), domain }
+    ParamSpec {
+        name: name.into(),
+        domain,
+    }
 }
 
 /// A space with every parameter type and distribution.
@@ -15,15 +18,82 @@ pub(crate) fn mixed_space() -> SearchSpace {
     use Distribution::*;
     SearchSpace {
         params: vec![
-            p("lr", Domain::Double { min: 1e-4, max: 0.5, step: None, distribution: LogUniform }),
-            p("dropout", Domain::Double { min: 0.0, max: 0.5, step: Some(0.1), distribution: Uniform }),
-            p("units", Domain::Int { min: 16, max: 256, step: 16, distribution: Uniform }),
-            p("batch", Domain::Int { min: 8, max: 512, step: 1, distribution: LogUniform }),
-            p("wd", Domain::Double { min: 1e-6, max: 1e-2, step: None, distribution: LogNormal }),
-            p("mom", Domain::Double { min: 0.5, max: 0.99, step: None, distribution: Normal }),
-            p("layers", Domain::Int { min: 1, max: 5, step: 1, distribution: Normal }),
-            p("k", Domain::Discrete { values: vec!["7".into(), "3".into(), "5".into()], numbers: vec![7.0, 3.0, 5.0] }),
-            p("opt", Domain::Categorical { values: vec!["sgd".into(), "adam".into(), "rmsprop".into()] }),
+            p(
+                "lr",
+                Domain::Double {
+                    min: 1e-4,
+                    max: 0.5,
+                    step: None,
+                    distribution: LogUniform,
+                },
+            ),
+            p(
+                "dropout",
+                Domain::Double {
+                    min: 0.0,
+                    max: 0.5,
+                    step: Some(0.1),
+                    distribution: Uniform,
+                },
+            ),
+            p(
+                "units",
+                Domain::Int {
+                    min: 16,
+                    max: 256,
+                    step: 16,
+                    distribution: Uniform,
+                },
+            ),
+            p(
+                "batch",
+                Domain::Int {
+                    min: 8,
+                    max: 512,
+                    step: 1,
+                    distribution: LogUniform,
+                },
+            ),
+            p(
+                "wd",
+                Domain::Double {
+                    min: 1e-6,
+                    max: 1e-2,
+                    step: None,
+                    distribution: LogNormal,
+                },
+            ),
+            p(
+                "mom",
+                Domain::Double {
+                    min: 0.5,
+                    max: 0.99,
+                    step: None,
+                    distribution: Normal,
+                },
+            ),
+            p(
+                "layers",
+                Domain::Int {
+                    min: 1,
+                    max: 5,
+                    step: 1,
+                    distribution: Normal,
+                },
+            ),
+            p(
+                "k",
+                Domain::Discrete {
+                    values: vec!["7".into(), "3".into(), "5".into()],
+                    numbers: vec![7.0, 3.0, 5.0],
+                },
+            ),
+            p(
+                "opt",
+                Domain::Categorical {
+                    values: vec!["sgd".into(), "adam".into(), "rmsprop".into()],
+                },
+            ),
         ],
     }
 }
@@ -60,11 +130,21 @@ proptest! {
 
 #[test]
 fn stepped_levels_are_equally_likely() {
-    let param = p("units", Domain::Int { min: 16, max: 64, step: 16, distribution: Distribution::Uniform });
+    let param = p(
+        "units",
+        Domain::Int {
+            min: 16,
+            max: 64,
+            step: 16,
+            distribution: Distribution::Uniform,
+        },
+    );
     let mut rng = StdRng::seed_from_u64(1);
     let mut counts = [0u32; 4];
     for _ in 0..40_000 {
-        let Value::Int(v) = sample(&param, &mut rng) else { panic!() };
+        let Value::Int(v) = sample(&param, &mut rng) else {
+            panic!()
+        };
         counts[((v - 16) / 16) as usize] += 1;
     }
     for c in counts {
@@ -74,9 +154,22 @@ fn stepped_levels_are_equally_likely() {
 
 #[test]
 fn log_uniform_median_is_geometric_mean() {
-    let param = p("lr", Domain::Double { min: 1e-4, max: 1.0, step: None, distribution: Distribution::LogUniform });
+    let param = p(
+        "lr",
+        Domain::Double {
+            min: 1e-4,
+            max: 1.0,
+            step: None,
+            distribution: Distribution::LogUniform,
+        },
+    );
     let mut rng = StdRng::seed_from_u64(2);
-    let mut xs: Vec<f64> = (0..20_001).map(|_| match sample(&param, &mut rng) { Value::Double(x) => x, _ => unreachable!() }).collect();
+    let mut xs: Vec<f64> = (0..20_001)
+        .map(|_| match sample(&param, &mut rng) {
+            Value::Double(x) => x,
+            _ => unreachable!(),
+        })
+        .collect();
     xs.sort_by(f64::total_cmp);
     let median = xs[10_000];
     // geometric mean of 1e-4 and 1 is 1e-2
@@ -86,9 +179,22 @@ fn log_uniform_median_is_geometric_mean() {
 #[test]
 fn normal_prior_has_katib_mean_and_sd() {
     // mu = (min+max)/2 = 5, sigma = (max-min)/6 = 1 (truncation at 3 sigma barely shifts it)
-    let param = p("x", Domain::Double { min: 2.0, max: 8.0, step: None, distribution: Distribution::Normal });
+    let param = p(
+        "x",
+        Domain::Double {
+            min: 2.0,
+            max: 8.0,
+            step: None,
+            distribution: Distribution::Normal,
+        },
+    );
     let mut rng = StdRng::seed_from_u64(3);
-    let xs: Vec<f64> = (0..50_000).map(|_| match sample(&param, &mut rng) { Value::Double(x) => x, _ => unreachable!() }).collect();
+    let xs: Vec<f64> = (0..50_000)
+        .map(|_| match sample(&param, &mut rng) {
+            Value::Double(x) => x,
+            _ => unreachable!(),
+        })
+        .collect();
     let mean = xs.iter().sum::<f64>() / xs.len() as f64;
     let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt();
     assert!((mean - 5.0).abs() < 0.02, "mean {mean}");
@@ -109,7 +215,22 @@ fn discrete_encodes_by_numeric_rank() {
 
 #[test]
 fn stepped_doubles_print_cleanly() {
-    let d = p("dropout", Domain::Double { min: 0.1, max: 0.9, step: Some(0.1), distribution: Distribution::Uniform });
-    let printed: Vec<String> = (0..9).map(|i| decode(&d, (i as f64 + 0.5) / 9.0).to_string()).collect();
-    assert_eq!(printed, ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]);
+    let d = p(
+        "dropout",
+        Domain::Double {
+            min: 0.1,
+            max: 0.9,
+            step: Some(0.1),
+            distribution: Distribution::Uniform,
+        },
+    );
+    let printed: Vec<String> = (0..9)
+        .map(|i| decode(&d, (i as f64 + 0.5) / 9.0).to_string())
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"
+        ]
+    );
 }

@@ -75,7 +75,10 @@ impl Pump {
 
     async fn feed(&self, lines: Vec<String>) {
         let now = Timestamp::now();
-        let logs: Vec<_> = lines.iter().flat_map(|l| self.collector.feed(l, now)).collect();
+        let logs: Vec<_> = lines
+            .iter()
+            .flat_map(|l| self.collector.feed(l, now))
+            .collect();
         if logs.is_empty() {
             return;
         }
@@ -120,7 +123,11 @@ impl FileTail {
     fn new(path: PathBuf) -> Self {
         // Content present before the trial started is not the trial's.
         let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        FileTail { path, offset, split: LineSplitter::new() }
+        FileTail {
+            path,
+            offset,
+            split: LineSplitter::new(),
+        }
     }
 
     async fn poll(&mut self, pump: &Pump, last: bool) {
@@ -129,21 +136,24 @@ impl FileTail {
             if len < self.offset {
                 self.offset = 0; // truncated and rewritten
             }
-            let start = usize::try_from(self.offset).unwrap_or(usize::MAX).min(bytes.len());
+            let start = usize::try_from(self.offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             let lines = self.split.push(&bytes[start..]);
             self.offset = len;
             pump.feed(lines).await;
         }
-        if last {
-            if let Some(l) = self.split.finish() {
-                pump.feed(vec![l]).await;
-            }
+        if last && let Some(l) = self.split.finish() {
+            pump.feed(vec![l]).await;
         }
     }
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), ExecError> {
-    std::fs::create_dir_all(dir).map_err(|source| ExecError::Prepare { path: dir.display().to_string(), source })
+    std::fs::create_dir_all(dir).map_err(|source| ExecError::Prepare {
+        path: dir.display().to_string(),
+        source,
+    })
 }
 
 impl TrialExecutor for ProcessExecutor {
@@ -154,7 +164,10 @@ impl TrialExecutor for ProcessExecutor {
         if !run.working_dir.is_dir() {
             return Err(ExecError::Prepare {
                 path: run.working_dir.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "working directory does not exist"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "working directory does not exist",
+                ),
             });
         }
         let log_path = run.trial_dir.join(LOG_FILE);
@@ -162,7 +175,10 @@ impl TrialExecutor for ProcessExecutor {
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|source| ExecError::Prepare { path: log_path.display().to_string(), source })?;
+            .map_err(|source| ExecError::Prepare {
+                path: log_path.display().to_string(),
+                source,
+            })?;
         // The file offset is taken before the program starts, so nothing it writes is skipped.
         let file = match &run.source {
             MetricsSource::File(p) => Some(FileTail::new(p.clone())),
@@ -186,7 +202,10 @@ impl TrialExecutor for ProcessExecutor {
             .env("KESTREL_EXPERIMENT", &run.experiment)
             .env("KESTREL_TRIAL_DIR", &run.trial_dir)
             .env("KESTREL_EXPERIMENT_DIR", &run.experiment_dir);
-        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn { program: program.clone(), source })?;
+        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let pgid = Pid::from_raw(pid);
         tracing::info!(trial = %run.trial, pid, ?run.argv, "trial started");
@@ -253,7 +272,11 @@ impl TrialExecutor for ProcessExecutor {
             tracing::info!(trial = %pump.trial, ?code, ?stopped, "trial exited");
             let _ = tx.send(RunPhase::Exited { code, stopped });
         });
-        Ok(ProcessHandle { pgid, phase: rx, stopped })
+        Ok(ProcessHandle {
+            pgid,
+            phase: rx,
+            stopped,
+        })
     }
 
     fn status(&self, h: &ProcessHandle) -> RunPhase {
@@ -268,7 +291,10 @@ impl TrialExecutor for ProcessExecutor {
         let _ = killpg(h.pgid, Signal::SIGTERM);
         let mut rx = h.phase.clone();
         let exited = |p: &RunPhase| matches!(p, RunPhase::Exited { .. });
-        if tokio::time::timeout(self.grace, rx.wait_for(exited)).await.is_err() {
+        if tokio::time::timeout(self.grace, rx.wait_for(exited))
+            .await
+            .is_err()
+        {
             let _ = killpg(h.pgid, Signal::SIGKILL);
             let _ = rx.wait_for(exited).await;
         }

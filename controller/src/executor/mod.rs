@@ -98,7 +98,7 @@ pub enum ExecError {
     /// The program could not be started.
     #[error("cannot start {program:?}")]
     Spawn {
-        /// argv[0].
+        /// The program (`argv[0]`).
         program: String,
         /// The cause.
         #[source]

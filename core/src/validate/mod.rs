@@ -34,13 +34,26 @@ pub trait AlgorithmCatalog {
 /// Katib's default parallelism.
 pub const DEFAULT_PARALLEL_TRIAL_COUNT: u32 = 3;
 
-pub(crate) fn experiment(raw: RawExperiment, catalog: &dyn AlgorithmCatalog) -> Result<Experiment, SpecError> {
+pub(crate) fn experiment(
+    raw: RawExperiment,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<Experiment, SpecError> {
     let mut errs = Vec::new();
-    if let Some(v) = raw.api_version.as_deref().filter(|v| *v != "kubeflow.org/v1beta1") {
-        errs.push(FieldError::new("apiVersion", format!("{v:?} is not supported (expected \"kubeflow.org/v1beta1\")")));
+    if let Some(v) = raw
+        .api_version
+        .as_deref()
+        .filter(|v| *v != "kubeflow.org/v1beta1")
+    {
+        errs.push(FieldError::new(
+            "apiVersion",
+            format!("{v:?} is not supported (expected \"kubeflow.org/v1beta1\")"),
+        ));
     }
     if let Some(k) = raw.kind.as_deref().filter(|k| *k != "Experiment") {
-        errs.push(FieldError::new("kind", format!("{k:?} is not supported (expected \"Experiment\")")));
+        errs.push(FieldError::new(
+            "kind",
+            format!("{k:?} is not supported (expected \"Experiment\")"),
+        ));
     }
     let name = metadata_name(raw.metadata.name.as_deref(), &mut errs);
     let Some(spec) = raw.spec else {
@@ -66,29 +79,53 @@ pub(crate) fn experiment(raw: RawExperiment, catalog: &dyn AlgorithmCatalog) -> 
     let space_ok = errs.len() == before;
     let nas = nas_config.map(|n| nas(n, &mut errs));
     match (parameters.is_empty(), nas.is_some()) {
-        (true, false) => errs.push(FieldError::new("spec.parameters", "is required (or spec.nasConfig for NAS)")),
-        (false, true) => errs.push(FieldError::new("spec.nasConfig", "must not be set together with spec.parameters")),
+        (true, false) => errs.push(FieldError::new(
+            "spec.parameters",
+            "is required (or spec.nasConfig for NAS)",
+        )),
+        (false, true) => errs.push(FieldError::new(
+            "spec.nasConfig",
+            "must not be set together with spec.parameters",
+        )),
         _ => {}
     }
     let objective = objective_spec(objective, &mut errs);
 
     let max_trial_count = count(max_trial_count.as_ref(), "spec.maxTrialCount", 1, &mut errs);
-    let parallel = count(parallel_trial_count.as_ref(), "spec.parallelTrialCount", 1, &mut errs);
-    let max_failed = count(max_failed_trial_count.as_ref(), "spec.maxFailedTrialCount", 0, &mut errs);
-    if let (Some(p), Some(m)) = (parallel, max_trial_count) {
-        if p > m {
-            errs.push(FieldError::new("spec.parallelTrialCount", format!("{p} exceeds spec.maxTrialCount {m}")));
-        }
+    let parallel = count(
+        parallel_trial_count.as_ref(),
+        "spec.parallelTrialCount",
+        1,
+        &mut errs,
+    );
+    let max_failed = count(
+        max_failed_trial_count.as_ref(),
+        "spec.maxFailedTrialCount",
+        0,
+        &mut errs,
+    );
+    if let (Some(p), Some(m)) = (parallel, max_trial_count)
+        && p > m
+    {
+        errs.push(FieldError::new(
+            "spec.parallelTrialCount",
+            format!("{p} exceeds spec.maxTrialCount {m}"),
+        ));
     }
-    if let (Some(f), Some(m)) = (max_failed, max_trial_count) {
-        if f > m {
-            errs.push(FieldError::new("spec.maxFailedTrialCount", format!("{f} exceeds spec.maxTrialCount {m}")));
-        }
+    if let (Some(f), Some(m)) = (max_failed, max_trial_count)
+        && f > m
+    {
+        errs.push(FieldError::new(
+            "spec.maxFailedTrialCount",
+            format!("{f} exceeds spec.maxTrialCount {m}"),
+        ));
     }
     // Katib defaults parallelism to 3; kestrel also caps the default at maxTrialCount so a
     // small experiment does not fail its own parallelism check.
     let parallel_trial_count = parallel.unwrap_or_else(|| {
-        max_trial_count.map_or(DEFAULT_PARALLEL_TRIAL_COUNT, |m| m.min(DEFAULT_PARALLEL_TRIAL_COUNT))
+        max_trial_count.map_or(DEFAULT_PARALLEL_TRIAL_COUNT, |m| {
+            m.min(DEFAULT_PARALLEL_TRIAL_COUNT)
+        })
     });
 
     let algorithm = algorithm_spec(algorithm.as_ref(), "spec.algorithm", true, &mut errs);
@@ -115,30 +152,37 @@ pub(crate) fn experiment(raw: RawExperiment, catalog: &dyn AlgorithmCatalog) -> 
             ResumePolicy::Never
         }
     };
-    let metrics_collector = template::metrics_collector(metrics_collector_spec.unwrap_or_default(), &mut errs);
+    let metrics_collector =
+        template::metrics_collector(metrics_collector_spec.unwrap_or_default(), &mut errs);
     // References are checked against every declared name, so one bad parameter does not
     // also produce "unknown reference" errors.
-    let declared: BTreeSet<String> = parameters.iter().filter_map(|p| p.name.as_deref().map(|n| n.trim().to_string())).collect();
-    let trial_template = template::trial_template(trial_template, &declared, nas.is_some(), &mut errs);
+    let declared: BTreeSet<String> = parameters
+        .iter()
+        .filter_map(|p| p.name.as_deref().map(|n| n.trim().to_string()))
+        .collect();
+    let trial_template =
+        template::trial_template(trial_template, &declared, nas.is_some(), &mut errs);
 
     match (errs.is_empty(), name, objective, algorithm, trial_template) {
-        (true, Some(name), Some(objective), Some(algorithm), Some(trial_template)) => Ok(Experiment {
-            name,
-            namespace: raw.metadata.namespace,
-            labels: raw.metadata.labels,
-            annotations: raw.metadata.annotations,
-            space,
-            objective,
-            algorithm,
-            early_stopping,
-            nas_config: nas,
-            parallel_trial_count,
-            max_trial_count,
-            max_failed_trial_count: max_failed,
-            resume_policy,
-            metrics_collector,
-            trial_template,
-        }),
+        (true, Some(name), Some(objective), Some(algorithm), Some(trial_template)) => {
+            Ok(Experiment {
+                name,
+                namespace: raw.metadata.namespace,
+                labels: raw.metadata.labels,
+                annotations: raw.metadata.annotations,
+                space,
+                objective,
+                algorithm,
+                early_stopping,
+                nas_config: nas,
+                parallel_trial_count,
+                max_trial_count,
+                max_failed_trial_count: max_failed,
+                resume_policy,
+                metrics_collector,
+                trial_template,
+            })
+        }
         _ => Err(SpecError::Invalid(errs)),
     }
 }
@@ -150,7 +194,9 @@ fn metadata_name(name: Option<&str>, errs: &mut Vec<FieldError>) -> Option<Strin
     };
     let bytes = n.as_bytes();
     let ok = bytes[0].is_ascii_lowercase()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && !n.ends_with('-');
     if !ok {
         errs.push(FieldError::new(
@@ -159,7 +205,10 @@ fn metadata_name(name: Option<&str>, errs: &mut Vec<FieldError>) -> Option<Strin
         ));
     }
     if n.len() > 40 {
-        errs.push(FieldError::new("metadata.name", format!("{n:?} is longer than 40 characters")));
+        errs.push(FieldError::new(
+            "metadata.name",
+            format!("{n:?} is longer than 40 characters"),
+        ));
     }
     Some(n.to_string())
 }
@@ -167,7 +216,11 @@ fn metadata_name(name: Option<&str>, errs: &mut Vec<FieldError>) -> Option<Strin
 fn count(s: Option<&Scalar>, path: &str, min: i64, errs: &mut Vec<FieldError>) -> Option<u32> {
     let v = params::integer(Some(s?), path, errs)?;
     if v < min || v > i64::from(u32::MAX) {
-        let what = if min == 0 { "must not be negative" } else { "must be greater than 0" };
+        let what = if min == 0 {
+            "must not be negative"
+        } else {
+            "must be greater than 0"
+        };
         errs.push(FieldError::new(path, format!("{v} {what}")));
         return None;
     }
@@ -183,22 +236,34 @@ fn objective_spec(raw: Option<RawObjective>, errs: &mut Vec<FieldError>) -> Opti
         Some("minimize") => Some(ObjectiveType::Minimize),
         Some("maximize") => Some(ObjectiveType::Maximize),
         None | Some("") => {
-            errs.push(FieldError::new("spec.objective.type", "is required (minimize or maximize)"));
+            errs.push(FieldError::new(
+                "spec.objective.type",
+                "is required (minimize or maximize)",
+            ));
             None
         }
         Some(other) => {
-            errs.push(FieldError::new("spec.objective.type", format!("{other:?} is not minimize or maximize")));
+            errs.push(FieldError::new(
+                "spec.objective.type",
+                format!("{other:?} is not minimize or maximize"),
+            ));
             None
         }
     };
     let metric = match o.objective_metric_name.as_deref().map(str::trim) {
         None | Some("") => {
-            errs.push(FieldError::new("spec.objective.objectiveMetricName", "is required"));
+            errs.push(FieldError::new(
+                "spec.objective.objectiveMetricName",
+                "is required",
+            ));
             None
         }
         Some(m) => Some(m.to_string()),
     };
-    let goal = o.goal.as_ref().and_then(|g| params::number(Some(g), "spec.objective.goal", errs));
+    let goal = o
+        .goal
+        .as_ref()
+        .and_then(|g| params::number(Some(g), "spec.objective.goal", errs));
     for (i, a) in o.additional_metric_names.iter().enumerate() {
         if Some(a) == metric.as_ref() {
             errs.push(FieldError::new(
@@ -223,7 +288,10 @@ fn objective_spec(raw: Option<RawObjective>, errs: &mut Vec<FieldError>) -> Opti
             Some("max") => Some(MetricStrategy::Max),
             Some("latest") => Some(MetricStrategy::Latest),
             other => {
-                errs.push(FieldError::new(format!("{at}.value"), format!("{:?} is not one of min, max, latest", other.unwrap_or(""))));
+                errs.push(FieldError::new(
+                    format!("{at}.value"),
+                    format!("{:?} is not one of min, max, latest", other.unwrap_or("")),
+                ));
                 None
             }
         };
@@ -235,14 +303,28 @@ fn objective_spec(raw: Option<RawObjective>, errs: &mut Vec<FieldError>) -> Opti
             }
             other => errs.push(FieldError::new(
                 format!("{at}.name"),
-                format!("{:?} is neither the objective metric nor an additional metric", other.unwrap_or("")),
+                format!(
+                    "{:?} is neither the objective metric nor an additional metric",
+                    other.unwrap_or("")
+                ),
             )),
         }
     }
-    Some(Objective { kind, goal, metric, additional_metrics: o.additional_metric_names, strategies })
+    Some(Objective {
+        kind,
+        goal,
+        metric,
+        additional_metrics: o.additional_metric_names,
+        strategies,
+    })
 }
 
-fn algorithm_spec(raw: Option<&RawAlgorithm>, path: &str, required: bool, errs: &mut Vec<FieldError>) -> Option<AlgorithmSpec> {
+fn algorithm_spec(
+    raw: Option<&RawAlgorithm>,
+    path: &str,
+    required: bool,
+    errs: &mut Vec<FieldError>,
+) -> Option<AlgorithmSpec> {
     let Some(a) = raw else {
         if required {
             errs.push(FieldError::new(path, "is required"));
@@ -251,7 +333,10 @@ fn algorithm_spec(raw: Option<&RawAlgorithm>, path: &str, required: bool, errs: 
     };
     let name = match a.algorithm_name.as_deref().map(str::trim) {
         None | Some("") => {
-            errs.push(FieldError::new(format!("{path}.algorithmName"), "is required"));
+            errs.push(FieldError::new(
+                format!("{path}.algorithmName"),
+                "is required",
+            ));
             return None;
         }
         Some(n) => n.to_string(),
@@ -261,7 +346,10 @@ fn algorithm_spec(raw: Option<&RawAlgorithm>, path: &str, required: bool, errs: 
         let at = format!("{path}.algorithmSettings[{i}]");
         match (&s.name, &s.value) {
             (Some(n), Some(v)) if !n.is_empty() => settings.push((n.clone(), v.0.clone())),
-            (Some(n), None) if !n.is_empty() => errs.push(FieldError::new(format!("{at}.value"), format!("is required (setting {n:?})"))),
+            (Some(n), None) if !n.is_empty() => errs.push(FieldError::new(
+                format!("{at}.value"),
+                format!("is required (setting {n:?})"),
+            )),
             _ => errs.push(FieldError::new(format!("{at}.name"), "is required")),
         }
     }
@@ -271,27 +359,52 @@ fn algorithm_spec(raw: Option<&RawAlgorithm>, path: &str, required: bool, errs: 
 fn nas(raw: RawNasConfig, errs: &mut Vec<FieldError>) -> NasConfig {
     let p = "spec.nasConfig";
     let gc = raw.graph_config.as_ref();
-    let num_layers = gc.and_then(|g| g.num_layers.as_ref()).and_then(|n| params::integer(Some(n), &format!("{p}.graphConfig.numLayers"), errs));
+    let num_layers = gc
+        .and_then(|g| g.num_layers.as_ref())
+        .and_then(|n| params::integer(Some(n), &format!("{p}.graphConfig.numLayers"), errs));
     let ints = |v: &[Scalar], field: &str, errs: &mut Vec<FieldError>| -> Vec<i64> {
-        v.iter().enumerate().filter_map(|(i, s)| params::integer(Some(s), &format!("{p}.graphConfig.{field}[{i}]"), errs)).collect()
+        v.iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                params::integer(Some(s), &format!("{p}.graphConfig.{field}[{i}]"), errs)
+            })
+            .collect()
     };
-    let input_sizes = gc.map(|g| ints(&g.input_sizes, "inputSizes", errs)).unwrap_or_default();
-    let output_sizes = gc.map(|g| ints(&g.output_sizes, "outputSizes", errs)).unwrap_or_default();
+    let input_sizes = gc
+        .map(|g| ints(&g.input_sizes, "inputSizes", errs))
+        .unwrap_or_default();
+    let output_sizes = gc
+        .map(|g| ints(&g.output_sizes, "outputSizes", errs))
+        .unwrap_or_default();
     if raw.operations.is_empty() {
-        errs.push(FieldError::new(format!("{p}.operations"), "is required and must not be empty"));
+        errs.push(FieldError::new(
+            format!("{p}.operations"),
+            "is required and must not be empty",
+        ));
     }
     let mut operations = Vec::new();
     for (i, op) in raw.operations.iter().enumerate() {
         let at = format!("{p}.operations[{i}]");
         let Some(ty) = op.operation_type.as_deref().filter(|t| !t.is_empty()) else {
-            errs.push(FieldError::new(format!("{at}.operationType"), "is required"));
+            errs.push(FieldError::new(
+                format!("{at}.operationType"),
+                "is required",
+            ));
             continue;
         };
         if op.parameters.is_empty() {
-            errs.push(FieldError::new(format!("{at}.parameters"), format!("operation {ty:?} needs at least one parameter")));
+            errs.push(FieldError::new(
+                format!("{at}.parameters"),
+                format!("operation {ty:?} needs at least one parameter"),
+            ));
         }
         let space = params::search_space(&op.parameters, &format!("{at}.parameters"), errs);
         operations.push((ty.to_string(), space));
     }
-    NasConfig { num_layers, input_sizes, output_sizes, operations }
+    NasConfig {
+        num_layers,
+        input_sizes,
+        output_sizes,
+        operations,
+    }
 }

@@ -10,7 +10,11 @@ use crate::space::{Distribution, Domain, ParamSpec, SearchSpace};
 
 /// Validates a parameter list at `path` (e.g. `spec.parameters`), pushing every problem
 /// to `errs`. Returns the space built from the parameters that were valid.
-pub(crate) fn search_space(raw: &[RawParameter], path: &str, errs: &mut Vec<FieldError>) -> SearchSpace {
+pub(crate) fn search_space(
+    raw: &[RawParameter],
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) -> SearchSpace {
     let mut seen = BTreeSet::new();
     let mut params = Vec::new();
     for (i, p) in raw.iter().enumerate() {
@@ -22,7 +26,10 @@ pub(crate) fn search_space(raw: &[RawParameter], path: &str, errs: &mut Vec<Fiel
             }
             Some(n) => {
                 if !seen.insert(n.to_string()) {
-                    errs.push(FieldError::new(format!("{at}.name"), format!("duplicate parameter name {n:?}")));
+                    errs.push(FieldError::new(
+                        format!("{at}.name"),
+                        format!("duplicate parameter name {n:?}"),
+                    ));
                 }
                 Some(n.to_string())
             }
@@ -47,7 +54,10 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
     let fs = match &p.feasible_space {
         Some(fs) => fs,
         None => {
-            errs.push(FieldError::new(format!("{at}.feasibleSpace"), "is required"));
+            errs.push(FieldError::new(
+                format!("{at}.feasibleSpace"),
+                "is required",
+            ));
             &empty
         }
     };
@@ -62,14 +72,22 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             let step = fs.step.as_ref().and_then(|s| {
                 let v = number(Some(s), &format!("{fsp}.step"), errs)?;
                 if v <= 0.0 {
-                    errs.push(FieldError::new(format!("{fsp}.step"), format!("{:?} must be greater than 0", s.0)));
+                    errs.push(FieldError::new(
+                        format!("{fsp}.step"),
+                        format!("{:?} must be greater than 0", s.0),
+                    ));
                     return None;
                 }
                 Some(v)
             });
             let (min, max) = (min?, max?);
             bounds(min, max, dist, &fsp, errs);
-            Domain::Double { min, max, step, distribution: dist? }
+            Domain::Double {
+                min,
+                max,
+                step,
+                distribution: dist?,
+            }
         }
         "int" => {
             forbid(fs.list.is_some(), &fsp, "list", "int", errs);
@@ -79,7 +97,10 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
                 None => Some(1),
                 Some(s) => integer(Some(s), &format!("{fsp}.step"), errs).and_then(|v| {
                     if v < 1 {
-                        errs.push(FieldError::new(format!("{fsp}.step"), format!("{:?} must be at least 1", s.0)));
+                        errs.push(FieldError::new(
+                            format!("{fsp}.step"),
+                            format!("{:?} must be at least 1", s.0),
+                        ));
                         None
                     } else {
                         Some(v)
@@ -88,7 +109,12 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             };
             let (min, max) = (min?, max?);
             bounds(min as f64, max as f64, dist, &fsp, errs);
-            Domain::Int { min, max, step: step?, distribution: dist? }
+            Domain::Int {
+                min,
+                max,
+                step: step?,
+                distribution: dist?,
+            }
         }
         "discrete" | "categorical" => {
             forbid(fs.min.is_some(), &fsp, "min", ty, errs);
@@ -124,11 +150,18 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
 
 fn forbid(present: bool, fsp: &str, field: &str, ty: &str, errs: &mut Vec<FieldError>) {
     if present {
-        errs.push(FieldError::new(format!("{fsp}.{field}"), format!("must not be set for a {ty} parameter")));
+        errs.push(FieldError::new(
+            format!("{fsp}.{field}"),
+            format!("must not be set for a {ty} parameter"),
+        ));
     }
 }
 
-fn distribution(fs: &RawFeasibleSpace, fsp: &str, errs: &mut Vec<FieldError>) -> Option<Distribution> {
+fn distribution(
+    fs: &RawFeasibleSpace,
+    fsp: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<Distribution> {
     match fs.distribution.as_deref() {
         None | Some("") | Some("uniform") => Some(Distribution::Uniform),
         Some("logUniform") => Some(Distribution::LogUniform),
@@ -146,7 +179,10 @@ fn distribution(fs: &RawFeasibleSpace, fsp: &str, errs: &mut Vec<FieldError>) ->
 
 fn bounds(min: f64, max: f64, dist: Option<Distribution>, fsp: &str, errs: &mut Vec<FieldError>) {
     if min > max {
-        errs.push(FieldError::new(format!("{fsp}.max"), format!("{max} is less than min {min}")));
+        errs.push(FieldError::new(
+            format!("{fsp}.max"),
+            format!("{max} is less than min {min}"),
+        ));
     }
     if dist.is_some_and(Distribution::is_log) && min <= 0.0 {
         errs.push(FieldError::new(
@@ -158,14 +194,20 @@ fn bounds(min: f64, max: f64, dist: Option<Distribution>, fsp: &str, errs: &mut 
 
 fn list(raw: Option<&[Scalar]>, fsp: &str, errs: &mut Vec<FieldError>) -> Option<Vec<String>> {
     let Some(items) = raw.filter(|l| !l.is_empty()) else {
-        errs.push(FieldError::new(format!("{fsp}.list"), "is required and must not be empty"));
+        errs.push(FieldError::new(
+            format!("{fsp}.list"),
+            "is required and must not be empty",
+        ));
         return None;
     };
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (j, s) in items.iter().enumerate() {
         if !seen.insert(s.0.as_str()) {
-            errs.push(FieldError::new(format!("{fsp}.list[{j}]"), format!("duplicate value {:?}", s.0)));
+            errs.push(FieldError::new(
+                format!("{fsp}.list[{j}]"),
+                format!("duplicate value {:?}", s.0),
+            ));
         }
         out.push(s.0.clone());
     }
@@ -198,7 +240,10 @@ pub(crate) fn integer(s: Option<&Scalar>, path: &str, errs: &mut Vec<FieldError>
     };
     let v = s.0.trim().parse::<i64>().ok();
     if v.is_none() {
-        errs.push(FieldError::new(path, format!("{:?} is not an integer", s.0)));
+        errs.push(FieldError::new(
+            path,
+            format!("{:?} is not an integer", s.0),
+        ));
     }
     v
 }

@@ -6,21 +6,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 
 use crate::error::FieldError;
-use crate::experiment::{CollectorKind, FileFormat, MetricsCollector, TemplateSource, TrialParameter, TrialTemplate};
+use crate::experiment::{
+    CollectorKind, FileFormat, MetricsCollector, TemplateSource, TrialParameter, TrialTemplate,
+};
 use crate::raw::{RawMetricsCollectorSpec, RawTrialTemplate};
 use crate::template::{METADATA_REFERENCES, placeholders};
 
 /// Katib's default File collector path.
 pub const DEFAULT_METRICS_FILE: &str = "/var/log/katib/metrics.log";
 
-pub(crate) fn metrics_collector(raw: RawMetricsCollectorSpec, errs: &mut Vec<FieldError>) -> MetricsCollector {
+pub(crate) fn metrics_collector(
+    raw: RawMetricsCollectorSpec,
+    errs: &mut Vec<FieldError>,
+) -> MetricsCollector {
     let p = "spec.metricsCollectorSpec";
     let source = raw.source.unwrap_or_default();
     let filters = source.filter.map(|f| f.metrics_format).unwrap_or_default();
     for (i, f) in filters.iter().enumerate() {
         let at = format!("{p}.source.filter.metricsFormat[{i}]");
         match Regex::new(f) {
-            Err(e) => errs.push(FieldError::new(at, format!("{f:?} is not a valid regular expression: {e}"))),
+            Err(e) => errs.push(FieldError::new(
+                at,
+                format!("{f:?} is not a valid regular expression: {e}"),
+            )),
             Ok(re) if re.captures_len() < 3 => errs.push(FieldError::new(
                 at,
                 format!("{f:?} must have two capture groups (metric name, then value)"),
@@ -28,7 +36,11 @@ pub(crate) fn metrics_collector(raw: RawMetricsCollectorSpec, errs: &mut Vec<Fie
             Ok(_) => {}
         }
     }
-    let kind_name = raw.collector.as_ref().and_then(|c| c.kind.clone()).unwrap_or_else(|| "StdOut".into());
+    let kind_name = raw
+        .collector
+        .as_ref()
+        .and_then(|c| c.kind.clone())
+        .unwrap_or_else(|| "StdOut".into());
     let kind = match kind_name.as_str() {
         "StdOut" => CollectorKind::StdOut,
         "File" => {
@@ -37,17 +49,29 @@ pub(crate) fn metrics_collector(raw: RawMetricsCollectorSpec, errs: &mut Vec<Fie
                 None | Some("") | Some("TEXT") => FileFormat::Text,
                 Some("JSON") => FileFormat::Json,
                 Some(other) => {
-                    errs.push(FieldError::new(format!("{p}.source.fileSystemPath.format"), format!("{other:?} is not TEXT or JSON")));
+                    errs.push(FieldError::new(
+                        format!("{p}.source.fileSystemPath.format"),
+                        format!("{other:?} is not TEXT or JSON"),
+                    ));
                     FileFormat::Text
                 }
             };
             if let Some(k) = fsp.kind.as_deref().filter(|k| *k != "File") {
-                errs.push(FieldError::new(format!("{p}.source.fileSystemPath.kind"), format!("{k:?} is not supported by the File collector (use File)")));
+                errs.push(FieldError::new(
+                    format!("{p}.source.fileSystemPath.kind"),
+                    format!("{k:?} is not supported by the File collector (use File)"),
+                ));
             }
             if format == FileFormat::Json && !filters.is_empty() {
-                errs.push(FieldError::new(format!("{p}.source.filter"), "must not be set with the JSON format"));
+                errs.push(FieldError::new(
+                    format!("{p}.source.filter"),
+                    "must not be set with the JSON format",
+                ));
             }
-            let path = fsp.path.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_METRICS_FILE.into());
+            let path = fsp
+                .path
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_METRICS_FILE.into());
             CollectorKind::File { path, format }
         }
         "Push" | "None" => CollectorKind::Push,
@@ -69,20 +93,32 @@ pub(crate) fn metrics_collector(raw: RawMetricsCollectorSpec, errs: &mut Vec<Fie
     MetricsCollector { kind, filters }
 }
 
+/// Katib's defaults for one workload kind.
+type KindDefaults = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// Katib's default (successCondition, failureCondition, primaryPodLabels) per workload kind.
-fn kind_defaults(kind: &str) -> Option<(&'static str, &'static str, Vec<(&'static str, &'static str)>)> {
+fn kind_defaults(kind: &str) -> Option<KindDefaults> {
     const COMPLETE: &str = r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#;
     const FAILED: &str = r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#;
     const SUCCEEDED: &str = r#"status.conditions.#(type=="Succeeded")#|#(status=="True")#"#;
     match kind {
         "Job" => Some((COMPLETE, FAILED, vec![])),
-        "TFJob" | "PyTorchJob" | "XGBoostJob" | "MPIJob" => {
-            Some((SUCCEEDED, FAILED, vec![("training.kubeflow.org/job-role", "master")]))
-        }
+        "TFJob" | "PyTorchJob" | "XGBoostJob" | "MPIJob" => Some((
+            SUCCEEDED,
+            FAILED,
+            vec![("training.kubeflow.org/job-role", "master")],
+        )),
         "TrainJob" => Some((
             COMPLETE,
             FAILED,
-            vec![("jobset.sigs.k8s.io/replicatedjob-name", "node"), ("batch.kubernetes.io/job-completion-index", "0")],
+            vec![
+                ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
+                ("batch.kubernetes.io/job-completion-index", "0"),
+            ],
         )),
         _ => None,
     }
@@ -103,32 +139,48 @@ pub(crate) fn trial_template(
     let mut workload_kind = None;
     let source = match (t.trial_spec, t.config_map) {
         (Some(_), Some(_)) => {
-            errs.push(FieldError::new(p, "exactly one of trialSpec and configMap must be set, not both"));
+            errs.push(FieldError::new(
+                p,
+                "exactly one of trialSpec and configMap must be set, not both",
+            ));
             None
         }
         (None, None) => {
-            errs.push(FieldError::new(format!("{p}.trialSpec"), "is required (or configMap)"));
+            errs.push(FieldError::new(
+                format!("{p}.trialSpec"),
+                "is required (or configMap)",
+            ));
             None
         }
         (Some(spec), None) => {
             check_trial_spec(&spec, errs);
-            workload_kind = spec.get("kind").and_then(|k| k.as_str()).map(str::to_string);
+            workload_kind = spec
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .map(str::to_string);
             Some(TemplateSource::Inline(spec))
         }
         (None, Some(cm)) => {
             let name = cm.config_map_name.filter(|s| !s.is_empty());
             let path = cm.template_path.filter(|s| !s.is_empty());
             if name.is_none() {
-                errs.push(FieldError::new(format!("{p}.configMap.configMapName"), "is required"));
+                errs.push(FieldError::new(
+                    format!("{p}.configMap.configMapName"),
+                    "is required",
+                ));
             }
             if path.is_none() {
-                errs.push(FieldError::new(format!("{p}.configMap.templatePath"), "is required"));
+                errs.push(FieldError::new(
+                    format!("{p}.configMap.templatePath"),
+                    "is required",
+                ));
             }
-            name.zip(path).map(|(name, template_path)| TemplateSource::ConfigMap {
-                name,
-                namespace: cm.config_map_namespace,
-                template_path,
-            })
+            name.zip(path)
+                .map(|(name, template_path)| TemplateSource::ConfigMap {
+                    name,
+                    namespace: cm.config_map_namespace,
+                    template_path,
+                })
         }
     };
     let trial_parameters = trial_parameters(&t.trial_parameters, declared, nas, errs);
@@ -145,16 +197,25 @@ pub(crate) fn trial_template(
             if !used.contains(&tp.name) {
                 errs.push(FieldError::new(
                     format!("{p}.trialParameters[{i}].name"),
-                    format!("{:?} is declared but ${{trialParameters.{}}} never appears in trialSpec", tp.name, tp.name),
+                    format!(
+                        "{:?} is declared but ${{trialParameters.{}}} never appears in trialSpec",
+                        tp.name, tp.name
+                    ),
                 ));
             }
         }
     }
     let defaults = workload_kind.as_deref().and_then(kind_defaults);
-    let primary_container_name = t.primary_container_name.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-        errs.push(FieldError::new(format!("{p}.primaryContainerName"), "is required"));
-        String::new()
-    });
+    let primary_container_name = t
+        .primary_container_name
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            errs.push(FieldError::new(
+                format!("{p}.primaryContainerName"),
+                "is required",
+            ));
+            String::new()
+        });
     let mut condition = |v: Option<String>, field: &str, default: Option<&str>| {
         v.filter(|s| !s.is_empty()).or(default.map(str::to_string)).unwrap_or_else(|| {
             errs.push(FieldError::new(
@@ -167,14 +228,31 @@ pub(crate) fn trial_template(
     let is_inline = matches!(source, Some(TemplateSource::Inline(_)));
     let (success_condition, failure_condition) = if is_inline {
         (
-            condition(t.success_condition, "successCondition", defaults.as_ref().map(|d| d.0)),
-            condition(t.failure_condition, "failureCondition", defaults.as_ref().map(|d| d.1)),
+            condition(
+                t.success_condition,
+                "successCondition",
+                defaults.as_ref().map(|d| d.0),
+            ),
+            condition(
+                t.failure_condition,
+                "failureCondition",
+                defaults.as_ref().map(|d| d.1),
+            ),
         )
     } else {
-        (t.success_condition.unwrap_or_default(), t.failure_condition.unwrap_or_default())
+        (
+            t.success_condition.unwrap_or_default(),
+            t.failure_condition.unwrap_or_default(),
+        )
     };
     let primary_pod_labels = t.primary_pod_labels.unwrap_or_else(|| {
-        defaults.map(|d| d.2.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap_or_default()
+        defaults
+            .map(|d| {
+                d.2.into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
     });
     if errs.len() != before {
         return None;
@@ -193,18 +271,31 @@ pub(crate) fn trial_template(
 fn check_trial_spec(spec: &serde_json::Value, errs: &mut Vec<FieldError>) {
     let p = "spec.trialTemplate.trialSpec";
     let Some(obj) = spec.as_object() else {
-        errs.push(FieldError::new(p, format!("must be an object (a Job or similar), found {}", crate::raw::kind_of(spec))));
+        errs.push(FieldError::new(
+            p,
+            format!(
+                "must be an object (a Job or similar), found {}",
+                crate::raw::kind_of(spec)
+            ),
+        ));
         return;
     };
     for field in ["apiVersion", "kind"] {
-        if !obj.get(field).is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+        let present = obj
+            .get(field)
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.is_empty());
+        if !present {
             errs.push(FieldError::new(format!("{p}.{field}"), "is required"));
         }
     }
     if let Some(meta) = obj.get("metadata").and_then(|m| m.as_object()) {
         for field in ["name", "namespace"] {
             if meta.contains_key(field) {
-                errs.push(FieldError::new(format!("{p}.metadata.{field}"), "must not be set (the trial sets it)"));
+                errs.push(FieldError::new(
+                    format!("{p}.metadata.{field}"),
+                    "must not be set (the trial sets it)",
+                ));
             }
         }
     }
@@ -226,16 +317,20 @@ fn trial_parameters(
         let reference = tp.reference.clone().filter(|s| !s.is_empty());
         match &name {
             None => errs.push(FieldError::new(format!("{at}.name"), "is required")),
-            Some(n) if !names.insert(n.clone()) => {
-                errs.push(FieldError::new(format!("{at}.name"), format!("duplicate trial parameter name {n:?}")))
-            }
+            Some(n) if !names.insert(n.clone()) => errs.push(FieldError::new(
+                format!("{at}.name"),
+                format!("duplicate trial parameter name {n:?}"),
+            )),
             _ => {}
         }
         match &reference {
             None => errs.push(FieldError::new(format!("{at}.reference"), "is required")),
             Some(r) => {
                 if let Some(j) = refs.insert(r.clone(), i) {
-                    errs.push(FieldError::new(format!("{at}.reference"), format!("{r:?} is already referenced by {p}[{j}]")));
+                    errs.push(FieldError::new(
+                        format!("{at}.reference"),
+                        format!("{r:?} is already referenced by {p}[{j}]"),
+                    ));
                 }
                 let is_meta = is_metadata_reference(r);
                 let is_param = declared.contains(r);
@@ -248,7 +343,11 @@ fn trial_parameters(
             }
         }
         if let (Some(name), Some(reference)) = (name, reference) {
-            out.push(TrialParameter { name, description: tp.description.clone(), reference });
+            out.push(TrialParameter {
+                name,
+                description: tp.description.clone(),
+                reference,
+            });
         }
     }
     if !nas {
@@ -266,9 +365,14 @@ fn trial_parameters(
 
 /// Whether `r` is a `${trialSpec.*}` metadata reference Katib accepts.
 pub(crate) fn is_metadata_reference(r: &str) -> bool {
-    let Some(inner) = r.strip_prefix("${trialSpec.").and_then(|s| s.strip_suffix('}')) else {
+    let Some(inner) = r
+        .strip_prefix("${trialSpec.")
+        .and_then(|s| s.strip_suffix('}'))
+    else {
         return false;
     };
     matches!(inner, "Name" | "Namespace" | "Kind" | "APIVersion")
-        || ["Labels[", "Annotations["].iter().any(|pre| inner.starts_with(pre) && inner.ends_with(']') && inner.len() > pre.len() + 1)
+        || ["Labels[", "Annotations["].iter().any(|pre| {
+            inner.starts_with(pre) && inner.ends_with(']') && inner.len() > pre.len() + 1
+        })
 }

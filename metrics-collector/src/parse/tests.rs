@@ -21,8 +21,14 @@ fn default_filter_table() {
     let m = names(&["loss", "accuracy", "Validation-accuracy", "score"]);
     let cases: &[(&str, &[(&str, &str)])] = &[
         ("loss=0.3", &[("loss", "0.3")]),
-        ("epoch 1: loss = 0.25 accuracy=0.9", &[("loss", "0.25"), ("accuracy", "0.9")]),
-        ("Validation-accuracy=0.9312", &[("Validation-accuracy", "0.9312")]),
+        (
+            "epoch 1: loss = 0.25 accuracy=0.9",
+            &[("loss", "0.25"), ("accuracy", "0.9")],
+        ),
+        (
+            "Validation-accuracy=0.9312",
+            &[("Validation-accuracy", "0.9312")],
+        ),
         ("score=-7.53e-05", &[("score", "-7.53e-05")]),
         ("score=1.5E+3", &[("score", "1.5E+3")]),
         ("score=+4", &[("score", "+4")]),
@@ -35,7 +41,10 @@ fn default_filter_table() {
     ];
     for (line, want) in cases {
         let got = pairs(default_parser().parse_line(line, &m));
-        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(got, want, "line {line:?}");
     }
 }
@@ -47,38 +56,73 @@ fn leading_rfc3339_token_is_the_timestamp() {
     assert_eq!(p[0].time, Some("2024-03-01T10:00:00Z".parse().unwrap()));
     let p = default_parser().parse_line("2024-03-01T10:00:00+02:00 loss=0.5", &m);
     assert_eq!(p[0].time, Some("2024-03-01T08:00:00Z".parse().unwrap()));
-    assert_eq!(default_parser().parse_line("step 3 loss=0.5", &m)[0].time, None);
+    assert_eq!(
+        default_parser().parse_line("step 3 loss=0.5", &m)[0].time,
+        None
+    );
 }
 
 #[test]
 fn custom_filters() {
     let p = TextParser::new(&[r"(\w+):\s*([+-]?\d+(?:\.\d+)?)".into()]).unwrap();
-    assert_eq!(pairs(p.parse_line("acc: 0.91 | loss: 1.2", &names(&["acc", "loss"]))), [
-        ("acc".into(), "0.91".into()),
-        ("loss".into(), "1.2".into())
-    ]);
+    assert_eq!(
+        pairs(p.parse_line("acc: 0.91 | loss: 1.2", &names(&["acc", "loss"]))),
+        [("acc".into(), "0.91".into()), ("loss".into(), "1.2".into())]
+    );
     // Katib's DARTS genotype filter keeps a non-numeric value.
     let g = TextParser::new(&[r"([\w-]+)=(Genotype.*)".into()]).unwrap();
-    let v = g.parse_line("Best-Genotype=Genotype(normal=[[('sep',0)]])", &names(&["Best-Genotype"]));
+    let v = g.parse_line(
+        "Best-Genotype=Genotype(normal=[[('sep',0)]])",
+        &names(&["Best-Genotype"]),
+    );
     assert_eq!(v[0].value, "Genotype(normal=[[('sep',0)]])");
-    assert!(matches!(TextParser::new(&["(a".into()]), Err(ParseError::BadRegex { .. })));
-    assert!(matches!(TextParser::new(&[r"(\w+)=\d+".into()]), Err(ParseError::MissingGroups(_))));
+    assert!(matches!(
+        TextParser::new(&["(a".into()]),
+        Err(ParseError::BadRegex { .. })
+    ));
+    assert!(matches!(
+        TextParser::new(&[r"(\w+)=\d+".into()]),
+        Err(ParseError::MissingGroups(_))
+    ));
 }
 
 #[test]
 fn json_lines() {
     let m = names(&["loss", "acc"]);
-    let p = json_line(r#"{"loss": "0.5", "acc": 0.75, "epoch": "1", "timestamp": "2024-01-01T00:00:00Z"}"#, &m);
-    assert_eq!(pairs(p.clone()), [("loss".into(), "0.5".into()), ("acc".into(), "0.75".into())]);
+    let p = json_line(
+        r#"{"loss": "0.5", "acc": 0.75, "epoch": "1", "timestamp": "2024-01-01T00:00:00Z"}"#,
+        &m,
+    );
+    assert_eq!(
+        pairs(p.clone()),
+        [("loss".into(), "0.5".into()), ("acc".into(), "0.75".into())]
+    );
     assert_eq!(p[0].time, Some("2024-01-01T00:00:00Z".parse().unwrap()));
     let p = json_line(r#"{"loss": "1", "timestamp": 1700000000.5}"#, &m);
-    assert_eq!(p[0].time, Some(jiff::Timestamp::from_millisecond(1_700_000_000_500).unwrap()));
+    assert_eq!(
+        p[0].time,
+        Some(jiff::Timestamp::from_millisecond(1_700_000_000_500).unwrap())
+    );
     let p = json_line(r#"{"loss": "1", "timestamp": "1700000000"}"#, &m);
-    assert_eq!(p[0].time, Some(jiff::Timestamp::from_second(1_700_000_000).unwrap()));
-    for garbage in ["", "not json", "[1,2]", r#"{"loss": null}"#, r#"{"loss": {"a": 1}}"#, "{\"loss\": \"1\""] {
+    assert_eq!(
+        p[0].time,
+        Some(jiff::Timestamp::from_second(1_700_000_000).unwrap())
+    );
+    for garbage in [
+        "",
+        "not json",
+        "[1,2]",
+        r#"{"loss": null}"#,
+        r#"{"loss": {"a": 1}}"#,
+        "{\"loss\": \"1\"",
+    ] {
         assert!(json_line(garbage, &m).is_empty(), "{garbage:?}");
     }
-    assert!(json_line(r#"{"loss": "1", "timestamp": 1e300}"#, &m)[0].time.is_none());
+    assert!(
+        json_line(r#"{"loss": "1", "timestamp": 1e300}"#, &m)[0]
+            .time
+            .is_none()
+    );
 }
 
 proptest! {

@@ -1,8 +1,8 @@
 //! Tests of the local process executor against real processes.
 
 use super::*;
-use kestrel_core::experiment::{CollectorKind, MetricsCollector};
 use kestrel_core::MetricLog;
+use kestrel_core::experiment::{CollectorKind, MetricsCollector};
 use kestrel_metrics_collector::SinkError;
 
 #[derive(Default)]
@@ -10,19 +10,30 @@ struct VecSink(Mutex<Vec<(String, MetricLog)>>);
 
 impl MetricsSink for VecSink {
     fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
+        self.0
+            .lock()
+            .unwrap()
+            .extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
         Ok(())
     }
 }
 
 impl VecSink {
     fn values(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(_, l)| format!("{}={}", l.name, l.value)).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| format!("{}={}", l.name, l.value))
+            .collect()
     }
 }
 
 fn run(dir: &Path, script: &str, source: MetricsSource) -> TrialRun {
-    let spec = MetricsCollector { kind: CollectorKind::StdOut, filters: vec![] };
+    let spec = MetricsCollector {
+        kind: CollectorKind::StdOut,
+        filters: vec![],
+    };
     TrialRun {
         experiment: "exp".into(),
         trial: "exp-t1".into(),
@@ -51,9 +62,19 @@ async fn collects_every_line_including_an_unterminated_last_one() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(VecSink::default());
     let ex = ProcessExecutor::new(sink.clone(), Duration::from_secs(2));
-    let script = "echo \"loss=0.5 $GREETING $KATIB_TRIAL_NAME\"; echo acc=0.1 >&2; printf loss=0.25; exit 3";
-    let h = ex.launch(run(dir.path(), script, MetricsSource::Output)).await.unwrap();
-    assert_eq!(wait(&ex, &h).await, RunPhase::Exited { code: Some(3), stopped: None });
+    let script =
+        "echo \"loss=0.5 $GREETING $KATIB_TRIAL_NAME\"; echo acc=0.1 >&2; printf loss=0.25; exit 3";
+    let h = ex
+        .launch(run(dir.path(), script, MetricsSource::Output))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait(&ex, &h).await,
+        RunPhase::Exited {
+            code: Some(3),
+            stopped: None
+        }
+    );
     let mut v = sink.values();
     v.sort();
     assert_eq!(v, ["acc=0.1", "loss=0.25", "loss=0.5"]);
@@ -67,9 +88,19 @@ async fn tails_a_metrics_file_and_reads_its_end() {
     let sink = Arc::new(VecSink::default());
     let ex = ProcessExecutor::new(sink.clone(), Duration::from_secs(2));
     let file = dir.path().join("metrics.log");
-    let script = "echo loss=9 ; echo loss=1 >> metrics.log; sleep 0.5; printf loss=2 >> metrics.log";
-    let h = ex.launch(run(dir.path(), script, MetricsSource::File(file))).await.unwrap();
-    assert_eq!(wait(&ex, &h).await, RunPhase::Exited { code: Some(0), stopped: None });
+    let script =
+        "echo loss=9 ; echo loss=1 >> metrics.log; sleep 0.5; printf loss=2 >> metrics.log";
+    let h = ex
+        .launch(run(dir.path(), script, MetricsSource::File(file)))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait(&ex, &h).await,
+        RunPhase::Exited {
+            code: Some(0),
+            stopped: None
+        }
+    );
     // stdout is not parsed when the File collector is used.
     assert_eq!(sink.values(), ["loss=1", "loss=2"]);
 }
@@ -80,7 +111,10 @@ async fn stop_kills_the_whole_process_group() {
     let ex = ProcessExecutor::new(Arc::new(VecSink::default()), Duration::from_secs(2));
     // The grandchild writes its pid so the test can check it is gone.
     let script = "sleep 60 & echo $! > child.pid; wait";
-    let h = ex.launch(run(dir.path(), script, MetricsSource::Output)).await.unwrap();
+    let h = ex
+        .launch(run(dir.path(), script, MetricsSource::Output))
+        .await
+        .unwrap();
     let pid_file = dir.path().join("child.pid");
     for _ in 0..100 {
         if std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
@@ -88,11 +122,21 @@ async fn stop_kills_the_whole_process_group() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let grandchild: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let started = std::time::Instant::now();
     ex.stop(&h, StopReason::Interrupted).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(matches!(ex.status(&h), RunPhase::Exited { stopped: Some(StopReason::Interrupted), .. }));
+    assert!(matches!(
+        ex.status(&h),
+        RunPhase::Exited {
+            stopped: Some(StopReason::Interrupted),
+            ..
+        }
+    ));
     // Signal 0 probes for existence; the grandchild may linger as a zombie for a moment.
     let mut gone = false;
     for _ in 0..50 {

@@ -1,0 +1,156 @@
+//! Harness for the end-to-end tests: a private store and work directory per test, the
+//! real `kestrel` binary, and experiment documents built around small shell trials.
+
+// Test harness: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// One test's sandbox: its own store and a directory for experiment files.
+pub struct Kestrel {
+    pub store: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+impl Kestrel {
+    pub fn new() -> Self {
+        Kestrel {
+            store: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `kestrel ARGS` against this sandbox's store.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kestrel"));
+        c.args(args)
+            .env("KESTREL_STORE", self.store.path())
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Writes `text` to `name` in the work directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.work.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `kestrel get NAME --output json`.
+    pub fn get(&self, name: &str) -> Value {
+        let out = self.run(&["get", name, "--output", "json"]);
+        assert!(
+            out.status.success(),
+            "get failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Rows of the store's metric_logs for a trial: (name, value).
+    pub fn metric_rows(&self, trial: &str) -> Vec<(String, String)> {
+        let db = rusqlite::Connection::open(self.store.path().join("kestrel.db")).unwrap();
+        let mut st = db
+            .prepare("SELECT name, value FROM metric_logs WHERE trial = ?1 ORDER BY id")
+            .unwrap();
+        st.query_map([trial], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts an exit status, showing both streams on failure.
+pub fn assert_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// An experiment over `x` in [0, 1] whose trial runs `script` with `sh -c` (the value is
+/// also in `$X`); `spec` is extra YAML under `spec:` (2-space indent).
+pub fn sh_experiment(name: &str, script: &str, spec: &str) -> String {
+    let script: String = std::iter::once("X=${trialParameters.x}")
+        .chain(script.lines())
+        .map(|l| format!("                    {l}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+{spec}
+  algorithm:
+    algorithmName: random
+  parameters:
+    - name: x
+      parameterType: double
+      feasibleSpace: {{min: "0", max: "1"}}
+  trialTemplate:
+    primaryContainerName: main
+    trialParameters:
+      - {{name: x, reference: x}}
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: main
+                command:
+                  - sh
+                  - -c
+                  - |
+{script}"#
+    )
+}
+
+/// The examples directory.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Trials of a `get --output json` document.
+pub fn trials(doc: &Value) -> &Vec<Value> {
+    doc["trials"].as_array().unwrap()
+}
+
+/// The largest number of trials whose [started, completed] intervals overlap.
+pub fn max_concurrency(doc: &Value) -> usize {
+    let mut events: Vec<(jiff::Timestamp, i32)> = Vec::new();
+    for t in trials(doc) {
+        if let (Some(s), Some(e)) = (t["started_at"].as_str(), t["completed_at"].as_str()) {
+            events.push((s.parse().unwrap(), 1));
+            events.push((e.parse().unwrap(), -1));
+        }
+    }
+    // Ends sort before starts at the same instant.
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
