@@ -19,6 +19,8 @@ pub mod registry;
 pub mod rng;
 pub mod settings;
 pub mod space;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::collections::BTreeMap;
 

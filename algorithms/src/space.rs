@@ -196,4 +196,4 @@ pub fn parse_value(p: &ParamSpec, s: &str) -> Option<Value> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

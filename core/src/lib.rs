@@ -28,6 +28,7 @@ pub mod validate;
 
 pub use error::{FieldError, SpecError, TemplateError};
 pub use experiment::{AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType};
+pub use jiff::Timestamp;
 pub use metrics::{MetricLog, MetricObservation};
 pub use space::{Assignments, Distribution, Domain, ParamSpec, SearchSpace, Value};
 pub use status::{
