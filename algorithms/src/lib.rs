@@ -9,7 +9,9 @@
 //! - [`rng`]: the per-trial RNG derived from `(seed, index)`, so that batching
 //!   (1×4 vs 2×2) and restarts never change proposals.
 //! - [`settings`]: the single parser of `algorithmSettings` (used by suggest and validate).
-//! - [`random`], [`grid`]: the algorithms.
+//! - [`sequential`]: the adapter from a model-based [`sequential::Sampler`] to a
+//!   [`Suggester`] (start-up phase, batches with pending points).
+//! - [`random`], [`grid`], [`sobol`], [`tpe`]: the algorithms.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
 pub mod error;
@@ -17,10 +19,13 @@ pub mod grid;
 pub mod random;
 pub mod registry;
 pub mod rng;
+pub mod sequential;
 pub mod settings;
+pub mod sobol;
 pub mod space;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tpe;
 
 use std::collections::BTreeMap;
 

@@ -7,9 +7,11 @@ use crate::Suggester;
 use crate::error::AlgoError;
 use crate::grid::Grid;
 use crate::random::Random;
+use crate::sobol::Sobol;
+use crate::tpe;
 
 /// Algorithm names kestrel implements.
-pub const ALGORITHMS: &[&str] = &["random", "grid"];
+pub const ALGORITHMS: &[&str] = &["random", "grid", "sobol", "tpe", "multivariate-tpe"];
 
 /// Katib algorithm names kestrel does not implement yet.
 pub const KATIB_PENDING: &[&str] = &[
@@ -36,6 +38,13 @@ pub fn build(
     match spec.name.as_str() {
         "random" => Ok(Box::new(Random::new(&spec.settings)?)),
         "grid" => Ok(Box::new(Grid::new(&spec.settings, space, max_trials)?)),
+        "sobol" => Ok(Box::new(Sobol::new(&spec.settings, space.len())?)),
+        "tpe" => Ok(Box::new(tpe::build("tpe", &spec.settings, false)?)),
+        "multivariate-tpe" => Ok(Box::new(tpe::build(
+            "multivariate-tpe",
+            &spec.settings,
+            true,
+        )?)),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
             available: ALGORITHMS.join(", "),

@@ -1,0 +1,150 @@
+//! The adapter that turns a model-based [`Sampler`] into a [`Suggester`]: it encodes the
+//! history once, orients objectives so that smaller is better, runs a random start-up
+//! phase, and proposes a batch one point at a time with the earlier points of the batch
+//! treated as pending trials. The last point makes batching invisible: the trial with
+//! index `k` gets the same proposal whether it was asked for alone or in a batch, as long
+//! as the controller records proposed trials as pending (which it does).
+
+use kestrel_core::{ObjectiveType, SearchSpace, TrialRecord, TrialState};
+use rand::rngs::StdRng;
+
+use crate::error::AlgoError;
+use crate::rng::trial_rng;
+use crate::space::{decode, encode, prior, sample_unit};
+use crate::{Proposal, SuggestRequest, Suggester, Suggestions};
+
+/// A finished trial as the models see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Unit coordinates, one per parameter ([`crate::space::encode`]).
+    pub x: Vec<f64>,
+    /// Objective oriented for minimization (negated when maximizing); always finite.
+    pub y: f64,
+}
+
+/// What a sampler sees when proposing one point.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleCtx<'a> {
+    /// The search space.
+    pub space: &'a SearchSpace,
+    /// Finished trials with a finite objective, in proposal order.
+    pub completed: &'a [Observation],
+    /// Points proposed but not finished (running trials and earlier points of this batch).
+    pub pending: &'a [Vec<f64>],
+    /// Index of the trial being proposed.
+    pub index: u64,
+}
+
+/// Proposes one point in unit coordinates from a model of the history.
+pub trait Sampler: Send + Sync {
+    /// A point with one unit coordinate per parameter.
+    fn sample(&self, ctx: &SampleCtx<'_>, rng: &mut StdRng) -> Result<Vec<f64>, AlgoError>;
+}
+
+/// A [`Sampler`] with a random start-up phase.
+#[derive(Debug, Clone)]
+pub struct Sequential<S> {
+    /// The model-based sampler.
+    pub sampler: S,
+    /// Completed trials needed before the model is used.
+    pub n_startup: usize,
+}
+
+/// Encodes the history: finished trials with a finite objective, and pending points.
+pub fn observations(
+    space: &SearchSpace,
+    objective: ObjectiveType,
+    history: &[TrialRecord],
+) -> (Vec<Observation>, Vec<Vec<f64>>) {
+    let encode_all = |t: &TrialRecord| -> Option<Vec<f64>> {
+        space
+            .params
+            .iter()
+            .map(|p| t.assignments.get(&p.name).and_then(|v| encode(p, v)))
+            .collect()
+    };
+    let mut completed = Vec::new();
+    let mut pending = Vec::new();
+    for t in history {
+        match t.state {
+            TrialState::Created | TrialState::Running => {
+                if let Some(x) = encode_all(t) {
+                    pending.push(x);
+                }
+            }
+            TrialState::Succeeded | TrialState::EarlyStopped => {
+                let y = t
+                    .objective
+                    .filter(|v| v.is_finite())
+                    .map(|v| match objective {
+                        ObjectiveType::Minimize => v,
+                        ObjectiveType::Maximize => -v,
+                    });
+                if let (Some(x), Some(y)) = (encode_all(t), y) {
+                    completed.push(Observation { x, y });
+                }
+            }
+            _ => {}
+        }
+    }
+    (completed, pending)
+}
+
+/// A point drawn from every parameter's prior.
+pub fn prior_point(space: &SearchSpace, rng: &mut StdRng) -> Vec<f64> {
+    space
+        .params
+        .iter()
+        .map(|p| sample_unit(prior(p), rng))
+        .collect()
+}
+
+impl<S: Sampler> Suggester for Sequential<S> {
+    fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError> {
+        let (completed, mut pending) = observations(req.space, req.objective, req.history);
+        let mut proposals = Vec::with_capacity(req.count);
+        for i in 0..req.count as u64 {
+            let index = req.first_index + i;
+            let mut rng = trial_rng(req.seed, index);
+            let x = if completed.len() < self.n_startup.max(1) {
+                prior_point(req.space, &mut rng)
+            } else {
+                let ctx = SampleCtx {
+                    space: req.space,
+                    completed: &completed,
+                    pending: &pending,
+                    index,
+                };
+                self.sampler.sample(&ctx, &mut rng)?
+            };
+            if x.len() != req.space.len() {
+                return Err(AlgoError::Internal(format!(
+                    "sampler returned {} coordinates for {} parameters",
+                    x.len(),
+                    req.space.len()
+                )));
+            }
+            let assignments = req
+                .space
+                .params
+                .iter()
+                .zip(&x)
+                .map(|(p, u)| (p.name.clone(), decode(p, *u)))
+                .collect();
+            // Later points of the batch see this one as pending, in its decoded form.
+            let snapped: Option<Vec<f64>> = req
+                .space
+                .params
+                .iter()
+                .zip(&x)
+                .map(|(p, u)| encode(p, &decode(p, *u)))
+                .collect();
+            pending.push(snapped.unwrap_or(x));
+            proposals.push(Proposal {
+                assignments,
+                labels: Default::default(),
+            });
+        }
+        Ok(Suggestions { proposals })
+    }
+}
