@@ -56,12 +56,23 @@ pub fn observations(
     objective: ObjectiveType,
     history: &[TrialRecord],
 ) -> (Vec<Observation>, Vec<Vec<f64>>) {
+    // Assignments iterate in name order; visiting the parameters in the same order
+    // encodes a trial without a map lookup per parameter.
+    let mut by_name: Vec<usize> = (0..space.len()).collect();
+    by_name.sort_unstable_by(|&a, &b| space.params[a].name.cmp(&space.params[b].name));
     let encode_all = |t: &TrialRecord| -> Option<Vec<f64>> {
-        space
-            .params
-            .iter()
-            .map(|p| t.assignments.get(&p.name).and_then(|v| encode(p, v)))
-            .collect()
+        if t.assignments.len() != space.len() {
+            return None;
+        }
+        let mut x = vec![0.0; space.len()];
+        for ((name, v), &i) in t.assignments.iter().zip(&by_name) {
+            let p = &space.params[i];
+            if *name != p.name {
+                return None;
+            }
+            x[i] = encode(p, v)?;
+        }
+        Some(x)
     };
     let mut completed = Vec::new();
     let mut pending = Vec::new();

@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use crate::error::AlgoError;
 use crate::sequential::{Observation, SampleCtx, Sampler, Sequential};
 use crate::settings::{self, Kind, RANDOM_STATE, SettingSpec, Settings};
-use parzen::{Bandwidth, Dim, Kde, recency_weights};
+use parzen::{Bandwidth, Dim, Kde, log_weights, recency_weights};
 
 /// Settings of `tpe`.
 pub const SETTINGS: &[SettingSpec] = &[
@@ -111,7 +111,7 @@ fn split<'a>(
     let n = completed.len();
     let n_below = ((gamma * n as f64).ceil() as usize).clamp(1, 25).min(n);
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| completed[a].y.total_cmp(&completed[b].y).then(a.cmp(&b)));
+    order.sort_unstable_by(|&a, &b| completed[a].y.total_cmp(&completed[b].y).then(a.cmp(&b)));
     let mut is_below = vec![false; n];
     for &i in &order[..n_below] {
         is_below[i] = true;
@@ -164,14 +164,20 @@ impl Sampler for Tpe {
             );
             return Ok(self.best_of(&l, &g, rng));
         }
+        let (lb, la) = (
+            log_weights(&wb, self.prior_weight),
+            log_weights(&wa, self.prior_weight),
+        );
         let mut x = Vec::with_capacity(dims.len());
         for (d, dim) in dims.iter().enumerate() {
             let col = |pts: &[&[f64]]| -> Vec<[f64; 1]> { pts.iter().map(|p| [p[d]]).collect() };
             let (cb, ca) = (col(&below), col(&above));
             let rb: Vec<&[f64]> = cb.iter().map(|p| p.as_slice()).collect();
             let ra: Vec<&[f64]> = ca.iter().map(|p| p.as_slice()).collect();
-            let l = Kde::new(&[*dim], &rb, &wb, self.prior_weight, Bandwidth::Univariate);
-            let g = Kde::new(&[*dim], &ra, &wa, self.prior_weight, Bandwidth::Univariate);
+            let l =
+                Kde::with_log_weights(&[*dim], &rb, &lb, self.prior_weight, Bandwidth::Univariate);
+            let g =
+                Kde::with_log_weights(&[*dim], &ra, &la, self.prior_weight, Bandwidth::Univariate);
             x.push(self.best_of(&l, &g, rng)[0]);
         }
         Ok(x)

@@ -41,7 +41,14 @@ const PRIOR_SIGMA: f64 = 1.0;
 
 /// Standard normal CDF.
 pub fn norm_cdf(z: f64) -> f64 {
-    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+    // Beyond ±8.5 the CDF is 0 or 1 to within 1e-17, below f64 resolution near 1.
+    if z >= 8.5 {
+        1.0
+    } else if z <= -38.5 {
+        0.0
+    } else {
+        0.5 * erfc(-z / std::f64::consts::SQRT_2)
+    }
 }
 
 /// Log density of `N(mu, sigma)` truncated to `[0, 1]` at `x`.
@@ -63,13 +70,25 @@ fn trunc_norm_sample(mu: f64, sigma: f64, rng: &mut StdRng) -> f64 {
     mu.clamp(0.0, 1.0)
 }
 
+/// Terms this far below the running maximum add less than one ulp to the sum.
+const NEGLIGIBLE: f64 = 36.0;
+
+/// `ln Σ exp(v)` in one pass (running maximum), without allocating; terms more than
+/// [`NEGLIGIBLE`] below the running maximum are skipped (they cannot change the result
+/// beyond rounding), which saves most `exp` calls when few kernels are near `x`.
 fn log_sum_exp(v: impl Iterator<Item = f64>) -> f64 {
-    let v: Vec<f64> = v.collect();
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
+    let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
+    for x in v {
+        if x <= m {
+            if x > m - NEGLIGIBLE {
+                sum += (x - m).exp();
+            }
+        } else if x.is_finite() {
+            sum = sum * (m - x).exp() + 1.0;
+            m = x;
+        }
     }
-    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    if m.is_finite() { m + sum.ln() } else { m }
 }
 
 /// Category index of a unit coordinate.
@@ -101,24 +120,47 @@ pub struct Kde {
     dims: Vec<Dim>,
     /// Normalised log weight per component (the last one is the prior).
     log_w: Vec<f64>,
-    /// Per component, per dimension: (mu, sigma, log truncation mass) for numeric
-    /// coordinates, or log probabilities per category.
-    kernels: Vec<Vec<Kernel>>,
+    /// Component-major kernels: component `j`'s are `kernels[j*dims .. (j+1)*dims]`.
+    kernels: Vec<Kernel>,
+    /// The same mixture laid out for fast evaluation, for one numeric coordinate.
+    flat: Option<Flat>,
 }
 
 #[derive(Debug, Clone)]
 enum Kernel {
-    Numeric { mu: f64, sigma: f64, log_mass: f64 },
-    Categorical { log_p: Vec<f64> },
+    /// `log_c` = −ln √(2π) − ln(σ · truncation mass), so the log density is
+    /// `log_c − ((x − mu)/σ)² / 2`.
+    Numeric {
+        mu: f64,
+        sigma: f64,
+        inv_sigma: f64,
+        log_c: f64,
+    },
+    Categorical {
+        log_p: Vec<f64>,
+    },
 }
 
 impl Kernel {
     fn numeric(mu: f64, sigma: f64) -> Kernel {
+        Kernel::numeric_with_ln_sigma(mu, sigma, sigma.ln())
+    }
+
+    /// As [`Kernel::numeric`] with `ln sigma` supplied (many kernels share the clipped
+    /// minimum bandwidth, and a logarithm costs more than the rest of the kernel).
+    fn numeric_with_ln_sigma(mu: f64, sigma: f64, ln_sigma: f64) -> Kernel {
         let mass = norm_cdf((1.0 - mu) / sigma) - norm_cdf(-mu / sigma);
+        let ln_mass = if mass == 1.0 {
+            0.0
+        } else {
+            mass.max(1e-300).ln()
+        };
+        let log_c = -LN_SQRT_2PI - ln_sigma - ln_mass;
         Kernel::Numeric {
             mu,
             sigma,
-            log_mass: mass.max(1e-300).ln(),
+            inv_sigma: 1.0 / sigma,
+            log_c,
         }
     }
 
@@ -126,11 +168,12 @@ impl Kernel {
         match self {
             Kernel::Numeric {
                 mu,
-                sigma,
-                log_mass,
+                inv_sigma,
+                log_c,
+                ..
             } => {
-                let z = (x - mu) / sigma;
-                -0.5 * z * z - LN_SQRT_2PI - sigma.ln() - log_mass
+                let z = (x - mu) * inv_sigma;
+                log_c - 0.5 * z * z
             }
             Kernel::Categorical { log_p } => log_p[category(x, log_p.len())],
         }
@@ -164,25 +207,58 @@ impl Kde {
         prior_weight: f64,
         bandwidth: Bandwidth,
     ) -> Kde {
+        Kde::with_log_weights(
+            dims,
+            points,
+            &log_weights(weights, prior_weight),
+            prior_weight,
+            bandwidth,
+        )
+    }
+
+    /// As [`Kde::new`] with the normalised log weights precomputed by [`log_weights`]
+    /// (TPE builds one estimator per parameter over the same trials).
+    pub fn with_log_weights(
+        dims: &[Dim],
+        points: &[&[f64]],
+        log_w: &[f64],
+        prior_weight: f64,
+        bandwidth: Bandwidth,
+    ) -> Kde {
         let n = points.len();
         let min_sigma = 1.0 / (n as f64 + 1.0).min(100.0);
-        let mut kernels: Vec<Vec<Kernel>> =
-            (0..=n).map(|_| Vec::with_capacity(dims.len())).collect();
+        let d_count = dims.len();
+        let mut numeric_order: Option<Vec<usize>> = None;
+        // Filled dimension by dimension; every slot is written exactly once below.
+        let mut kernels: Vec<Kernel> =
+            vec![Kernel::Categorical { log_p: Vec::new() }; (n + 1) * d_count];
         for (d, dim) in dims.iter().enumerate() {
             match dim {
                 Dim::Numeric => {
                     let mus: Vec<f64> = points.iter().map(|p| p[d].clamp(0.0, 1.0)).collect();
                     let sigmas = match bandwidth {
-                        Bandwidth::Univariate => neighbour_sigmas(&mus),
+                        Bandwidth::Univariate => {
+                            let order = sorted_order(&mus);
+                            let sig = neighbour_sigmas_in(&mus, &order);
+                            if dims.len() == 1 {
+                                numeric_order = Some(order);
+                            }
+                            sig
+                        }
                         Bandwidth::Multivariate => {
                             let s = 0.2 * (n.max(1) as f64).powf(-1.0 / (dims.len() as f64 + 4.0));
                             vec![s; n]
                         }
                     };
+                    let ln_min_sigma = min_sigma.ln();
                     for (i, (mu, s)) in mus.iter().zip(sigmas).enumerate() {
-                        kernels[i].push(Kernel::numeric(*mu, s.clamp(min_sigma, 1.0)));
+                        kernels[i * d_count + d] = if s <= min_sigma {
+                            Kernel::numeric_with_ln_sigma(*mu, min_sigma, ln_min_sigma)
+                        } else {
+                            Kernel::numeric(*mu, s.min(1.0))
+                        };
                     }
-                    kernels[n].push(Kernel::numeric(PRIOR_MU, PRIOR_SIGMA));
+                    kernels[n * d_count + d] = Kernel::numeric(PRIOR_MU, PRIOR_SIGMA);
                 }
                 Dim::Categorical(k) => {
                     let k = (*k).max(1);
@@ -193,32 +269,34 @@ impl Kde {
                         let log_p = (0..k)
                             .map(|j| ((base + if j == c { 1.0 } else { 0.0 }) / total).ln())
                             .collect();
-                        kernels[i].push(Kernel::Categorical { log_p });
+                        kernels[i * d_count + d] = Kernel::Categorical { log_p };
                     }
-                    kernels[n].push(Kernel::Categorical {
+                    kernels[n * d_count + d] = Kernel::Categorical {
                         log_p: vec![-(k as f64).ln(); k],
-                    });
+                    };
                 }
             }
         }
-        let total: f64 = weights.iter().sum::<f64>() + prior_weight;
-        let log_w = weights
-            .iter()
-            .chain(std::iter::once(&prior_weight))
-            .map(|w| (w / total).ln())
-            .collect();
+        let log_w = log_w.to_vec();
+        let flat =
+            (dims == [Dim::Numeric]).then(|| Flat::new(&kernels, &log_w, numeric_order.as_deref()));
         Kde {
             dims: dims.to_vec(),
             log_w,
             kernels,
+            flat,
         }
     }
 
     /// Log density (log probability for categorical coordinates) at `x`.
     pub fn log_pdf(&self, x: &[f64]) -> f64 {
+        if let Some(flat) = &self.flat {
+            return flat.log_pdf(x[0]);
+        }
+        let d = self.dims.len().max(1);
         log_sum_exp(
             self.kernels
-                .iter()
+                .chunks_exact(d)
                 .zip(&self.log_w)
                 .map(|(ks, lw)| lw + ks.iter().zip(x).map(|(k, xi)| k.log_pdf(*xi)).sum::<f64>()),
         )
@@ -227,7 +305,8 @@ impl Kde {
     /// Draws a point: a component by weight, then each coordinate from its kernel.
     pub fn sample(&self, rng: &mut StdRng) -> Vec<f64> {
         let mut r: f64 = rng.random();
-        let mut chosen = self.kernels.len() - 1;
+        let d = self.dims.len().max(1);
+        let mut chosen = self.log_w.len() - 1;
         for (i, lw) in self.log_w.iter().enumerate() {
             r -= lw.exp();
             if r <= 0.0 {
@@ -235,7 +314,10 @@ impl Kde {
                 break;
             }
         }
-        self.kernels[chosen].iter().map(|k| k.sample(rng)).collect()
+        self.kernels[chosen * d..(chosen + 1) * d]
+            .iter()
+            .map(|k| k.sample(rng))
+            .collect()
     }
 
     /// Number of coordinates.
@@ -244,10 +326,105 @@ impl Kde {
     }
 }
 
+/// Normalised log weights of the components: `weights` (one per observation) then the
+/// prior's `prior_weight`.
+pub fn log_weights(weights: &[f64], prior_weight: f64) -> Vec<f64> {
+    let ln_total = (weights.iter().sum::<f64>() + prior_weight).ln();
+    // Most recency weights are exactly 1; skip their logarithm.
+    weights
+        .iter()
+        .chain(std::iter::once(&prior_weight))
+        .map(|&w| {
+            if w == 1.0 {
+                -ln_total
+            } else {
+                w.ln() - ln_total
+            }
+        })
+        .collect()
+}
+
+/// A one-dimensional numeric mixture sorted by kernel centre, so that a density needs
+/// only the kernels near `x`: any kernel farther than `reach` from `x` contributes less
+/// than `exp(-NEGLIGIBLE)` relative to the prior term, which is always evaluated, so
+/// skipping it changes nothing beyond rounding (the same rule as [`log_sum_exp`]).
+#[derive(Debug, Clone)]
+struct Flat {
+    /// `(mu, 1/sigma, log weight + log_c)` per observation kernel, sorted by `mu`.
+    kernels: Vec<(f64, f64, f64)>,
+    prior: (f64, f64, f64),
+    sigma_max: f64,
+    c_max: f64,
+}
+
+impl Flat {
+    /// `order`, when known, is the ascending order of the observation kernels' centres.
+    fn new(kernels: &[Kernel], log_w: &[f64], order: Option<&[usize]>) -> Flat {
+        let triple = |i: usize| match &kernels[i] {
+            Kernel::Numeric {
+                mu,
+                inv_sigma,
+                log_c,
+                ..
+            } => (*mu, *inv_sigma, log_w[i] + log_c),
+            Kernel::Categorical { .. } => (PRIOR_MU, 1.0, f64::NEG_INFINITY),
+        };
+        let n = kernels.len().saturating_sub(1);
+        let prior = triple(n);
+        let all: Vec<(f64, f64, f64)> = match order {
+            Some(o) if o.len() == n => o.iter().map(|&i| triple(i)).collect(),
+            _ => {
+                let mut v: Vec<(f64, f64, f64)> = (0..n).map(triple).collect();
+                v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                v
+            }
+        };
+        let sigma_max = all.iter().map(|k| 1.0 / k.1).fold(0.0, f64::max);
+        let c_max = all.iter().map(|k| k.2).fold(f64::NEG_INFINITY, f64::max);
+        Flat {
+            kernels: all,
+            prior,
+            sigma_max,
+            c_max,
+        }
+    }
+
+    fn log_pdf(&self, x: f64) -> f64 {
+        let term = |(mu, inv, c): (f64, f64, f64)| {
+            let z = (x - mu) * inv;
+            c - 0.5 * z * z
+        };
+        let v_prior = term(self.prior);
+        let slack = self.c_max - v_prior + NEGLIGIBLE;
+        let reach = if slack > 0.0 {
+            self.sigma_max * (2.0 * slack).sqrt()
+        } else {
+            0.0
+        };
+        let lo = self.kernels.partition_point(|k| k.0 < x - reach);
+        let hi = self.kernels.partition_point(|k| k.0 <= x + reach);
+        log_sum_exp(std::iter::once(v_prior).chain(self.kernels[lo..hi].iter().map(|k| term(*k))))
+    }
+}
+
 /// Univariate bandwidths: for each point the larger gap to its sorted neighbours; the
 /// lowest and highest use their only inner gap; a single point uses its distance to the
 /// farther edge.
+#[cfg(test)]
 fn neighbour_sigmas(mus: &[f64]) -> Vec<f64> {
+    neighbour_sigmas_in(mus, &sorted_order(mus))
+}
+
+/// Indices of `mus` in ascending order (sorting `(value, index)` pairs, which is faster
+/// than sorting indices through the slice).
+fn sorted_order(mus: &[f64]) -> Vec<usize> {
+    let mut pairs: Vec<(f64, usize)> = mus.iter().copied().zip(0..).collect();
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    pairs.into_iter().map(|p| p.1).collect()
+}
+
+/// [`neighbour_sigmas`] with the ascending order of `mus` given.
+fn neighbour_sigmas_in(mus: &[f64], order: &[usize]) -> Vec<f64> {
     let n = mus.len();
     if n == 0 {
         return vec![];
@@ -255,8 +432,6 @@ fn neighbour_sigmas(mus: &[f64]) -> Vec<f64> {
     if n == 1 {
         return vec![mus[0].max(1.0 - mus[0])];
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
     let mut sig = vec![0.0; n];
     for (r, &i) in order.iter().enumerate() {
         let left = if r > 0 {

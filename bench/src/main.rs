@@ -1,0 +1,189 @@
+//! `kestrel-bench`: runs kestrel's algorithms on the benchmark functions (one trial at a
+//! time, as a sequential ask/tell loop) and measures ask latency; prints JSON lines that
+//! `bench/report.py` compares with Optuna's (from `bench/optuna_bench.py`). Run both
+//! through `bench/run.sh`.
+
+mod functions;
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kestrel_algorithms::{SuggestRequest, build};
+use kestrel_core::{AlgorithmSpec, ObjectiveType, SearchSpace, Timestamp, TrialRecord, TrialState};
+use rand::RngExt;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "kestrel search-quality and latency benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Best value found per function x method x seed.
+    Quality {
+        /// Seeds per function and method.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// Comma-separated algorithm names.
+        #[arg(long, default_value = "random,sobol,tpe,multivariate-tpe")]
+        methods: String,
+        /// Comma-separated function names (default: all).
+        #[arg(long)]
+        functions: Option<String>,
+    },
+    /// Median time of one ask after N completed trials on a 10-D space.
+    Latency {
+        /// Comma-separated history sizes.
+        #[arg(long, default_value = "100,500,1000")]
+        sizes: String,
+        /// Comma-separated algorithm names.
+        #[arg(long, default_value = "tpe,multivariate-tpe")]
+        methods: String,
+        /// Asks timed per size.
+        #[arg(long, default_value_t = 15)]
+        reps: u64,
+    },
+}
+
+fn spec(name: &str) -> AlgorithmSpec {
+    AlgorithmSpec {
+        name: name.to_string(),
+        settings: vec![],
+    }
+}
+
+fn record(index: u64, a: kestrel_core::Assignments, y: f64) -> TrialRecord {
+    let mut t = TrialRecord::created(
+        "bench",
+        format!("bench-{index}"),
+        index,
+        a,
+        Timestamp::UNIX_EPOCH,
+    );
+    t.state = TrialState::Succeeded;
+    t.objective = Some(y);
+    t
+}
+
+fn quality(seeds: u64, methods: &str, only: Option<&str>) -> anyhow::Result<()> {
+    for f in functions::all()
+        .into_iter()
+        .filter(|f| only.is_none_or(|o| o.split(',').any(|n| n == f.name)))
+    {
+        for method in methods.split(',') {
+            let algo = build(&spec(method), &f.space, None)
+                .with_context(|| format!("building {method}"))?;
+            for seed in 0..seeds {
+                let started = Instant::now();
+                let mut history: Vec<TrialRecord> = Vec::with_capacity(f.budget);
+                let mut best = f64::INFINITY;
+                for k in 0..f.budget as u64 {
+                    let req = SuggestRequest {
+                        space: &f.space,
+                        objective: ObjectiveType::Minimize,
+                        history: &history,
+                        count: 1,
+                        seed,
+                        first_index: k,
+                    };
+                    let p = algo.suggest(&req)?.proposals.pop().context("no proposal")?;
+                    let y = (f.eval)(&p.assignments);
+                    best = best.min(y);
+                    history.push(record(k, p.assignments, y));
+                }
+                let regret = (best - f.optimum).max(1e-12);
+                println!(
+                    "{}",
+                    json!({"kind": "quality", "impl": "kestrel", "method": method, "function": f.name, "seed": seed,
+                           "budget": f.budget, "best": best, "log10_regret": regret.log10(),
+                           "seconds": started.elapsed().as_secs_f64()})
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn latency(sizes: &str, methods: &str, reps: u64) -> anyhow::Result<()> {
+    let space = SearchSpace {
+        params: (0..10)
+            .map(|i| kestrel_core::ParamSpec {
+                name: format!("x{i}"),
+                domain: kestrel_core::Domain::Double {
+                    min: 0.0,
+                    max: 1.0,
+                    step: None,
+                    distribution: kestrel_core::Distribution::Uniform,
+                },
+            })
+            .collect(),
+    };
+    for size in sizes.split(',') {
+        let n: u64 = size
+            .trim()
+            .parse()
+            .with_context(|| format!("size {size:?}"))?;
+        let mut rng = StdRng::seed_from_u64(n);
+        let history: Vec<TrialRecord> = (0..n)
+            .map(|i| {
+                let a = space
+                    .params
+                    .iter()
+                    .map(|p| (p.name.clone(), kestrel_core::Value::Double(rng.random())))
+                    .collect();
+                record(i, a, rng.random())
+            })
+            .collect();
+        for method in methods.split(',') {
+            let mut settings = spec(method);
+            settings
+                .settings
+                .push(("n_startup_trials".into(), "0".into()));
+            let algo =
+                build(&settings, &space, None).or_else(|_| build(&spec(method), &space, None))?;
+            let mut ms: Vec<f64> = (0..reps)
+                .map(|r| {
+                    let req = SuggestRequest {
+                        space: &space,
+                        objective: ObjectiveType::Minimize,
+                        history: &history,
+                        count: 1,
+                        seed: r,
+                        first_index: n + r,
+                    };
+                    let t = Instant::now();
+                    let out = algo.suggest(&req);
+                    let dt = t.elapsed().as_secs_f64() * 1e3;
+                    out.map(|_| dt)
+                })
+                .collect::<Result<_, _>>()?;
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "{}",
+                json!({"kind": "latency", "impl": "kestrel", "method": method, "n": n, "ms": ms[ms.len() / 2]})
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Quality {
+            seeds,
+            methods,
+            functions,
+        } => quality(seeds, &methods, functions.as_deref()),
+        Cmd::Latency {
+            sizes,
+            methods,
+            reps,
+        } => latency(&sizes, &methods, reps),
+    }
+}
