@@ -37,6 +37,16 @@ enum Cmd {
         #[arg(long)]
         functions: Option<String>,
     },
+    /// Diagnostics: the next proposal for a fixed Branin history (JSON lines `{"x0":..,"x1":..,"y":..}`
+    /// on stdin), once per seed, to compare with another implementation on the same history.
+    Propose {
+        /// Algorithm name.
+        #[arg(long, default_value = "multivariate-tpe")]
+        method: String,
+        /// Number of seeds (one proposal each).
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+    },
     /// Median time of one ask after N completed trials on a 10-D space.
     Latency {
         /// Comma-separated history sizes.
@@ -173,6 +183,37 @@ fn latency(sizes: &str, methods: &str, reps: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn propose(method: &str, seeds: u64) -> anyhow::Result<()> {
+    let f = functions::all().into_iter().next().context("branin")?;
+    let mut history = Vec::new();
+    for (i, line) in std::io::stdin().lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        let num = |k: &str| v[k].as_f64().context("number");
+        let a = [("x0", num("x0")?), ("x1", num("x1")?)]
+            .into_iter()
+            .map(|(k, x)| (k.to_string(), kestrel_core::Value::Double(x)))
+            .collect();
+        history.push(record(i as u64, a, num("y")?));
+    }
+    let algo = build(&spec(method), &f.space, None)?;
+    for seed in 0..seeds {
+        let req = SuggestRequest {
+            space: &f.space,
+            objective: ObjectiveType::Minimize,
+            history: &history,
+            count: 1,
+            seed,
+            first_index: history.len() as u64,
+        };
+        let p = algo.suggest(&req)?.proposals.pop().context("no proposal")?;
+        println!(
+            "{}",
+            json!({"x0": p.assignments["x0"].to_string(), "x1": p.assignments["x1"].to_string()})
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Quality {
@@ -185,5 +226,6 @@ fn main() -> anyhow::Result<()> {
             methods,
             reps,
         } => latency(&sizes, &methods, reps),
+        Cmd::Propose { method, seeds } => propose(&method, seeds),
     }
 }

@@ -148,20 +148,8 @@ impl Sampler for Tpe {
         let dims = dims(ctx.space);
         let [(below, wb), (above, wa)] = split(ctx.completed, ctx.pending, self.gamma);
         if self.multivariate {
-            let l = Kde::new(
-                &dims,
-                &below,
-                &wb,
-                self.prior_weight,
-                Bandwidth::Multivariate,
-            );
-            let g = Kde::new(
-                &dims,
-                &above,
-                &wa,
-                self.prior_weight,
-                Bandwidth::Multivariate,
-            );
+            let l = Kde::new(&dims, &below, &wb, self.prior_weight, Bandwidth::Univariate);
+            let g = Kde::new(&dims, &above, &wa, self.prior_weight, Bandwidth::Univariate);
             return Ok(self.best_of(&l, &g, rng));
         }
         let (lb, la) = (
