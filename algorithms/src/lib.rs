@@ -15,6 +15,7 @@
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
 pub mod error;
+pub mod gp;
 pub mod grid;
 pub mod random;
 pub mod registry;

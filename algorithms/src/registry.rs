@@ -11,20 +11,17 @@ use crate::sobol::Sobol;
 use crate::tpe;
 
 /// Algorithm names kestrel implements.
-pub const ALGORITHMS: &[&str] = &["random", "grid", "sobol", "tpe", "multivariate-tpe"];
-
-/// Katib algorithm names kestrel does not implement yet.
-pub const KATIB_PENDING: &[&str] = &[
+pub const ALGORITHMS: &[&str] = &[
+    "random",
+    "grid",
+    "sobol",
     "tpe",
     "multivariate-tpe",
     "bayesianoptimization",
-    "cmaes",
-    "sobol",
-    "hyperband",
-    "pbt",
-    "enas",
-    "darts",
 ];
+
+/// Katib algorithm names kestrel does not implement yet.
+pub const KATIB_PENDING: &[&str] = &["cmaes", "hyperband", "pbt", "enas", "darts"];
 
 /// Early-stopping algorithm names kestrel implements.
 pub const EARLY_STOPPING: &[&str] = &[];
@@ -45,6 +42,7 @@ pub fn build(
             &spec.settings,
             true,
         )?)),
+        "bayesianoptimization" => Ok(Box::new(crate::gp::build(&spec.settings)?)),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
             available: ALGORITHMS.join(", "),

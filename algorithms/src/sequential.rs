@@ -41,13 +41,25 @@ pub trait Sampler: Send + Sync {
     fn sample(&self, ctx: &SampleCtx<'_>, rng: &mut StdRng) -> Result<Vec<f64>, AlgoError>;
 }
 
-/// A [`Sampler`] with a random start-up phase.
+/// How the start-up trials are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// Independent draws from the priors.
+    Random,
+    /// Points of the seeded scrambled Sobol sequence (trial `k` gets point `k`), which
+    /// cover the space evenly; numeric priors are not used.
+    Sobol,
+}
+
+/// A [`Sampler`] with a start-up phase.
 #[derive(Debug, Clone)]
 pub struct Sequential<S> {
     /// The model-based sampler.
     pub sampler: S,
     /// Completed trials needed before the model is used.
     pub n_startup: usize,
+    /// How start-up points are drawn.
+    pub startup: Startup,
 }
 
 /// Encodes the history: finished trials with a finite objective, and pending points.
@@ -118,7 +130,12 @@ impl<S: Sampler> Suggester for Sequential<S> {
             let index = req.first_index + i;
             let mut rng = trial_rng(req.seed, index);
             let x = if completed.len() < self.n_startup.max(1) {
-                prior_point(req.space, &mut rng)
+                match self.startup {
+                    Startup::Random => prior_point(req.space, &mut rng),
+                    Startup::Sobol => (0..req.space.len())
+                        .map(|d| crate::sobol::point(index, d, req.seed))
+                        .collect(),
+                }
             } else {
                 let ctx = SampleCtx {
                     space: req.space,

@@ -31,7 +31,10 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seeds: u64,
         /// Comma-separated algorithm names.
-        #[arg(long, default_value = "random,sobol,tpe,multivariate-tpe")]
+        #[arg(
+            long,
+            default_value = "random,sobol,tpe,multivariate-tpe,bayesianoptimization"
+        )]
         methods: String,
         /// Comma-separated function names (default: all).
         #[arg(long)]

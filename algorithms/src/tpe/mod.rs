@@ -88,6 +88,7 @@ pub fn build(
             multivariate,
         },
         n_startup: usize::try_from(s.int("n_startup_trials").unwrap_or(10)).unwrap_or(10),
+        startup: crate::sequential::Startup::Random,
     })
 }
 
