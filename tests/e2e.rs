@@ -181,7 +181,7 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
             "invalid Experiment (3 errors)",
             r#"spec.objective.type: "minimise" is not minimize or maximize"#,
             "spec.maxTrialCount: 0 must be greater than 0",
-            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe)"#,
+            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization, cmaes)"#,
         ] {
             assert!(err.contains(want), "{sub}: missing {want:?} in:\n{err}");
         }
@@ -329,6 +329,48 @@ fn file_collector_with_custom_filter() {
             .find(|o| o["name"] == "loss")
             .unwrap();
         assert_eq!(loss["max"], 2.0);
+    }
+}
+
+#[test]
+fn every_algorithm_runs_end_to_end() {
+    let k = Kestrel::new();
+    // A quadratic bowl with its minimum at x = 0.3: every algorithm must finish the budget
+    // with feasible, successful trials and find something clearly better than the worst.
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 14\n  parallelTrialCount: 2";
+    let script = "echo \"loss=$(python3 -c \"print(($X - 0.3) ** 2)\")\"";
+    // A second parameter z (which the objective ignores), as CMA-ES needs two.
+    let script = format!("Z=${{trialParameters.z}}\n{script}");
+    for algo in [
+        "random",
+        "sobol",
+        "tpe",
+        "multivariate-tpe",
+        "bayesianoptimization",
+        "cmaes",
+    ] {
+        let yaml = sh_experiment(algo, &script, spec)
+            .replace("algorithmName: random", &format!("algorithmName: {algo}"))
+            .replace(
+                "      feasibleSpace: {min: \"0\", max: \"1\"}\n",
+                "      feasibleSpace: {min: \"0\", max: \"1\"}\n    - name: z\n      parameterType: int\n      feasibleSpace: {min: \"1\", max: \"9\"}\n",
+            )
+            .replace("      - {name: x, reference: x}\n", "      - {name: x, reference: x}\n      - {name: z, reference: z}\n");
+        let f = k.write(&format!("{algo}.yaml"), &yaml);
+        let out = k.run(&["run", f.to_str().unwrap(), "--seed", "3"]);
+        assert_code(&out, 0);
+        let doc = k.get(algo);
+        let ts = trials(&doc);
+        assert_eq!(ts.len(), 14, "{algo}");
+        assert!(
+            ts.iter().all(|t| t["state"] == "Succeeded"),
+            "{algo}: {doc}"
+        );
+        let best = ts
+            .iter()
+            .filter_map(|t| t["objective"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        assert!(best < 0.01, "{algo}: best {best}");
     }
 }
 

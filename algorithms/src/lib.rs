@@ -14,6 +14,7 @@
 //! - [`random`], [`grid`], [`sobol`], [`tpe`]: the algorithms.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
+pub mod cmaes;
 pub mod error;
 pub mod gp;
 pub mod grid;

@@ -18,10 +18,11 @@ pub const ALGORITHMS: &[&str] = &[
     "tpe",
     "multivariate-tpe",
     "bayesianoptimization",
+    "cmaes",
 ];
 
 /// Katib algorithm names kestrel does not implement yet.
-pub const KATIB_PENDING: &[&str] = &["cmaes", "hyperband", "pbt", "enas", "darts"];
+pub const KATIB_PENDING: &[&str] = &["hyperband", "pbt", "enas", "darts"];
 
 /// Early-stopping algorithm names kestrel implements.
 pub const EARLY_STOPPING: &[&str] = &[];
@@ -43,6 +44,7 @@ pub fn build(
             true,
         )?)),
         "bayesianoptimization" => Ok(Box::new(crate::gp::build(&spec.settings)?)),
+        "cmaes" => Ok(Box::new(crate::cmaes::CmaEs::new(&spec.settings, space)?)),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
             available: ALGORITHMS.join(", "),

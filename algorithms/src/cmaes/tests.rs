@@ -1,0 +1,106 @@
+//! CMA-ES: conformance, convergence, restarts and settings.
+
+use super::*;
+use kestrel_core::{Distribution, ObjectiveType, ParamSpec, Timestamp, Value};
+
+fn box_space(d: usize) -> SearchSpace {
+    SearchSpace {
+        params: (0..d)
+            .map(|i| ParamSpec {
+                name: format!("x{i}"),
+                domain: Domain::Double {
+                    min: 0.0,
+                    max: 1.0,
+                    step: None,
+                    distribution: Distribution::Uniform,
+                },
+            })
+            .collect(),
+    }
+}
+
+fn run(algo: &CmaEs, space: &SearchSpace, budget: u64, f: impl Fn(&[f64]) -> f64) -> f64 {
+    let mut history: Vec<TrialRecord> = Vec::new();
+    let mut best = f64::INFINITY;
+    for k in 0..budget {
+        let req = SuggestRequest {
+            space,
+            objective: ObjectiveType::Minimize,
+            history: &history,
+            count: 1,
+            seed: 11,
+            first_index: k,
+        };
+        let p = algo.suggest(&req).unwrap().proposals.pop().unwrap();
+        let x: Vec<f64> = (0..space.len())
+            .map(|i| match p.assignments[&format!("x{i}")] {
+                Value::Double(v) => v,
+                _ => unreachable!(),
+            })
+            .collect();
+        let y = f(&x);
+        best = best.min(y);
+        let mut t = TrialRecord::created(
+            "e",
+            format!("e-{k}"),
+            k,
+            p.assignments,
+            Timestamp::UNIX_EPOCH,
+        );
+        t.state = TrialState::Succeeded;
+        t.objective = Some(y);
+        history.push(t);
+    }
+    best
+}
+
+#[test]
+fn conforms() {
+    crate::testing::check_suggester("cmaes", &[], &crate::space::tests::mixed_space());
+    crate::testing::check_suggester(
+        "cmaes",
+        &[("restart_strategy", "ipop"), ("sigma", "0.3")],
+        &crate::space::tests::mixed_space(),
+    );
+}
+
+#[test]
+fn converges_on_a_sphere() {
+    let space = box_space(5);
+    let algo = CmaEs::new(&[], &space).unwrap();
+    let best = run(&algo, &space, 400, |x| {
+        x.iter().map(|v| (v - 0.3).powi(2)).sum()
+    });
+    assert!(best < 1e-6, "best {best}");
+}
+
+#[test]
+fn ipop_doubles_the_population_at_each_restart() {
+    let space = box_space(4);
+    let raw = vec![("restart_strategy".to_string(), "ipop".to_string())];
+    let algo = CmaEs::new(&raw, &space).unwrap();
+    let base = default_lambda(4);
+    assert_eq!(base, 8);
+    assert_eq!(algo.initial(1, 0, base, 4).lambda, 8);
+    assert_eq!(algo.initial(1, 1, base, 4).lambda, 16);
+    assert_eq!(algo.initial(1, 2, base, 4).lambda, 32);
+    // A converged distribution triggers the restart.
+    let mut s = algo.initial(1, 0, base, 4);
+    assert!(!s.converged());
+    s.sigma = 1e-12;
+    assert!(s.converged());
+}
+
+#[test]
+fn needs_two_numeric_parameters() {
+    let space = box_space(1);
+    assert!(matches!(
+        CmaEs::new(&[], &space),
+        Err(AlgoError::InvalidSpace { .. })
+    ));
+    let bad = vec![("restart_strategy".to_string(), "sometimes".to_string())];
+    assert!(matches!(
+        CmaEs::new(&bad, &box_space(3)),
+        Err(AlgoError::InvalidSettings(_))
+    ));
+}
