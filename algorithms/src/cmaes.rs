@@ -27,7 +27,7 @@ use crate::error::AlgoError;
 use crate::rng::{key, trial_rng};
 use crate::settings::{self, Kind, RANDOM_STATE, SettingSpec};
 use crate::space::{decode, encode, prior, sample_unit};
-use crate::{Proposal, SuggestRequest, Suggester, Suggestions};
+use crate::{SuggestRequest, Suggester, Suggestions};
 
 /// Settings of `cmaes`.
 pub const SETTINGS: &[SettingSpec] = &[
@@ -334,31 +334,22 @@ impl Suggester for CmaEs {
             })
             .collect();
         let state = self.replay(req.space, &oriented, req.seed);
-        let proposals = (0..req.count as u64)
-            .map(|i| {
-                let mut rng = trial_rng(req.seed, req.first_index + i);
-                let x = state.sample(&mut rng);
-                let mut it = x.iter();
-                let assignments = req
-                    .space
-                    .params
-                    .iter()
-                    .map(|p| {
-                        let u = if matches!(p.domain, Domain::Categorical { .. }) {
-                            sample_unit(prior(p), &mut rng)
-                        } else {
-                            it.next().copied().unwrap_or(0.5)
-                        };
-                        (p.name.clone(), decode(p, u))
-                    })
-                    .collect();
-                Proposal {
-                    assignments,
-                    labels: Default::default(),
-                }
-            })
-            .collect();
-        Ok(Suggestions { proposals })
+        Ok(Suggestions::per_trial(req, |_, rng| {
+            let x = state.sample(rng);
+            let mut it = x.iter();
+            req.space
+                .params
+                .iter()
+                .map(|p| {
+                    let u = if matches!(p.domain, Domain::Categorical { .. }) {
+                        sample_unit(prior(p), rng)
+                    } else {
+                        it.next().copied().unwrap_or(0.5)
+                    };
+                    (p.name.clone(), decode(p, u))
+                })
+                .collect()
+        }))
     }
 }
 

@@ -69,6 +69,28 @@ pub struct Suggestions {
     pub proposals: Vec<Proposal>,
 }
 
+impl Suggestions {
+    /// One proposal per requested trial, each made by `f` from the trial's own RNG
+    /// ([`rng::trial_rng`]`(seed, index)`) and its index: the shape of every algorithm
+    /// whose proposals do not depend on each other within a batch.
+    pub fn per_trial(
+        req: &SuggestRequest<'_>,
+        mut f: impl FnMut(u64, &mut rand::rngs::StdRng) -> Assignments,
+    ) -> Suggestions {
+        let proposals = (0..req.count as u64)
+            .map(|i| {
+                let index = req.first_index + i;
+                let mut rng = rng::trial_rng(req.seed, index);
+                Proposal {
+                    assignments: f(index, &mut rng),
+                    labels: BTreeMap::new(),
+                }
+            })
+            .collect();
+        Suggestions { proposals }
+    }
+}
+
 /// Proposes new trials.
 ///
 /// # Contract

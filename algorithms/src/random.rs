@@ -1,10 +1,9 @@
 //! Random search (Katib `random`): every parameter drawn independently from its prior.
 
 use crate::error::AlgoError;
-use crate::rng::trial_rng;
 use crate::settings::{self, RANDOM_STATE, SettingSpec};
 use crate::space::sample;
-use crate::{Proposal, SuggestRequest, Suggester, Suggestions};
+use crate::{SuggestRequest, Suggester, Suggestions};
 
 /// Settings of `random`.
 pub const SETTINGS: &[SettingSpec] = &[RANDOM_STATE];
@@ -23,21 +22,12 @@ impl Random {
 
 impl Suggester for Random {
     fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError> {
-        let proposals = (0..req.count as u64)
-            .map(|i| {
-                let mut rng = trial_rng(req.seed, req.first_index + i);
-                let assignments = req
-                    .space
-                    .params
-                    .iter()
-                    .map(|p| (p.name.clone(), sample(p, &mut rng)))
-                    .collect();
-                Proposal {
-                    assignments,
-                    labels: Default::default(),
-                }
-            })
-            .collect();
-        Ok(Suggestions { proposals })
+        Ok(Suggestions::per_trial(req, |_, rng| {
+            req.space
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), sample(p, rng)))
+                .collect()
+        }))
     }
 }

@@ -10,7 +10,7 @@
 use crate::error::AlgoError;
 use crate::settings::{self, RANDOM_STATE, SettingSpec};
 use crate::space::decode;
-use crate::{Proposal, SuggestRequest, Suggester, Suggestions};
+use crate::{SuggestRequest, Suggester, Suggestions};
 
 /// Settings of `sobol` (Katib's goptuna takes none; `random_state` seeds the scramble).
 pub const SETTINGS: &[SettingSpec] = &[RANDOM_STATE];
@@ -48,23 +48,14 @@ pub fn point(index: u64, dim: usize, seed: u64) -> f64 {
 
 impl Suggester for Sobol {
     fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError> {
-        let proposals = (0..req.count as u64)
-            .map(|i| {
-                let k = req.first_index + i;
-                let assignments = req
-                    .space
-                    .params
-                    .iter()
-                    .enumerate()
-                    .map(|(d, p)| (p.name.clone(), decode(p, point(k, d, req.seed))))
-                    .collect();
-                Proposal {
-                    assignments,
-                    labels: Default::default(),
-                }
-            })
-            .collect();
-        Ok(Suggestions { proposals })
+        Ok(Suggestions::per_trial(req, |k, _| {
+            req.space
+                .params
+                .iter()
+                .enumerate()
+                .map(|(d, p)| (p.name.clone(), decode(p, point(k, d, req.seed))))
+                .collect()
+        }))
     }
 }
 

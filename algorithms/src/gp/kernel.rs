@@ -23,38 +23,29 @@ pub struct Matern52 {
 }
 
 impl Matern52 {
+    /// The term `t_d` of `r²` for coordinate `d`.
+    fn term(&self, d: usize, a: f64, b: f64) -> f64 {
+        if self.categorical[d] {
+            if (a - b).abs() > 1e-9 {
+                self.inv_ls2[d]
+            } else {
+                0.0
+            }
+        } else {
+            (a - b) * (a - b) * self.inv_ls2[d]
+        }
+    }
+
     /// The per-coordinate terms `t_d` of `r²`.
     pub fn terms(&self, a: &[f64], b: &[f64], out: &mut [f64]) {
         for d in 0..a.len() {
-            out[d] = if self.categorical[d] {
-                if (a[d] - b[d]).abs() > 1e-9 {
-                    self.inv_ls2[d]
-                } else {
-                    0.0
-                }
-            } else {
-                let z = a[d] - b[d];
-                z * z * self.inv_ls2[d]
-            };
+            out[d] = self.term(d, a[d], b[d]);
         }
     }
 
     /// `r²` between two points.
     pub fn r2(&self, a: &[f64], b: &[f64]) -> f64 {
-        let mut s = 0.0;
-        for d in 0..a.len() {
-            s += if self.categorical[d] {
-                if (a[d] - b[d]).abs() > 1e-9 {
-                    self.inv_ls2[d]
-                } else {
-                    0.0
-                }
-            } else {
-                let z = a[d] - b[d];
-                z * z * self.inv_ls2[d]
-            };
-        }
-        s
+        (0..a.len()).map(|d| self.term(d, a[d], b[d])).sum()
     }
 
     /// `k` as a function of `r²`.

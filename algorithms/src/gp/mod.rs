@@ -58,6 +58,8 @@ pub const SETTINGS: &[SettingSpec] = &[
 /// Points at most used to fit hyperparameters (the posterior uses every point).
 const MAX_FIT: usize = 120;
 const N_RANDOM: usize = 512;
+/// Above this many observations each candidate costs O(n²); the search is made smaller.
+const LARGE: usize = 200;
 const N_LOCAL_STARTS: usize = 5;
 const LOCAL_STEPS: usize = 25;
 const NEIGHBOURS: usize = 8;
@@ -105,21 +107,29 @@ impl GpBo {
     }
 }
 
+/// A neighbour of `x`: each coordinate moves with probability `min(1, 2/d)` (at least
+/// one always does) — sparse moves improve far more often than moving all coordinates
+/// at once in high dimensions — numeric ones by `N(0, step)`, categorical ones to a
+/// random category; the result is snapped to feasible values.
 fn perturb(space: &SearchSpace, x: &[f64], step: f64, rng: &mut StdRng) -> Vec<f64> {
     let d = x.len().max(1);
+    let p_move = (2.0 / d as f64).min(1.0);
+    let forced = rng.random_range(0..d);
     let u: Vec<f64> = space
         .params
         .iter()
         .zip(x)
-        .map(|(p, xi)| match &p.domain {
-            Domain::Categorical { values } => {
-                if rng.random::<f64>() < 1.0 / d as f64 {
-                    (rng.random_range(0..values.len()) as f64 + 0.5) / values.len() as f64
-                } else {
-                    *xi
-                }
+        .enumerate()
+        .map(|(i, (p, xi))| {
+            if i != forced && rng.random::<f64>() >= p_move {
+                return *xi;
             }
-            _ => (xi + step * rng.sample::<f64, _>(StandardNormal)).clamp(0.0, 1.0),
+            match &p.domain {
+                Domain::Categorical { values } => {
+                    (rng.random_range(0..values.len()) as f64 + 0.5) / values.len() as f64
+                }
+                _ => (xi + step * rng.sample::<f64, _>(StandardNormal)).clamp(0.0, 1.0),
+            }
         })
         .collect();
     snap(space, &u)
@@ -167,7 +177,13 @@ impl Sampler for GpBo {
         let best = gp.best_std(y_best);
 
         // Global candidates: random points, and perturbations of the best observations.
-        let mut cands: Vec<Vec<f64>> = (0..N_RANDOM)
+        let large = x.len() > LARGE;
+        let (n_random, local_steps) = if large {
+            (N_RANDOM / 2, LOCAL_STEPS / 2)
+        } else {
+            (N_RANDOM, LOCAL_STEPS)
+        };
+        let mut cands: Vec<Vec<f64>> = (0..n_random)
             .map(|_| snap(space, &prior_point(space, rng)))
             .collect();
         let mut order: Vec<usize> = (0..y.len()).collect();
@@ -188,7 +204,7 @@ impl Sampler for GpBo {
         for &start in ranked.iter().take(N_LOCAL_STARTS) {
             let (mut cur, mut val) = (cands[start].clone(), scores[start]);
             let mut step = 0.05;
-            for _ in 0..LOCAL_STEPS {
+            for _ in 0..local_steps {
                 let neigh: Vec<Vec<f64>> = (0..NEIGHBOURS)
                     .map(|_| perturb(space, &cur, step, rng))
                     .collect();

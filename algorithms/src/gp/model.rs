@@ -217,9 +217,27 @@ impl Gradient for Objective<'_> {
 /// and prior-median lengthscales), keeping the better optimum.
 fn fit_theta(x: &[Vec<f64>], y: &DVector<f64>, categorical: &[bool], max_iters: u64) -> Vec<f64> {
     let d = categorical.len();
+    fit_theta_from(
+        x,
+        y,
+        categorical,
+        max_iters,
+        &[(0.3f64).ln(), priors(d)[0].0],
+    )
+}
+
+/// [`fit_theta`] from the given initial log-lengthscales.
+fn fit_theta_from(
+    x: &[Vec<f64>],
+    y: &DVector<f64>,
+    categorical: &[bool],
+    max_iters: u64,
+    initial_ln_ls: &[f64],
+) -> Vec<f64> {
+    let d = categorical.len();
     let obj = Objective::new(x, y, categorical);
     let mut starts = Vec::new();
-    for ln_ls in [(0.3f64).ln(), priors(d)[0].0] {
+    for &ln_ls in initial_ln_ls {
         let mut t = vec![ln_ls; d];
         t.push(0.0);
         t.push((1e-3f64).ln());
@@ -288,7 +306,14 @@ impl Gp {
             pick.extend(recent);
             let xs: Vec<Vec<f64>> = pick.iter().map(|&i| x[i].clone()).collect();
             let ysub = DVector::from_iterator(pick.len(), pick.iter().map(|&i| ys[i]));
-            fit_theta(&xs, &ysub, categorical, 40)
+            // Large histories: one start from the prior median, fewer iterations.
+            fit_theta_from(
+                &xs,
+                &ysub,
+                categorical,
+                25,
+                &[priors(categorical.len())[0].0],
+            )
         };
         let (kernel, noise) = kernel_of(&theta, categorical);
         Gp::with_hyperparameters(x.to_vec(), ys, kernel, noise, y_mean, y_std)
