@@ -181,7 +181,7 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
             "invalid Experiment (3 errors)",
             r#"spec.objective.type: "minimise" is not minimize or maximize"#,
             "spec.maxTrialCount: 0 must be greater than 0",
-            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization, cmaes)"#,
+            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization, cmaes, auto)"#,
         ] {
             assert!(err.contains(want), "{sub}: missing {want:?} in:\n{err}");
         }

@@ -132,6 +132,16 @@ mod tests {
     }
 
     #[test]
+    fn auto_picks_by_budget_and_size() {
+        use crate::registry::auto_choice;
+        let space = crate::space::tests::mixed_space();
+        assert_eq!(auto_choice(&space, Some(100)), "bayesianoptimization");
+        assert_eq!(auto_choice(&space, None), "multivariate-tpe");
+        assert_eq!(auto_choice(&space, Some(5000)), "multivariate-tpe");
+        check_suggester("auto", &[("random_state", "1")], &space);
+    }
+
+    #[test]
     fn grid_conforms() {
         let mut space = crate::space::tests::mixed_space();
         // Grid needs a step on every double.

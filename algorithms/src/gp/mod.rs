@@ -135,26 +135,38 @@ fn perturb(space: &SearchSpace, x: &[f64], step: f64, rng: &mut StdRng) -> Vec<f
     snap(space, &u)
 }
 
-/// Ratio of the range to the median's distance from the minimum above which the upper
-/// tail counts as heavy.
-const HEAVY_TAIL: f64 = 20.0;
-
-/// A monotone compression of heavy-tailed objectives, `ln(1 + (y − min)/s)` with `s` the
-/// median distance to the minimum, applied only when the range exceeds [`HEAVY_TAIL`]
-/// times `s`: Rosenbrock's values span six orders of magnitude and would otherwise
-/// dominate the fit, while bounded objectives (Hartmann) fit better untouched. The order
-/// of values, which is all EI uses, never changes.
-pub fn warp(y: &[f64]) -> Vec<f64> {
+/// The log warp `ln(1 + (y − min)/s)` (`s` = the median distance to the minimum) and
+/// the log of its Jacobian `Σ −ln(s + y − min)`; `None` when the values are constant.
+pub fn warp(y: &[f64]) -> Option<(Vec<f64>, f64)> {
     let min = y.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut gaps: Vec<f64> = y.iter().map(|v| v - min).collect();
     gaps.sort_unstable_by(f64::total_cmp);
     let s = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
-    let heavy = s > 1e-12 * min.abs().max(1.0) && max - min > HEAVY_TAIL * s;
-    if heavy {
-        y.iter().map(|v| (1.0 + (v - min) / s).ln()).collect()
-    } else {
-        y.to_vec()
+    if s <= 1e-12 * min.abs().max(1.0) {
+        return None;
+    }
+    let w = y.iter().map(|v| (1.0 + (v - min) / s).ln()).collect();
+    let log_jac = y.iter().map(|v| -(s + v - min).ln()).sum();
+    Some((w, log_jac))
+}
+
+/// Fits the GP to the raw objective and to its log warp and keeps the model under which
+/// the observed values are more likely (marginal likelihood, corrected by the warp's and
+/// the standardisation's Jacobians so both are densities of the same data): heavy-tailed
+/// objectives (Rosenbrock spans six orders of magnitude) get the warp, bounded ones
+/// (Hartmann) stay untouched. The order of values, all EI uses, is the same either way.
+/// Returns the model and the targets it was fitted to.
+fn fit_best_transform(x: &[Vec<f64>], raw: &[f64], categorical: &[bool]) -> Option<(Gp, Vec<f64>)> {
+    let plain = Gp::fit(x, raw, categorical, MAX_FIT);
+    let warped = warp(raw)
+        .and_then(|(w, log_jac)| Gp::fit(x, &w, categorical, MAX_FIT).map(|g| (g, w, log_jac)));
+    match (plain, warped) {
+        (Some(p), Some((g, w, log_jac))) if g.log_evidence() + log_jac > p.log_evidence() => {
+            Some((g, w))
+        }
+        (Some(p), _) => Some((p, raw.to_vec())),
+        (None, Some((g, w, _))) => Some((g, w)),
+        (None, None) => None,
     }
 }
 
@@ -167,8 +179,8 @@ impl Sampler for GpBo {
             .map(|p| matches!(p.domain, Domain::Categorical { .. }))
             .collect();
         let x: Vec<Vec<f64>> = ctx.completed.iter().map(|o| o.x.clone()).collect();
-        let y = warp(&ctx.completed.iter().map(|o| o.y).collect::<Vec<_>>());
-        let Some(gp) = Gp::fit(&x, &y, &categorical, MAX_FIT) else {
+        let raw: Vec<f64> = ctx.completed.iter().map(|o| o.y).collect();
+        let Some((gp, y)) = fit_best_transform(&x, &raw, &categorical) else {
             // Degenerate data (cannot happen with a positive noise floor); explore.
             return Ok(prior_point(space, rng));
         };
@@ -263,14 +275,22 @@ mod tests {
     }
 
     #[test]
-    fn warp_compresses_only_heavy_tails() {
-        let bounded = [-3.0, -2.5, -1.0, -0.2, 0.0];
-        assert_eq!(warp(&bounded), bounded.to_vec());
-        let heavy = [1.0, 2.0, 3.0, 5.0, 1e6];
-        let w = warp(&heavy);
+    fn warp_keeps_order_and_chooses_by_likelihood() {
+        let (w, _) = warp(&[1.0, 2.0, 3.0, 5.0, 1e6]).unwrap();
         assert_eq!(w[0], 0.0);
-        assert!(w.windows(2).all(|p| p[0] < p[1]), "order kept: {w:?}");
-        assert!(w[4] < 20.0, "tail compressed: {w:?}");
+        assert!(w.windows(2).all(|p| p[0] < p[1]) && w[4] < 20.0, "{w:?}");
+        assert!(warp(&[2.0, 2.0, 2.0]).is_none());
+        // A heavy-tailed objective (exp of a smooth function) is modelled on the log scale,
+        // a smooth bounded one on the raw scale.
+        let x: Vec<Vec<f64>> = (0..25)
+            .map(|i| vec![(i as f64 * 0.618_034) % 1.0])
+            .collect();
+        let heavy: Vec<f64> = x.iter().map(|p| (12.0 * p[0]).exp()).collect();
+        let (_, fitted) = fit_best_transform(&x, &heavy, &[false]).unwrap();
+        assert_ne!(fitted, heavy);
+        let smooth: Vec<f64> = x.iter().map(|p| (3.0 * p[0]).sin()).collect();
+        let (_, fitted) = fit_best_transform(&x, &smooth, &[false]).unwrap();
+        assert_eq!(fitted, smooth);
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Gp {
     pub kernel: Matern52,
     /// Noise variance (standardised units).
     pub noise: f64,
+    /// Log marginal likelihood of the standardised targets under the fitted
+    /// hyperparameters (no prior terms).
+    pub lml: f64,
     /// `L⁻¹` of the Cholesky factor `L`, for batched posterior variances.
     l_inv: DMatrix<f64>,
     alpha: DVector<f64>,
@@ -330,11 +333,20 @@ impl Gp {
     ) -> Option<Gp> {
         let (chol, noise) = factor(&kernel, noise, &x)?;
         let alpha = chol.solve(&ys);
+        let log_det: f64 = chol
+            .l_dirty()
+            .diagonal()
+            .iter()
+            .map(|v| v.ln())
+            .sum::<f64>()
+            * 2.0;
+        let lml = -0.5 * ys.dot(&alpha) - 0.5 * log_det - 0.5 * ys.len() as f64 * LN_2PI;
         let l_inv = lower_inverse(chol.l_dirty());
         Some(Gp {
             x,
             kernel,
             noise,
+            lml,
             l_inv,
             alpha,
             ys,
@@ -389,6 +401,12 @@ impl Gp {
     pub fn predict(&self, p: &[f64]) -> (f64, f64) {
         let (m, v) = self.predict_std(&[p.to_vec()]);
         (m[0] * self.y_std + self.y_mean, v[0].sqrt() * self.y_std)
+    }
+
+    /// The log density of the original targets: `lml` corrected by the Jacobian of the
+    /// standardisation, so fits of differently transformed targets can be compared.
+    pub fn log_evidence(&self) -> f64 {
+        self.lml - self.ys.len() as f64 * self.y_std.ln()
     }
 
     /// The smallest standardised training target (the incumbent for EI).
