@@ -40,9 +40,13 @@ enum Cmd {
         #[arg(long)]
         functions: Option<String>,
     },
-    /// Diagnostics: the next proposal for a fixed Branin history (JSON lines `{"x0":..,"x1":..,"y":..}`
-    /// on stdin), once per seed, to compare with another implementation on the same history.
+    /// Diagnostics: the next proposal for a fixed history of a benchmark function (JSON
+    /// lines `{"x0": .., .., "y": ..}` on stdin), once per seed, to compare with another
+    /// implementation on the same history.
     Propose {
+        /// Benchmark function whose space is used.
+        #[arg(long, default_value = "branin")]
+        function: String,
         /// Algorithm name.
         #[arg(long, default_value = "multivariate-tpe")]
         method: String,
@@ -186,17 +190,26 @@ fn latency(sizes: &str, methods: &str, reps: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn propose(method: &str, seeds: u64) -> anyhow::Result<()> {
-    let f = functions::all().into_iter().next().context("branin")?;
+fn propose(function: &str, method: &str, seeds: u64) -> anyhow::Result<()> {
+    let f = functions::all()
+        .into_iter()
+        .find(|f| f.name == function)
+        .context("unknown function")?;
     let mut history = Vec::new();
     for (i, line) in std::io::stdin().lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
-        let num = |k: &str| v[k].as_f64().context("number");
-        let a = [("x0", num("x0")?), ("x1", num("x1")?)]
-            .into_iter()
-            .map(|(k, x)| (k.to_string(), kestrel_core::Value::Double(x)))
-            .collect();
-        history.push(record(i as u64, a, num("y")?));
+        let a = f
+            .space
+            .params
+            .iter()
+            .map(|p| {
+                Ok((
+                    p.name.clone(),
+                    kestrel_core::Value::Double(v[&p.name].as_f64().context("number")?),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        history.push(record(i as u64, a, v["y"].as_f64().context("y")?));
     }
     let algo = build(&spec(method), &f.space, None)?;
     for seed in 0..seeds {
@@ -209,10 +222,12 @@ fn propose(method: &str, seeds: u64) -> anyhow::Result<()> {
             first_index: history.len() as u64,
         };
         let p = algo.suggest(&req)?.proposals.pop().context("no proposal")?;
-        println!(
-            "{}",
-            json!({"x0": p.assignments["x0"].to_string(), "x1": p.assignments["x1"].to_string()})
-        );
+        let out: serde_json::Map<String, serde_json::Value> = p
+            .assignments
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v.to_string())))
+            .collect();
+        println!("{}", serde_json::Value::Object(out));
     }
     Ok(())
 }
@@ -229,6 +244,10 @@ fn main() -> anyhow::Result<()> {
             methods,
             reps,
         } => latency(&sizes, &methods, reps),
-        Cmd::Propose { method, seeds } => propose(&method, seeds),
+        Cmd::Propose {
+            function,
+            method,
+            seeds,
+        } => propose(&function, &method, seeds),
     }
 }
