@@ -11,11 +11,18 @@ import statistics
 import sys
 
 
+# Optuna's samplers under the Katib algorithm name they correspond to.
+ALIASES = {"gp": "bayesianoptimization", "qmc": "sobol"}
+
+
 def load(paths):
     rows = []
     for p in paths:
         with open(p) as f:
             rows += [json.loads(line) for line in f if line.strip().startswith("{")]
+    for r in rows:
+        if r["impl"] == "optuna":
+            r["method"] = ALIASES.get(r["method"], r["method"])
     return rows
 
 
@@ -30,7 +37,7 @@ def main():
     if quality:
         seeds = min(len(v) for v in quality.values())
         print(f"Median log10 simple regret (lower is better; {seeds}+ seeds per cell)\n")
-        print("| function | " + " | ".join(f"{i} {m}" for i, m in methods) + " | best kestrel | best Optuna | kestrel TPE vs Optuna TPE |")
+        print("| function | " + " | ".join(f"{i} {m}" for i, m in methods) + " | best kestrel | best Optuna | kestrel multivariate-tpe vs Optuna TPE (multivariate by default since 5.0) |")
         print("|---" * (len(methods) + 4) + "|")
         for fn in functions:
             med = {m: statistics.median(quality[(fn, *m)]) for m in methods if (fn, *m) in quality}
@@ -45,7 +52,7 @@ def main():
                 verdict = "ok" if ok else "WORSE"
             bk = f"{best['kestrel'][0][1]} {best['kestrel'][1]:.2f} {verdict}" if best["kestrel"] else ""
             bo = f"{best['optuna'][0][1]} {best['optuna'][1]:.2f}" if best["optuna"] else ""
-            kt, ot = med.get(("kestrel", "tpe")), med.get(("optuna", "tpe"))
+            kt, ot = med.get(("kestrel", "multivariate-tpe")), med.get(("optuna", "tpe"))
             tpe = f"{kt:.2f} vs {ot:.2f} {'ok' if kt <= ot else 'WORSE'}" if kt is not None and ot is not None else ""
             print(f"| {fn} | " + " | ".join(cells) + f" | {bk} | {bo} | {tpe} |")
     latency = {(r["impl"], r["method"], r["n"]): r["ms"] for r in rows if r["kind"] == "latency"}
