@@ -15,7 +15,7 @@ use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
 
 use super::kernel::Matern52;
 
-const NOISE_FLOOR: f64 = 1e-6;
+const NOISE_FLOOR: f64 = 1e-8;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// A fitted GP over points in unit coordinates.
@@ -111,7 +111,7 @@ fn priors(d: usize) -> Vec<(f64, f64)> {
     );
     let mut p = vec![ls; d];
     p.push((0.0, 1.0));
-    p.push(((1e-4f64).ln(), 2.0));
+    p.push(((1e-6f64).ln(), 2.0));
     p
 }
 
