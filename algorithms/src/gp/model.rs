@@ -48,6 +48,13 @@ fn kernel_of(theta: &[f64], categorical: &[bool]) -> (Matern52, f64) {
     (k, NOISE_FLOOR + theta[d + 1].exp())
 }
 
+/// `ln p(y)` of a GP from the Cholesky factor of its Gram matrix and `α = K⁻¹y`:
+/// `−½ yᵀα − Σ ln L_ii − ½ n ln 2π`.
+fn log_marginal(chol: &Cholesky<f64, Dyn>, y: &DVector<f64>, alpha: &DVector<f64>) -> f64 {
+    let half_log_det: f64 = chol.l_dirty().diagonal().iter().map(|v| v.ln()).sum();
+    -0.5 * y.dot(alpha) - half_log_det - 0.5 * y.len() as f64 * LN_2PI
+}
+
 /// Inverse of a lower-triangular matrix (whose upper part is ignored) by column-oriented
 /// forward substitution on contiguous columns: `n³/6` multiply-adds.
 fn lower_inverse(l: &DMatrix<f64>) -> DMatrix<f64> {
@@ -156,14 +163,7 @@ impl Objective<'_> {
         let (k, noise) = kernel_of(theta, self.categorical);
         let (chol, noise) = factor(&k, noise, self.x)?;
         let alpha = chol.solve(self.y);
-        let log_det: f64 = chol
-            .l_dirty()
-            .diagonal()
-            .iter()
-            .map(|v| v.ln())
-            .sum::<f64>()
-            * 2.0;
-        let lml = -0.5 * self.y.dot(&alpha) - 0.5 * log_det - 0.5 * n as f64 * LN_2PI;
+        let lml = log_marginal(&chol, self.y, &alpha);
         // W = αα^T − K^{-1}; ∂lml/∂θ_j = ½ tr(W ∂K/∂θ_j).
         let mut w = chol.inverse();
         w.ger(1.0, &alpha, &alpha, -1.0);
@@ -333,14 +333,7 @@ impl Gp {
     ) -> Option<Gp> {
         let (chol, noise) = factor(&kernel, noise, &x)?;
         let alpha = chol.solve(&ys);
-        let log_det: f64 = chol
-            .l_dirty()
-            .diagonal()
-            .iter()
-            .map(|v| v.ln())
-            .sum::<f64>()
-            * 2.0;
-        let lml = -0.5 * ys.dot(&alpha) - 0.5 * log_det - 0.5 * ys.len() as f64 * LN_2PI;
+        let lml = log_marginal(&chol, &ys, &alpha);
         let l_inv = lower_inverse(chol.l_dirty());
         Some(Gp {
             x,
