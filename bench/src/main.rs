@@ -75,6 +75,23 @@ fn spec(name: &str) -> AlgorithmSpec {
     }
 }
 
+/// A request for one proposal (trial `first_index`) in a minimisation benchmark.
+fn ask_one<'a>(
+    space: &'a SearchSpace,
+    history: &'a [TrialRecord],
+    seed: u64,
+    first_index: u64,
+) -> SuggestRequest<'a> {
+    SuggestRequest {
+        space,
+        objective: ObjectiveType::Minimize,
+        history,
+        count: 1,
+        seed,
+        first_index,
+    }
+}
+
 fn record(index: u64, a: kestrel_core::Assignments, y: f64) -> TrialRecord {
     let mut t = TrialRecord::created(
         "bench",
@@ -101,14 +118,7 @@ fn quality(seeds: u64, methods: &str, only: Option<&str>) -> anyhow::Result<()> 
                 let mut history: Vec<TrialRecord> = Vec::with_capacity(f.budget);
                 let mut best = f64::INFINITY;
                 for k in 0..f.budget as u64 {
-                    let req = SuggestRequest {
-                        space: &f.space,
-                        objective: ObjectiveType::Minimize,
-                        history: &history,
-                        count: 1,
-                        seed,
-                        first_index: k,
-                    };
+                    let req = ask_one(&f.space, &history, seed, k);
                     let p = algo.suggest(&req)?.proposals.pop().context("no proposal")?;
                     let y = (f.eval)(&p.assignments);
                     best = best.min(y);
@@ -166,14 +176,7 @@ fn latency(sizes: &str, methods: &str, reps: u64) -> anyhow::Result<()> {
                 build(&settings, &space, None).or_else(|_| build(&spec(method), &space, None))?;
             let mut ms: Vec<f64> = (0..reps)
                 .map(|r| {
-                    let req = SuggestRequest {
-                        space: &space,
-                        objective: ObjectiveType::Minimize,
-                        history: &history,
-                        count: 1,
-                        seed: r,
-                        first_index: n + r,
-                    };
+                    let req = ask_one(&space, &history, r, n + r);
                     let t = Instant::now();
                     let out = algo.suggest(&req);
                     let dt = t.elapsed().as_secs_f64() * 1e3;
@@ -213,14 +216,7 @@ fn propose(function: &str, method: &str, seeds: u64) -> anyhow::Result<()> {
     }
     let algo = build(&spec(method), &f.space, None)?;
     for seed in 0..seeds {
-        let req = SuggestRequest {
-            space: &f.space,
-            objective: ObjectiveType::Minimize,
-            history: &history,
-            count: 1,
-            seed,
-            first_index: history.len() as u64,
-        };
+        let req = ask_one(&f.space, &history, seed, history.len() as u64);
         let p = algo.suggest(&req)?.proposals.pop().context("no proposal")?;
         let out: serde_json::Map<String, serde_json::Value> = p
             .assignments

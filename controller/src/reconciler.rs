@@ -385,12 +385,7 @@ impl<E: TrialExecutor> Controller<E> {
         code: Option<i32>,
         stopped: Option<StopReason>,
     ) -> Result<(), ControllerError> {
-        let Some(mut t) = self
-            .store
-            .trials(&exp.name)?
-            .into_iter()
-            .find(|t| t.name == name)
-        else {
+        let Some(mut t) = self.store.trial(name)? else {
             return Err(ControllerError::NotFound(name.into()));
         };
         let logs = self.store.metrics(name, None)?;

@@ -158,6 +158,8 @@ fn transitions_are_compare_and_set(s: &impl Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.trials("e").unwrap()[0], t);
+    assert_eq!(s.trial(&t.name).unwrap(), Some(t.clone()));
+    assert_eq!(s.trial("no-such-trial").unwrap(), None);
     assert!(matches!(
         s.update_trial(&trial("e", 9), TrialState::Created),
         Err(StoreError::NotFound(_))

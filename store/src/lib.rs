@@ -95,6 +95,8 @@ pub trait Store: Send + Sync {
     fn update_trial(&self, t: &TrialRecord, from: TrialState) -> Result<()>;
     /// The trials of an experiment, in proposal order.
     fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>>;
+    /// One trial by name.
+    fn trial(&self, name: &str) -> Result<Option<TrialRecord>>;
     /// Appends metric reports of a trial.
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()>;
     /// A trial's metric reports in report order, optionally of one metric.
@@ -130,6 +132,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>> {
         (**self).trials(experiment)
+    }
+    fn trial(&self, name: &str) -> Result<Option<TrialRecord>> {
+        (**self).trial(name)
     }
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()> {
         (**self).append_metrics(trial, logs)

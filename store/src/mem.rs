@@ -123,6 +123,9 @@ impl Store for MemStore {
         v.sort_by_key(|t| t.index);
         Ok(v)
     }
+    fn trial(&self, name: &str) -> Result<Option<TrialRecord>> {
+        Ok(self.lock().trials.get(name).cloned())
+    }
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()> {
         let mut g = self.lock();
         if !g.trials.contains_key(trial) {

@@ -237,6 +237,16 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    fn trial(&self, name: &str) -> Result<Option<TrialRecord>> {
+        let s: Option<String> = self
+            .conn()
+            .query_row("SELECT record FROM trials WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        s.map(|s| decode(name, &s)).transpose()
+    }
+
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

@@ -56,6 +56,20 @@ fn densities_integrate_to_one() {
     close(probs[0], p0, 1e-12);
 }
 
+/// The 2-D estimator both Optuna comparisons use: four observations, unit weights,
+/// prior weight 1, neighbour bandwidths (Optuna 5.0's rule).
+fn optuna_fixture() -> Kde {
+    let pts = [[0.1, 0.5], [0.15, 0.2], [0.8, 0.3], [0.95, 0.9]];
+    let refs: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
+    Kde::new(
+        &[Dim::Numeric, Dim::Numeric],
+        &refs,
+        &[1.0; 4],
+        1.0,
+        Bandwidth::Univariate,
+    )
+}
+
 #[test]
 fn joint_density_matches_optuna() {
     // Optuna 5.0's own estimator on the same observations (neighbour bandwidths,
@@ -66,15 +80,7 @@ fn joint_density_matches_optuna() {
     //   obs = {"a": [0.1, 0.15, 0.8, 0.95], "b": [0.5, 0.2, 0.3, 0.9]}
     //   _ParzenEstimator(obs, space, _ParzenEstimatorParameters(1.0, True, False, default_weights, True))
     //     .log_pdf({"a": [0.1, 0.5, 0.9, 0.12], "b": [0.5, 0.5, 0.1, 0.25]})
-    let pts = [[0.1, 0.5], [0.15, 0.2], [0.8, 0.3], [0.95, 0.9]];
-    let refs: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
-    let kde = Kde::new(
-        &[Dim::Numeric, Dim::Numeric],
-        &refs,
-        &[1.0; 4],
-        1.0,
-        Bandwidth::Univariate,
-    );
+    let kde = optuna_fixture();
     let want = [
         0.293_348_900_041_190_7,
         -0.386_950_355_053_594_43,
@@ -94,15 +100,7 @@ fn joint_samples_match_optuna_moments() {
     // The estimator of joint_density_matches_optuna, sampled 400000 times by Optuna:
     //   s = mpe.sample(np.random.RandomState(0), 400000); (s["a"].mean(), s["a"].std(), ...)
     //   a: mean 0.5033, sd 0.3127; b: mean 0.4446, sd 0.2688
-    let pts = [[0.1, 0.5], [0.15, 0.2], [0.8, 0.3], [0.95, 0.9]];
-    let refs: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
-    let kde = Kde::new(
-        &[Dim::Numeric, Dim::Numeric],
-        &refs,
-        &[1.0; 4],
-        1.0,
-        Bandwidth::Univariate,
-    );
+    let kde = optuna_fixture();
     let mut rng = StdRng::seed_from_u64(3);
     let n = 200_000;
     let xs: Vec<Vec<f64>> = (0..n).map(|_| kde.sample(&mut rng)).collect();
