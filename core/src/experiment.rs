@@ -251,3 +251,41 @@ pub struct Experiment {
     /// `spec.trialTemplate`.
     pub trial_template: TrialTemplate,
 }
+
+/// The part of an experiment a suggestion service sees (Katib's `api.v1beta1.Experiment`):
+/// what to search and how, without the trial template or metrics collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Experiment name.
+    pub name: String,
+    /// The search space.
+    pub space: SearchSpace,
+    /// The objective.
+    pub objective: Objective,
+    /// The suggestion algorithm.
+    pub algorithm: AlgorithmSpec,
+    /// The early-stopping algorithm, if any.
+    pub early_stopping: Option<AlgorithmSpec>,
+    /// The NAS search space (instead of `space`).
+    pub nas_config: Option<NasConfig>,
+    /// Trials run at once.
+    pub parallel_trial_count: u32,
+    /// Trial budget (unbounded when absent).
+    pub max_trial_count: Option<u32>,
+}
+
+impl Experiment {
+    /// The suggestion-facing part of this experiment.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            name: self.name.clone(),
+            space: self.space.clone(),
+            objective: self.objective.clone(),
+            algorithm: self.algorithm.clone(),
+            early_stopping: self.early_stopping.clone(),
+            nas_config: self.nas_config.clone(),
+            parallel_trial_count: self.parallel_trial_count,
+            max_trial_count: self.max_trial_count,
+        }
+    }
+}

@@ -27,14 +27,16 @@ pub mod template;
 pub mod validate;
 
 pub use error::{FieldError, SpecError, TemplateError};
-pub use experiment::{AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType};
+pub use experiment::{
+    AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType, Problem,
+};
 pub use jiff::Timestamp;
 pub use metrics::{MetricLog, MetricObservation};
 pub use space::{Assignments, Distribution, Domain, ParamSpec, SearchSpace, Value};
 pub use status::{
     ExperimentRecord, ExperimentState, ExperimentStatus, TrialCounts, TrialRecord, TrialState,
 };
-pub use validate::AlgorithmCatalog;
+pub use validate::{AlgorithmCatalog, ProblemInput};
 
 /// Parses and validates a Katib Experiment YAML document.
 ///

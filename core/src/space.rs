@@ -104,6 +104,35 @@ impl Domain {
         }
     }
 
+    /// Reads a value in Katib's string form (`"0.01"`, `"3"`, `"adam"`); `None` when the
+    /// text is not a value of this domain's type. Feasibility is not checked.
+    pub fn parse(&self, s: &str) -> Option<Value> {
+        let t = s.trim();
+        match self {
+            Domain::Double { .. } => t
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Value::Double),
+            Domain::Int { .. } => t.parse::<i64>().ok().map(Value::Int).or_else(|| {
+                // "3.0" is how some clients print integers.
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
+                    .map(|x| Value::Int(x as i64))
+            }),
+            Domain::Discrete { values, numbers } => values
+                .iter()
+                .position(|v| v == s)
+                .or_else(|| {
+                    let x = t.parse::<f64>().ok()?;
+                    numbers.iter().position(|n| *n == x)
+                })
+                .map(|i| Value::Str(values[i].clone())),
+            Domain::Categorical { .. } => Some(Value::Str(s.to_string())),
+        }
+    }
+
     /// Whether `v` is a feasible value of this domain.
     pub fn contains(&self, v: &Value) -> bool {
         match (self, v) {
@@ -238,6 +267,33 @@ mod tests {
         assert!(d.contains(&Value::Double(0.75)));
         assert!(!d.contains(&Value::Double(0.8)));
         assert!(!d.contains(&Value::Double(f64::NAN)));
+    }
+
+    #[test]
+    fn parse_reads_katib_strings_by_type() {
+        let i = Domain::Int {
+            min: 0,
+            max: 10,
+            step: 1,
+            distribution: Distribution::Uniform,
+        };
+        assert_eq!(i.parse("3"), Some(Value::Int(3)));
+        assert_eq!(i.parse("3.0"), Some(Value::Int(3)));
+        assert_eq!(i.parse("3.5"), None);
+        let d = Domain::Discrete {
+            values: vec!["0.10".into(), "1".into()],
+            numbers: vec![0.1, 1.0],
+        };
+        assert_eq!(d.parse("0.1"), Some(Value::Str("0.10".into())));
+        assert_eq!(d.parse("2"), None);
+        let x = Domain::Double {
+            min: 0.0,
+            max: 1.0,
+            step: None,
+            distribution: Distribution::Uniform,
+        };
+        assert_eq!(x.parse("1e-3"), Some(Value::Double(0.001)));
+        assert_eq!(x.parse("nan"), None);
     }
 
     #[test]

@@ -169,6 +169,18 @@ impl ExperimentState {
             ExperimentState::Stopped => "Stopped",
         }
     }
+    /// The state named `s` (as printed by [`ExperimentState::as_str`]).
+    pub fn parse(s: &str) -> Option<ExperimentState> {
+        [
+            ExperimentState::Created,
+            ExperimentState::Running,
+            ExperimentState::Succeeded,
+            ExperimentState::Failed,
+            ExperimentState::Stopped,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
     /// Whether the experiment has finished.
     pub fn is_terminal(self) -> bool {
         matches!(

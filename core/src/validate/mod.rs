@@ -9,9 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{FieldError, SpecError};
 use crate::experiment::{
-    AlgorithmSpec, Experiment, MetricStrategy, NasConfig, Objective, ObjectiveType, ResumePolicy,
+    AlgorithmSpec, Experiment, MetricStrategy, NasConfig, Objective, ObjectiveType, Problem,
+    ResumePolicy,
 };
-use crate::raw::{RawAlgorithm, RawExperiment, RawNasConfig, RawObjective, RawSpec, Scalar};
+use crate::raw::{
+    RawAlgorithm, RawExperiment, RawNasConfig, RawObjective, RawParameter, RawSpec, Scalar,
+};
 use crate::space::SearchSpace;
 
 pub(crate) use template::is_metadata_reference;
@@ -74,28 +77,17 @@ pub(crate) fn experiment(
         trial_template,
     } = spec;
 
-    let before = errs.len();
-    let space = params::search_space(&parameters, "spec.parameters", &mut errs);
-    let space_ok = errs.len() == before;
-    let nas = nas_config.map(|n| nas(n, &mut errs));
-    match (parameters.is_empty(), nas.is_some()) {
-        (true, false) => errs.push(FieldError::new(
-            "spec.parameters",
-            "is required (or spec.nasConfig for NAS)",
-        )),
-        (false, true) => errs.push(FieldError::new(
-            "spec.nasConfig",
-            "must not be set together with spec.parameters",
-        )),
-        _ => {}
-    }
-    let objective = objective_spec(objective, &mut errs);
-
-    let max_trial_count = count(max_trial_count.as_ref(), "spec.maxTrialCount", 1, &mut errs);
-    let parallel = count(
-        parallel_trial_count.as_ref(),
-        "spec.parallelTrialCount",
-        1,
+    let problem = problem_parts(
+        ProblemInput {
+            parameters: &parameters,
+            objective,
+            algorithm: algorithm.as_ref(),
+            early_stopping: early_stopping.as_ref(),
+            parallel_trial_count: parallel_trial_count.as_ref(),
+            max_trial_count: max_trial_count.as_ref(),
+            nas_config,
+        },
+        catalog,
         &mut errs,
     );
     let max_failed = count(
@@ -104,40 +96,13 @@ pub(crate) fn experiment(
         0,
         &mut errs,
     );
-    if let (Some(p), Some(m)) = (parallel, max_trial_count)
-        && p > m
-    {
-        errs.push(FieldError::new(
-            "spec.parallelTrialCount",
-            format!("{p} exceeds spec.maxTrialCount {m}"),
-        ));
-    }
-    if let (Some(f), Some(m)) = (max_failed, max_trial_count)
+    if let (Some(f), Some(m)) = (max_failed, problem.max_trial_count)
         && f > m
     {
         errs.push(FieldError::new(
             "spec.maxFailedTrialCount",
             format!("{f} exceeds spec.maxTrialCount {m}"),
         ));
-    }
-    // Katib defaults parallelism to 3; kestrel also caps the default at maxTrialCount so a
-    // small experiment does not fail its own parallelism check.
-    let parallel_trial_count = parallel.unwrap_or_else(|| {
-        max_trial_count.map_or(DEFAULT_PARALLEL_TRIAL_COUNT, |m| {
-            m.min(DEFAULT_PARALLEL_TRIAL_COUNT)
-        })
-    });
-
-    let algorithm = algorithm_spec(algorithm.as_ref(), "spec.algorithm", true, &mut errs);
-    if let Some(a) = &algorithm {
-        let space_for_check = (space_ok && nas.is_none()).then_some(&space);
-        errs.extend(catalog.check_algorithm(a, space_for_check, max_trial_count));
-    }
-    let early_stopping = early_stopping
-        .as_ref()
-        .and_then(|e| algorithm_spec(Some(e), "spec.earlyStopping", false, &mut errs));
-    if let Some(e) = &early_stopping {
-        errs.extend(catalog.check_early_stopping(e));
     }
 
     let resume_policy = match resume_policy.as_deref() {
@@ -160,23 +125,33 @@ pub(crate) fn experiment(
         .iter()
         .filter_map(|p| p.name.as_deref().map(|n| n.trim().to_string()))
         .collect();
-    let trial_template =
-        template::trial_template(trial_template, &declared, nas.is_some(), &mut errs);
+    let trial_template = template::trial_template(
+        trial_template,
+        &declared,
+        problem.nas_config.is_some(),
+        &mut errs,
+    );
 
-    match (errs.is_empty(), name, objective, algorithm, trial_template) {
+    match (
+        errs.is_empty(),
+        name,
+        problem.objective,
+        problem.algorithm,
+        trial_template,
+    ) {
         (true, Some(name), Some(objective), Some(algorithm), Some(trial_template)) => {
             Ok(Experiment {
                 name,
                 namespace: raw.metadata.namespace,
                 labels: raw.metadata.labels,
                 annotations: raw.metadata.annotations,
-                space,
+                space: problem.space,
                 objective,
                 algorithm,
-                early_stopping,
-                nas_config: nas,
-                parallel_trial_count,
-                max_trial_count,
+                early_stopping: problem.early_stopping,
+                nas_config: problem.nas_config,
+                parallel_trial_count: problem.parallel_trial_count,
+                max_trial_count: problem.max_trial_count,
                 max_failed_trial_count: max_failed,
                 resume_policy,
                 metrics_collector,
@@ -184,6 +159,130 @@ pub(crate) fn experiment(
             })
         }
         _ => Err(SpecError::Invalid(errs)),
+    }
+}
+
+/// The search-facing fields of a spec, as read from YAML or from Katib's gRPC message.
+#[derive(Debug)]
+pub struct ProblemInput<'a> {
+    /// `spec.parameters`.
+    pub parameters: &'a [RawParameter],
+    /// `spec.objective`.
+    pub objective: Option<RawObjective>,
+    /// `spec.algorithm`.
+    pub algorithm: Option<&'a RawAlgorithm>,
+    /// `spec.earlyStopping`.
+    pub early_stopping: Option<&'a RawAlgorithm>,
+    /// `spec.parallelTrialCount`.
+    pub parallel_trial_count: Option<&'a Scalar>,
+    /// `spec.maxTrialCount`.
+    pub max_trial_count: Option<&'a Scalar>,
+    /// `spec.nasConfig`.
+    pub nas_config: Option<RawNasConfig>,
+}
+
+/// Validates what a suggestion service needs (the same rules and defaults as a YAML
+/// Experiment, without the trial template), reporting every problem at once.
+pub fn problem(
+    name: &str,
+    input: ProblemInput<'_>,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<Problem, SpecError> {
+    let mut errs = Vec::new();
+    if name.trim().is_empty() {
+        errs.push(FieldError::new("metadata.name", "is required"));
+    }
+    let parts = problem_parts(input, catalog, &mut errs);
+    match (errs.is_empty(), parts.objective, parts.algorithm) {
+        (true, Some(objective), Some(algorithm)) => Ok(Problem {
+            name: name.to_string(),
+            space: parts.space,
+            objective,
+            algorithm,
+            early_stopping: parts.early_stopping,
+            nas_config: parts.nas_config,
+            parallel_trial_count: parts.parallel_trial_count,
+            max_trial_count: parts.max_trial_count,
+        }),
+        _ => Err(SpecError::Invalid(errs)),
+    }
+}
+
+struct Parts {
+    space: SearchSpace,
+    objective: Option<Objective>,
+    algorithm: Option<AlgorithmSpec>,
+    early_stopping: Option<AlgorithmSpec>,
+    nas_config: Option<NasConfig>,
+    parallel_trial_count: u32,
+    max_trial_count: Option<u32>,
+}
+
+fn problem_parts(
+    input: ProblemInput<'_>,
+    catalog: &dyn AlgorithmCatalog,
+    errs: &mut Vec<FieldError>,
+) -> Parts {
+    let ProblemInput {
+        parameters,
+        objective,
+        algorithm,
+        early_stopping,
+        parallel_trial_count,
+        max_trial_count,
+        nas_config,
+    } = input;
+    let before = errs.len();
+    let space = params::search_space(parameters, "spec.parameters", errs);
+    let space_ok = errs.len() == before;
+    let nas = nas_config.map(|n| nas(n, errs));
+    match (parameters.is_empty(), nas.is_some()) {
+        (true, false) => errs.push(FieldError::new(
+            "spec.parameters",
+            "is required (or spec.nasConfig for NAS)",
+        )),
+        (false, true) => errs.push(FieldError::new(
+            "spec.nasConfig",
+            "must not be set together with spec.parameters",
+        )),
+        _ => {}
+    }
+    let objective = objective_spec(objective, errs);
+    let max_trial_count = count(max_trial_count, "spec.maxTrialCount", 1, errs);
+    let parallel = count(parallel_trial_count, "spec.parallelTrialCount", 1, errs);
+    if let (Some(p), Some(m)) = (parallel, max_trial_count)
+        && p > m
+    {
+        errs.push(FieldError::new(
+            "spec.parallelTrialCount",
+            format!("{p} exceeds spec.maxTrialCount {m}"),
+        ));
+    }
+    // Katib defaults parallelism to 3; kestrel also caps the default at maxTrialCount so a
+    // small experiment does not fail its own parallelism check.
+    let parallel_trial_count = parallel.unwrap_or_else(|| {
+        max_trial_count.map_or(DEFAULT_PARALLEL_TRIAL_COUNT, |m| {
+            m.min(DEFAULT_PARALLEL_TRIAL_COUNT)
+        })
+    });
+    let algorithm = algorithm_spec(algorithm, "spec.algorithm", true, errs);
+    if let Some(a) = &algorithm {
+        let space_for_check = (space_ok && nas.is_none()).then_some(&space);
+        errs.extend(catalog.check_algorithm(a, space_for_check, max_trial_count));
+    }
+    let early_stopping =
+        early_stopping.and_then(|e| algorithm_spec(Some(e), "spec.earlyStopping", false, errs));
+    if let Some(e) = &early_stopping {
+        errs.extend(catalog.check_early_stopping(e));
+    }
+    Parts {
+        space,
+        objective,
+        algorithm,
+        early_stopping,
+        nas_config: nas,
+        parallel_trial_count,
+        max_trial_count,
     }
 }
 

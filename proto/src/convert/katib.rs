@@ -1,0 +1,544 @@
+//! Katib's `api.v1.beta1` messages ⇄ core: the experiment a suggestion request carries,
+//! its trials, the proposals of a reply and observation logs.
+//!
+//! The experiment is checked by the same rules as a YAML Experiment
+//! ([`kestrel_core::validate::problem`]); error paths are spelled as in the message, e.g.
+//! `experiment.spec.parameter_specs.parameters[0].feasible_space.min`.
+
+use std::collections::BTreeSet;
+
+use kestrel_core::raw::{
+    RawAlgorithm, RawFeasibleSpace, RawGraphConfig, RawNasConfig, RawObjective, RawOperation,
+    RawParameter, RawSetting, Scalar,
+};
+use kestrel_core::{
+    AlgorithmCatalog, AlgorithmSpec, Assignments, FieldError, MetricLog, MetricObservation,
+    ObjectiveType, Problem, ProblemInput, Timestamp, TrialRecord, TrialState, Value,
+};
+
+use super::{ConvertError, spec_error, time};
+use crate::katib as pb;
+
+/// The experiment of a Suggestion or EarlyStopping request, validated.
+pub fn problem(
+    exp: Option<&pb::Experiment>,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<Problem, ConvertError> {
+    let exp = exp.ok_or_else(|| ConvertError::field("experiment", "is required"))?;
+    let spec = exp
+        .spec
+        .as_ref()
+        .ok_or_else(|| ConvertError::field("experiment.spec", "is required"))?;
+    let parameters: Vec<RawParameter> = spec
+        .parameter_specs
+        .as_ref()
+        .map(|p| p.parameters.iter().map(parameter).collect())
+        .unwrap_or_default();
+    let objective = spec.objective.as_ref().map(|o| RawObjective {
+        kind: match o.r#type() {
+            pb::ObjectiveType::Minimize => Some("minimize".into()),
+            pb::ObjectiveType::Maximize => Some("maximize".into()),
+            pb::ObjectiveType::Unknown => None,
+        },
+        // proto3 has no presence for doubles: 0 means unset, as Katib sends it.
+        goal: (o.goal != 0.0).then(|| Scalar(o.goal.to_string())),
+        objective_metric_name: non_empty(&o.objective_metric_name),
+        additional_metric_names: o.additional_metric_names.clone(),
+        metric_strategies: vec![],
+    });
+    let algorithm = spec.algorithm.as_ref().map(|a| RawAlgorithm {
+        algorithm_name: non_empty(&a.algorithm_name),
+        algorithm_settings: a
+            .algorithm_settings
+            .iter()
+            .map(|s| setting(&s.name, &s.value))
+            .collect(),
+    });
+    let early_stopping = spec.early_stopping.as_ref().and_then(early_raw);
+    let count = |n: i32| (n != 0).then(|| Scalar(n.to_string()));
+    let (parallel, max) = (
+        count(spec.parallel_trial_count),
+        count(spec.max_trial_count),
+    );
+    let input = ProblemInput {
+        parameters: &parameters,
+        objective,
+        algorithm: algorithm.as_ref(),
+        early_stopping: early_stopping.as_ref(),
+        parallel_trial_count: parallel.as_ref(),
+        max_trial_count: max.as_ref(),
+        nas_config: spec.nas_config.as_ref().map(nas),
+    };
+    kestrel_core::validate::problem(&exp.name, input, catalog)
+        .map_err(|e| spec_error(&e, |p| format!("experiment.{}", wire_path(p))))
+}
+
+/// The early-stopping spec of a ValidateEarlyStoppingSettings request.
+pub fn early_stopping(
+    spec: Option<&pb::EarlyStoppingSpec>,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<AlgorithmSpec, ConvertError> {
+    let spec = spec.ok_or_else(|| ConvertError::field("early_stopping", "is required"))?;
+    if spec.algorithm_name.trim().is_empty() {
+        return Err(ConvertError::field(
+            "early_stopping.algorithm_name",
+            "is required",
+        ));
+    }
+    let out = AlgorithmSpec {
+        name: spec.algorithm_name.trim().to_string(),
+        settings: spec
+            .algorithm_settings
+            .iter()
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect(),
+    };
+    let errs = catalog.check_early_stopping(&out);
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConvertError::Invalid(
+            errs.into_iter()
+                .map(|f| FieldError::new(wire_path(&f.path).replacen("spec.", "", 1), f.message))
+                .collect(),
+        ))
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+fn setting(name: &str, value: &str) -> RawSetting {
+    RawSetting {
+        name: non_empty(name),
+        value: Some(Scalar(value.to_string())),
+    }
+}
+
+fn early_raw(e: &pb::EarlyStoppingSpec) -> Option<RawAlgorithm> {
+    // Katib sends an empty spec when the experiment has no early stopping.
+    if e.algorithm_name.is_empty() && e.algorithm_settings.is_empty() {
+        return None;
+    }
+    Some(RawAlgorithm {
+        algorithm_name: non_empty(&e.algorithm_name),
+        algorithm_settings: e
+            .algorithm_settings
+            .iter()
+            .map(|s| setting(&s.name, &s.value))
+            .collect(),
+    })
+}
+
+fn parameter(p: &pb::ParameterSpec) -> RawParameter {
+    let kind = match p.parameter_type() {
+        pb::ParameterType::Double => Some("double"),
+        pb::ParameterType::Int => Some("int"),
+        pb::ParameterType::Discrete => Some("discrete"),
+        pb::ParameterType::Categorical => Some("categorical"),
+        pb::ParameterType::UnknownType => None,
+    };
+    let text = |s: &str| non_empty(s).map(Scalar);
+    RawParameter {
+        name: non_empty(&p.name),
+        parameter_type: kind.map(String::from),
+        feasible_space: p.feasible_space.as_ref().map(|f| RawFeasibleSpace {
+            min: text(&f.min),
+            max: text(&f.max),
+            step: text(&f.step),
+            list: (!f.list.is_empty()).then(|| f.list.iter().cloned().map(Scalar).collect()),
+            distribution: match f.distribution() {
+                pb::Distribution::Unspecified => None,
+                pb::Distribution::Uniform => Some("uniform".into()),
+                pb::Distribution::LogUniform => Some("logUniform".into()),
+                pb::Distribution::Normal => Some("normal".into()),
+                pb::Distribution::LogNormal => Some("logNormal".into()),
+            },
+        }),
+    }
+}
+
+fn nas(n: &pb::NasConfig) -> RawNasConfig {
+    let ints = |v: &[i32]| v.iter().map(|x| Scalar(x.to_string())).collect();
+    RawNasConfig {
+        graph_config: n.graph_config.as_ref().map(|g| RawGraphConfig {
+            num_layers: (g.num_layers != 0).then(|| Scalar(g.num_layers.to_string())),
+            input_sizes: ints(&g.input_sizes),
+            output_sizes: ints(&g.output_sizes),
+        }),
+        operations: n
+            .operations
+            .as_ref()
+            .map(|ops| {
+                ops.operation
+                    .iter()
+                    .map(|o| RawOperation {
+                        operation_type: non_empty(&o.operation_type),
+                        parameters: o
+                            .parameter_specs
+                            .as_ref()
+                            .map(|p| p.parameters.iter().map(parameter).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A core field path (`spec.parameters[0].feasibleSpace.min`) in the message's spelling
+/// (`spec.parameter_specs.parameters[0].feasible_space.min`).
+pub(crate) fn wire_path(core: &str) -> String {
+    if core == "metadata.name" {
+        return "name".into();
+    }
+    let mut out = String::with_capacity(core.len() + 16);
+    for (i, seg) in core.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let (field, index) = seg.split_at(seg.find('[').unwrap_or(seg.len()));
+        let snake = snake_case(field);
+        let field = match (snake.as_str(), out.ends_with("nas_config.")) {
+            ("parameters", _) => "parameter_specs.parameters".to_string(),
+            ("operations", true) => "operations.operation".to_string(),
+            _ => snake,
+        };
+        out.push_str(&field);
+        out.push_str(index);
+    }
+    out
+}
+
+fn snake_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The trials of a request, as records the algorithms read. `index` is the position in
+/// the request (Katib has no proposal index). Assignments must name every parameter of
+/// the space with a feasible value; NAS experiments' assignments are kept as text.
+pub fn trials(problem: &Problem, trials: &[pb::Trial]) -> Result<Vec<TrialRecord>, ConvertError> {
+    let mut errs = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut out = Vec::with_capacity(trials.len());
+    for (i, t) in trials.iter().enumerate() {
+        let at = format!("trials[{i}]");
+        if t.name.trim().is_empty() {
+            errs.push(FieldError::new(format!("{at}.name"), "is required"));
+        } else if !names.insert(t.name.as_str()) {
+            errs.push(FieldError::new(
+                format!("{at}.name"),
+                format!("{:?} appears twice", t.name),
+            ));
+        }
+        if let Some(rec) = trial(problem, t, i, &at, &mut errs) {
+            out.push(rec);
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConvertError::Invalid(errs))
+    }
+}
+
+fn trial(
+    problem: &Problem,
+    t: &pb::Trial,
+    i: usize,
+    at: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<TrialRecord> {
+    let before = errs.len();
+    let spec = t.spec.as_ref();
+    let given: &[pb::ParameterAssignment] = spec
+        .and_then(|s| s.parameter_assignments.as_ref())
+        .map_or(&[], |p| &p.assignments);
+    let pa = format!("{at}.spec.parameter_assignments.assignments");
+    let mut assignments = Assignments::new();
+    if problem.nas_config.is_some() {
+        for a in given {
+            assignments.insert(a.name.clone(), Value::Str(a.value.clone()));
+        }
+    } else {
+        for (j, a) in given.iter().enumerate() {
+            let Some(p) = problem.space.params.iter().find(|p| p.name == a.name) else {
+                errs.push(FieldError::new(
+                    format!("{pa}[{j}].name"),
+                    format!("{:?} is not a parameter of the experiment", a.name),
+                ));
+                continue;
+            };
+            match p.domain.parse(&a.value) {
+                Some(v) if p.domain.contains(&v) => {
+                    assignments.insert(a.name.clone(), v);
+                }
+                _ => errs.push(FieldError::new(
+                    format!("{pa}[{j}].value"),
+                    format!(
+                        "{:?} is not a feasible {} value of {:?}",
+                        a.value,
+                        p.domain.type_name(),
+                        a.name
+                    ),
+                )),
+            }
+        }
+        for p in &problem.space.params {
+            if !given.iter().any(|a| a.name == p.name) {
+                errs.push(FieldError::new(
+                    pa.clone(),
+                    format!("parameter {:?} is not assigned", p.name),
+                ));
+            }
+        }
+    }
+    let status = t.status.clone().unwrap_or_default();
+    let state = match status.condition() {
+        pb::trial_status::TrialConditionType::Created => TrialState::Created,
+        // Katib's Unknown is a trial whose state could not be read: still pending.
+        pb::trial_status::TrialConditionType::Running
+        | pb::trial_status::TrialConditionType::Unknown => TrialState::Running,
+        pb::trial_status::TrialConditionType::Succeeded => TrialState::Succeeded,
+        pb::trial_status::TrialConditionType::Killed => TrialState::Killed,
+        pb::trial_status::TrialConditionType::Failed => TrialState::Failed,
+        pb::trial_status::TrialConditionType::Metricsunavailable => TrialState::MetricsUnavailable,
+        pb::trial_status::TrialConditionType::Earlystopped => TrialState::EarlyStopped,
+    };
+    let mut when = |s: &str, field: &str| match time(s, &format!("{at}.status.{field}")) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.extend(e.fields().iter().cloned());
+            None
+        }
+    };
+    let started_at = when(&status.start_time, "start_time");
+    let completed_at = when(&status.completion_time, "completion_time");
+    let observation: Vec<MetricObservation> = status
+        .observation
+        .as_ref()
+        .map(|o| {
+            o.metrics
+                .iter()
+                .map(|m| {
+                    let x = m.value.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+                    MetricObservation {
+                        name: m.name.clone(),
+                        min: x,
+                        max: x,
+                        latest: m.value.clone(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let objective = observation
+        .iter()
+        .find(|m| m.name == problem.objective.metric)
+        .and_then(|m| m.min);
+    if errs.len() > before {
+        return None;
+    }
+    Some(TrialRecord {
+        name: t.name.clone(),
+        experiment: problem.name.clone(),
+        index: i as u64,
+        assignments,
+        labels: spec
+            .map(|s| s.labels.clone().into_iter().collect())
+            .unwrap_or_default(),
+        state,
+        reason: state.reason().into(),
+        message: String::new(),
+        created_at: started_at.or(completed_at).unwrap_or(Timestamp::UNIX_EPOCH),
+        started_at,
+        completed_at,
+        observation,
+        objective,
+    })
+}
+
+/// A proposal's assignments in the space's parameter order, values in Katib's spelling.
+pub fn assignments(problem: &Problem, a: &Assignments) -> Vec<pb::ParameterAssignment> {
+    let ordered = problem.space.params.iter().map(|p| p.name.as_str());
+    let rest = a
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !problem.space.params.iter().any(|p| p.name == *k));
+    ordered
+        .chain(rest)
+        .filter_map(|name| {
+            a.get(name).map(|v| pb::ParameterAssignment {
+                name: name.to_string(),
+                value: v.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The metric logs of a ReportObservationLog request. Katib's collectors always send a
+/// time; a log without one is stamped with `received` rather than dropped.
+pub fn metric_logs(
+    log: Option<&pb::ObservationLog>,
+    received: Timestamp,
+) -> Result<Vec<MetricLog>, ConvertError> {
+    let logs = log.map_or(&[][..], |l| &l.metric_logs[..]);
+    let mut errs = Vec::new();
+    let mut out = Vec::with_capacity(logs.len());
+    for (i, l) in logs.iter().enumerate() {
+        let at = format!("observation_log.metric_logs[{i}]");
+        let Some(m) = l.metric.as_ref().filter(|m| !m.name.trim().is_empty()) else {
+            errs.push(FieldError::new(format!("{at}.metric.name"), "is required"));
+            continue;
+        };
+        match time(&l.time_stamp, &format!("{at}.time_stamp")) {
+            Ok(t) => out.push(MetricLog {
+                time: t.unwrap_or(received),
+                name: m.name.clone(),
+                value: m.value.clone(),
+            }),
+            Err(e) => errs.extend(e.fields().iter().cloned()),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConvertError::Invalid(errs))
+    }
+}
+
+/// Metric logs as a Katib observation log (times in RFC 3339, UTC).
+pub fn observation_log(logs: &[MetricLog]) -> pb::ObservationLog {
+    pb::ObservationLog {
+        metric_logs: logs
+            .iter()
+            .map(|l| pb::MetricLog {
+                time_stamp: l.time.to_string(),
+                metric: Some(pb::Metric {
+                    name: l.name.clone(),
+                    value: l.value.clone(),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Katib's objective type of a core one.
+pub fn objective_type(t: ObjectiveType) -> pb::ObjectiveType {
+    match t {
+        ObjectiveType::Minimize => pb::ObjectiveType::Minimize,
+        ObjectiveType::Maximize => pb::ObjectiveType::Maximize,
+    }
+}
+
+/// A problem as Katib's Experiment message (what Katib's controller would send).
+pub fn experiment(problem: &Problem) -> pb::Experiment {
+    let settings = |a: &AlgorithmSpec| -> Vec<(String, String)> { a.settings.clone() };
+    pb::Experiment {
+        name: problem.name.clone(),
+        spec: Some(pb::ExperimentSpec {
+            parameter_specs: Some(pb::experiment_spec::ParameterSpecs {
+                parameters: problem.space.params.iter().map(parameter_spec).collect(),
+            }),
+            objective: Some(pb::ObjectiveSpec {
+                r#type: objective_type(problem.objective.kind).into(),
+                goal: problem.objective.goal.unwrap_or(0.0),
+                objective_metric_name: problem.objective.metric.clone(),
+                additional_metric_names: problem.objective.additional_metrics.clone(),
+            }),
+            algorithm: Some(pb::AlgorithmSpec {
+                algorithm_name: problem.algorithm.name.clone(),
+                algorithm_settings: settings(&problem.algorithm)
+                    .into_iter()
+                    .map(|(name, value)| pb::AlgorithmSetting { name, value })
+                    .collect(),
+            }),
+            early_stopping: problem
+                .early_stopping
+                .as_ref()
+                .map(|e| pb::EarlyStoppingSpec {
+                    algorithm_name: e.name.clone(),
+                    algorithm_settings: settings(e)
+                        .into_iter()
+                        .map(|(name, value)| pb::EarlyStoppingSetting { name, value })
+                        .collect(),
+                }),
+            parallel_trial_count: i32::try_from(problem.parallel_trial_count).unwrap_or(i32::MAX),
+            max_trial_count: problem
+                .max_trial_count
+                .map_or(0, |m| i32::try_from(m).unwrap_or(i32::MAX)),
+            nas_config: None,
+        }),
+    }
+}
+
+fn parameter_spec(p: &kestrel_core::ParamSpec) -> pb::ParameterSpec {
+    use kestrel_core::{Distribution, Domain};
+    let dist = |d: Distribution| match d {
+        Distribution::Uniform => pb::Distribution::Uniform,
+        Distribution::LogUniform => pb::Distribution::LogUniform,
+        Distribution::Normal => pb::Distribution::Normal,
+        Distribution::LogNormal => pb::Distribution::LogNormal,
+    };
+    let (kind, fs) = match &p.domain {
+        Domain::Double {
+            min,
+            max,
+            step,
+            distribution,
+        } => (
+            pb::ParameterType::Double,
+            pb::FeasibleSpace {
+                max: max.to_string(),
+                min: min.to_string(),
+                list: vec![],
+                step: step.map(|s| s.to_string()).unwrap_or_default(),
+                distribution: dist(*distribution).into(),
+            },
+        ),
+        Domain::Int {
+            min,
+            max,
+            step,
+            distribution,
+        } => (
+            pb::ParameterType::Int,
+            pb::FeasibleSpace {
+                max: max.to_string(),
+                min: min.to_string(),
+                list: vec![],
+                step: step.to_string(),
+                distribution: dist(*distribution).into(),
+            },
+        ),
+        Domain::Discrete { values, .. } => (
+            pb::ParameterType::Discrete,
+            pb::FeasibleSpace {
+                list: values.clone(),
+                ..Default::default()
+            },
+        ),
+        Domain::Categorical { values } => (
+            pb::ParameterType::Categorical,
+            pb::FeasibleSpace {
+                list: values.clone(),
+                ..Default::default()
+            },
+        ),
+    };
+    pb::ParameterSpec {
+        name: p.name.clone(),
+        parameter_type: kind.into(),
+        feasible_space: Some(fs),
+    }
+}
