@@ -14,7 +14,7 @@ use kestrel_controller::executor::local::ProcessExecutor;
 use kestrel_controller::sink::StoreSink;
 use kestrel_controller::{Controller, Options, Progress};
 use kestrel_core::status::reason;
-use kestrel_core::{ExperimentRecord, ExperimentState, ExperimentStatus};
+use kestrel_core::{ExperimentRecord, ExperimentState};
 
 use super::{Format, UsageError};
 use crate::output;
@@ -58,6 +58,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    let base_dir = a
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = base_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", base_dir.display()))?;
     let (store, dir) = a.store.open()?;
     let name = exp.name.clone();
     match store.experiment(&name)? {
@@ -82,31 +91,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .seed
                 .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
                 .unwrap_or_else(rand::random);
-            let rec = ExperimentRecord {
-                spec: exp.clone(),
+            let rec = ExperimentRecord::new(
+                exp.clone(),
                 source,
                 seed,
-                created_at: Timestamp::now(),
-                status: ExperimentStatus {
-                    state: ExperimentState::Created,
-                    reason: reason::CREATED.into(),
-                    message: "Experiment is created".into(),
-                    started_at: None,
-                    completed_at: None,
-                },
-            };
+                Some(base_dir.clone()),
+                Timestamp::now(),
+            );
             store.create_experiment(&rec)?;
         }
     }
-    let base_dir = a
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let base_dir = base_dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", base_dir.display()))?;
     let executor = ProcessExecutor::new(
         Arc::new(StoreSink(store.clone())),
         Duration::from_secs_f64(a.grace),

@@ -260,13 +260,14 @@ impl<E: TrialExecutor> Controller<E> {
         trials: &[TrialRecord],
         count: usize,
     ) -> Result<Vec<TrialRecord>, AlgoError> {
-        let (exp, history, seed) = (rec.spec.clone(), trials.to_vec(), rec.seed);
+        let (problem, history, seed) = (rec.spec.problem(), trials.to_vec(), rec.seed);
         let proposals = tokio::task::spawn_blocking(move || {
             kestrel_suggestion::get_suggestions(&GetSuggestions {
-                experiment: &exp,
+                problem: &problem,
                 trials: &history,
                 count,
                 seed,
+                first_index: None,
             })
         })
         .await
@@ -391,6 +392,13 @@ impl<E: TrialExecutor> Controller<E> {
         let logs = self.store.metrics(name, None)?;
         t.observation = observe(&exp.objective, &logs);
         t.objective = objective_value(&exp.objective, &t.observation);
+        if t.state.is_terminal() {
+            // Finished from outside (Katib's SetTrialStatus marks a trial its collector
+            // stopped early): keep that state and record the final observation.
+            let from = t.state;
+            self.store.update_trial(&t, from)?;
+            return Ok(());
+        }
         let log_path = self.opts.runs_dir.join(&exp.name).join(name).join(LOG_FILE);
         let (state, message) = match (stopped, code) {
             (Some(StopReason::ExperimentFinished), _) => (

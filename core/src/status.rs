@@ -242,9 +242,37 @@ pub struct ExperimentRecord {
     pub created_at: Timestamp,
     /// Current status.
     pub status: ExperimentStatus,
+    /// Directory trial commands resolve relative paths and `$(KESTREL_EXPERIMENT_DIR)`
+    /// against (the YAML file's directory); lets a server resume the experiment.
+    #[serde(default)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl ExperimentRecord {
+    /// A newly accepted experiment (state Created).
+    pub fn new(
+        spec: Experiment,
+        source: String,
+        seed: u64,
+        base_dir: Option<std::path::PathBuf>,
+        now: Timestamp,
+    ) -> Self {
+        ExperimentRecord {
+            spec,
+            source,
+            seed,
+            created_at: now,
+            status: ExperimentStatus {
+                state: ExperimentState::Created,
+                reason: reason::CREATED.into(),
+                message: "Experiment is created".into(),
+                started_at: None,
+                completed_at: None,
+            },
+            base_dir,
+        }
+    }
+
     /// The experiment's name.
     pub fn name(&self) -> &str {
         &self.spec.name

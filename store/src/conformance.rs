@@ -49,19 +49,13 @@ spec:
 pub fn experiment(name: &str) -> ExperimentRecord {
     let spec = kestrel_core::parse_experiment(&YAML.replace("NAME", name), &AnyAlgorithm)
         .expect("fixture is valid");
-    ExperimentRecord {
+    ExperimentRecord::new(
         spec,
-        source: YAML.into(),
-        seed: 7,
-        created_at: Timestamp::from_second(1_700_000_000).expect("valid time"),
-        status: ExperimentStatus {
-            state: ExperimentState::Created,
-            reason: reason::CREATED.into(),
-            message: String::new(),
-            started_at: None,
-            completed_at: None,
-        },
-    }
+        YAML.into(),
+        7,
+        Some("/tmp".into()),
+        Timestamp::from_second(1_700_000_000).expect("valid time"),
+    )
 }
 
 fn trial(exp: &str, index: u64) -> TrialRecord {
@@ -181,10 +175,12 @@ fn metrics_keep_order_and_filter(s: &impl Store) {
     let loss = s.metrics("e-0", Some("loss")).unwrap();
     assert_eq!(loss.len(), 2);
     assert!(s.metrics("e-0", Some("none")).unwrap().is_empty());
-    assert!(matches!(
-        s.append_metrics("ghost", &[log(1, "x", "1")]),
-        Err(StoreError::NotFound(_))
-    ));
+    // Like Katib's DB manager, logs of trials the store never saw are kept.
+    s.append_metrics("ghost", &[log(1, "x", "1")]).unwrap();
+    assert_eq!(s.metrics("ghost", None).unwrap().len(), 1);
+    assert_eq!(s.delete_metrics("ghost").unwrap(), 1);
+    assert!(s.metrics("ghost", None).unwrap().is_empty());
+    assert_eq!(s.delete_metrics("ghost").unwrap(), 0);
 }
 
 fn delete_cascades(s: &impl Store) {

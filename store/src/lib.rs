@@ -97,10 +97,13 @@ pub trait Store: Send + Sync {
     fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>>;
     /// One trial by name.
     fn trial(&self, name: &str) -> Result<Option<TrialRecord>>;
-    /// Appends metric reports of a trial.
+    /// Appends metric reports of a trial (the trial need not be stored: Katib's DB
+    /// manager keeps logs of any trial name).
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()>;
     /// A trial's metric reports in report order, optionally of one metric.
     fn metrics(&self, trial: &str, metric: Option<&str>) -> Result<Vec<MetricLog>>;
+    /// Removes every observation log of `trial`; returns how many were removed.
+    fn delete_metrics(&self, trial: &str) -> Result<usize>;
 
     /// Trial counts per state.
     fn counts(&self, experiment: &str) -> Result<TrialCounts> {
@@ -141,5 +144,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn metrics(&self, trial: &str, metric: Option<&str>) -> Result<Vec<MetricLog>> {
         (**self).metrics(trial, metric)
+    }
+    fn delete_metrics(&self, trial: &str) -> Result<usize> {
+        (**self).delete_metrics(trial)
     }
 }

@@ -128,12 +128,15 @@ impl Store for MemStore {
     }
     fn append_metrics(&self, trial: &str, logs: &[MetricLog]) -> Result<()> {
         let mut g = self.lock();
-        if !g.trials.contains_key(trial) {
-            return Err(StoreError::NotFound(format!("trial {trial}")));
-        }
         g.metrics
             .extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
         Ok(())
+    }
+    fn delete_metrics(&self, trial: &str) -> Result<usize> {
+        let mut g = self.lock();
+        let before = g.metrics.len();
+        g.metrics.retain(|(t, _)| t != trial);
+        Ok(before - g.metrics.len())
     }
     fn metrics(&self, trial: &str, metric: Option<&str>) -> Result<Vec<MetricLog>> {
         Ok(self

@@ -13,7 +13,26 @@ use serde::de::DeserializeOwned;
 
 use crate::{Result, Store, StoreError};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: observation logs no longer require a known trial (Katib's DB manager keeps logs of
+/// trials it never saw); a trigger removes a deleted trial's logs.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 to 2: `metric_logs` without the foreign key, rows kept.
+const MIGRATE_1_TO_2: &str = "
+BEGIN;
+ALTER TABLE metric_logs RENAME TO metric_logs_v1;
+CREATE TABLE metric_logs (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial TEXT NOT NULL,
+    time  TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    value TEXT NOT NULL
+);
+INSERT INTO metric_logs (id, trial, time, name, value)
+    SELECT id, trial, time, name, value FROM metric_logs_v1;
+DROP TABLE metric_logs_v1;
+COMMIT;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS experiments (
@@ -33,12 +52,16 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE TABLE IF NOT EXISTS metric_logs (
     id    INTEGER PRIMARY KEY AUTOINCREMENT,
-    trial TEXT NOT NULL REFERENCES trials(name) ON DELETE CASCADE,
+    trial TEXT NOT NULL,
     time  TEXT NOT NULL,
     name  TEXT NOT NULL,
     value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metric_logs_by_trial ON metric_logs (trial, name);
+CREATE TRIGGER IF NOT EXISTS trial_logs_cascade AFTER DELETE ON trials
+BEGIN
+    DELETE FROM metric_logs WHERE trial = OLD.name;
+END;
 ";
 
 /// A SQLite-backed store.
@@ -86,6 +109,9 @@ impl SqliteStore {
             return Err(StoreError::Conflict(format!(
                 "the database has schema version {version}, newer than this kestrel understands ({SCHEMA_VERSION})"
             )));
+        }
+        if version == 1 {
+            conn.execute_batch(MIGRATE_1_TO_2)?;
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -255,18 +281,17 @@ impl Store for SqliteStore {
                 "INSERT INTO metric_logs (trial, time, name, value) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for l in logs {
-                stmt.execute(params![trial, l.time.to_string(), l.name, l.value])
-                    .map_err(|e| {
-                        if is_constraint(&e) {
-                            StoreError::NotFound(format!("trial {trial}"))
-                        } else {
-                            e.into()
-                        }
-                    })?;
+                stmt.execute(params![trial, l.time.to_string(), l.name, l.value])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn delete_metrics(&self, trial: &str) -> Result<usize> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM metric_logs WHERE trial = ?1", [trial])?)
     }
 
     fn metrics(&self, trial: &str, metric: Option<&str>) -> Result<Vec<MetricLog>> {
@@ -295,6 +320,39 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE experiments (name TEXT PRIMARY KEY, created_at TEXT NOT NULL,
+                     state TEXT NOT NULL, record TEXT NOT NULL);
+                 CREATE TABLE trials (name TEXT PRIMARY KEY,
+                     experiment TEXT NOT NULL REFERENCES experiments(name) ON DELETE CASCADE,
+                     idx INTEGER NOT NULL, state TEXT NOT NULL, objective REAL,
+                     record TEXT NOT NULL, UNIQUE (experiment, idx));
+                 CREATE TABLE metric_logs (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     trial TEXT NOT NULL REFERENCES trials(name) ON DELETE CASCADE,
+                     time TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL);
+                 PRAGMA foreign_keys = OFF;
+                 INSERT INTO metric_logs (trial, time, name, value)
+                     VALUES ('t', '2026-11-23T00:00:00Z', 'loss', '0.5');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.metrics("t", None).unwrap()[0].value, "0.5");
+        s.append_metrics("unknown", &[]).unwrap();
+        let v: i64 = s
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
 
     #[test]
     fn conforms_in_memory() {

@@ -3,15 +3,17 @@
 //! One service answers for every experiment and algorithm: each request carries the
 //! experiment and its trial history, the algorithm is built from the experiment's
 //! settings, and nothing correctness-bearing is kept between requests. `kestrel run`
-//! calls it in process; the gRPC server (Katib's `api.v1beta1.Suggestion`) will wrap it.
+//! calls it in process; [`grpc`] serves it as Katib's `api.v1beta1.Suggestion`.
 //!
 //! The service names every proposal (`<experiment>-<8 characters>`, derived from the seed
 //! and the trial index), so trials are matched by name, never by parameter strings.
 
+pub mod grpc;
+
 use std::collections::BTreeSet;
 
 use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, rng};
-use kestrel_core::{Experiment, TrialRecord};
+use kestrel_core::{Problem, TrialRecord};
 
 /// A named proposal: one new trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,32 +29,32 @@ pub struct NamedProposal {
 /// A request for new trials.
 #[derive(Debug, Clone, Copy)]
 pub struct GetSuggestions<'a> {
-    /// The experiment.
-    pub experiment: &'a Experiment,
+    /// The experiment's search problem.
+    pub problem: &'a Problem,
     /// Every trial the experiment has (any state).
     pub trials: &'a [TrialRecord],
     /// How many new trials are wanted now.
     pub count: usize,
     /// The experiment's seed.
     pub seed: u64,
+    /// Proposal index of the first new trial; default: one past the largest index in
+    /// `trials`. (Katib's requests give it as `total - current` request numbers.)
+    pub first_index: Option<u64>,
 }
 
 /// Checks that the experiment's algorithm and settings are usable (Katib
 /// `ValidateAlgorithmSettings`).
-pub fn validate(experiment: &Experiment) -> Result<(), AlgoError> {
-    kestrel_algorithms::build(
-        &experiment.algorithm,
-        &experiment.space,
-        experiment.max_trial_count,
-    )
-    .map(|_| ())
+pub fn validate(problem: &Problem) -> Result<(), AlgoError> {
+    kestrel_algorithms::build(&problem.algorithm, &problem.space, problem.max_trial_count)
+        .map(|_| ())
 }
 
 /// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted.
 pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, AlgoError> {
-    let exp = req.experiment;
+    let exp = req.problem;
     let algorithm = kestrel_algorithms::build(&exp.algorithm, &exp.space, exp.max_trial_count)?;
-    let first_index = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
+    let next = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
+    let first_index = req.first_index.unwrap_or(next);
     let out = algorithm.suggest(&SuggestRequest {
         space: &exp.space,
         objective: exp.objective.kind,

@@ -155,6 +155,7 @@ pub fn experiment_record(
             started_at: time(&info.started_at, "info.started_at")?,
             completed_at: time(&info.completed_at, "info.completed_at")?,
         },
+        base_dir: None,
     })
 }
 
