@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 use kestrel_controller::executor::local::ProcessExecutor;
 use kestrel_controller::sink::StoreSink;
-use kestrel_controller::{Controller, Options, Progress};
+use kestrel_controller::{Controller, Halt, Options, Progress};
 use kestrel_core::status::reason;
 use kestrel_core::{ExperimentRecord, ExperimentState};
 
@@ -116,18 +116,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     );
     let bar = progress_bar(exp.max_trial_count);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let status =
-        runtime.block_on(
-            controller.run(&name, shutdown_signal(), |p: &Progress<'_>| {
-                bar.set_position(u64::from(p.counts.completed()));
-                bar.set_message(format!(
-                    "running {} | failed {} | best {}",
-                    p.counts.running,
-                    p.counts.failures(),
-                    output::best_line(p.experiment, p.trials)
-                ));
-            }),
-        )?;
+    let status = runtime.block_on(controller.run(
+        &name,
+        async {
+            shutdown_signal().await;
+            Halt::Stop
+        },
+        |p: &Progress<'_>| {
+            bar.set_position(u64::from(p.counts.completed()));
+            bar.set_message(format!(
+                "running {} | failed {} | best {}",
+                p.counts.running,
+                p.counts.failures(),
+                output::best_line(p.experiment, p.trials)
+            ));
+        },
+    ))?;
     bar.finish_and_clear();
 
     let rec = store
@@ -211,7 +215,7 @@ fn progress_bar(max: Option<u32>) -> ProgressBar {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -6,10 +6,12 @@
 //! - [`reconciler`]: the level-triggered loop: read the store, plan, ask for suggestions,
 //!   launch, finish trials from their exit status and observation logs.
 //! - [`sink`]: the metrics sink that writes observation logs to the store.
+//! - [`grpc`]: the `kestrel serve` server (Katib's services over the store, management).
 
 pub mod executor;
+pub mod grpc;
 pub mod plan;
 pub mod reconciler;
 pub mod sink;
 
-pub use reconciler::{Controller, ControllerError, Options, Progress};
+pub use reconciler::{Controller, ControllerError, Halt, Options, Progress};

@@ -56,6 +56,16 @@ pub struct Options {
     pub tick: Duration,
 }
 
+/// Why [`Controller::run`] is asked to return early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// The user stopped the experiment: trials are killed, the experiment is Stopped.
+    Stop,
+    /// The process is going away (server shutdown): trials are killed, the experiment
+    /// stays unfinished and resumes on the next run.
+    Suspend,
+}
+
 /// A snapshot passed to the progress callback after every tick.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
@@ -125,7 +135,7 @@ impl<E: TrialExecutor> Controller<E> {
     pub async fn run(
         &self,
         name: &str,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = Halt>,
         mut on_progress: impl FnMut(&Progress<'_>),
     ) -> Result<ExperimentStatus, ControllerError> {
         let rec = self
@@ -227,8 +237,11 @@ impl<E: TrialExecutor> Controller<E> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.opts.tick) => {}
-                _ = &mut shutdown => {
-                    tracing::warn!(experiment = %name, "interrupted; stopping running trials");
+                halt = &mut shutdown => {
+                    tracing::warn!(experiment = %name, ?halt, "interrupted; stopping running trials");
+                    if halt == Halt::Suspend {
+                        return self.suspend(&rec, &mut handles).await;
+                    }
                     return self.finish(&rec, &mut handles, StopReason::Interrupted, ExperimentState::Stopped, reason::STOPPED, "Experiment was stopped by the user", &mut on_progress).await;
                 }
             }
@@ -473,6 +486,26 @@ impl<E: TrialExecutor> Controller<E> {
             counts: TrialCounts::of(&trials),
         });
         Ok(status)
+    }
+
+    /// Kills the running trials (recorded as Killed) and leaves the experiment
+    /// unfinished, so that the next `run` resumes it.
+    async fn suspend(
+        &self,
+        rec: &ExperimentRecord,
+        handles: &mut HashMap<String, E::Handle>,
+    ) -> Result<ExperimentStatus, ControllerError> {
+        let why = StopReason::Interrupted;
+        futures::future::join_all(handles.values().map(|h| self.executor.stop(h, why))).await;
+        for (t, h) in handles.drain() {
+            if let RunPhase::Exited { code, stopped } = self.executor.status(&h) {
+                self.finish_trial(&rec.spec, &t, code, stopped.or(Some(why)))?;
+            }
+        }
+        Ok(self
+            .store
+            .experiment(rec.name())?
+            .map_or_else(|| rec.status.clone(), |r| r.status))
     }
 
     fn set_status(

@@ -106,7 +106,9 @@ pub async fn blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) if e.is_panic() => {
             tracing::error!("request handler panicked: {e}");
-            Err(Status::internal("the algorithm failed unexpectedly (panic); see the server log"))
+            Err(Status::internal(
+                "the algorithm failed unexpectedly (panic); see the server log",
+            ))
         }
         Err(e) => Err(Status::unavailable(format!("server is shutting down: {e}"))),
     }

@@ -1,0 +1,191 @@
+//! Katib's `api.v1beta1.DBManager` and `EarlyStopping` services over the [`Store`].
+//!
+//! DBManager keeps observation logs of any trial name, as Katib's does; a kestrel trial's
+//! logs reported here (by `kestrel collect`) are what the controller reads when the trial
+//! ends. `SetTrialStatus` marks a running kestrel trial EarlyStopped, the call Katib's
+//! metrics collector makes after it stopped the training process itself.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kestrel_algorithms::Catalog;
+use kestrel_core::TrialState;
+use kestrel_proto::convert::{self, katib as conv};
+use kestrel_proto::katib::{self as pb, db_manager_server, early_stopping_server};
+use kestrel_store::{Store, StoreError};
+use kestrel_suggestion::grpc::blocking;
+use tonic::{Request, Response, Status};
+
+/// A status for a store failure.
+pub fn store_status(e: &StoreError) -> Status {
+    match e {
+        StoreError::NotFound(m) => Status::not_found(m.clone()),
+        StoreError::Conflict(m) => Status::failed_precondition(m.clone()),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Status::internal(format!("store failure: {other}"))
+        }
+    }
+}
+
+fn required(value: &str, field: &str) -> Result<(), Status> {
+    if value.trim().is_empty() {
+        Err(Status::invalid_argument(format!("{field}: is required")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Katib's DBManager over a store.
+#[derive(Clone)]
+pub struct DbManagerService {
+    store: Arc<dyn Store>,
+}
+
+impl DbManagerService {
+    /// The service over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        DbManagerService { store }
+    }
+}
+
+#[tonic::async_trait]
+impl db_manager_server::DbManager for DbManagerService {
+    async fn report_observation_log(
+        &self,
+        request: Request<pb::ReportObservationLogRequest>,
+    ) -> Result<Response<pb::ReportObservationLogReply>, Status> {
+        let req = request.into_inner();
+        required(&req.trial_name, "trial_name")?;
+        let logs = conv::metric_logs(req.observation_log.as_ref(), Timestamp::now())?;
+        if logs.is_empty() {
+            return Err(Status::invalid_argument(
+                "observation_log.metric_logs: is empty (nothing to report)",
+            ));
+        }
+        let store = self.store.clone();
+        blocking(move || {
+            store
+                .append_metrics(&req.trial_name, &logs)
+                .map_err(|e| store_status(&e))
+        })
+        .await?;
+        Ok(Response::new(pb::ReportObservationLogReply {}))
+    }
+
+    async fn get_observation_log(
+        &self,
+        request: Request<pb::GetObservationLogRequest>,
+    ) -> Result<Response<pb::GetObservationLogReply>, Status> {
+        let req = request.into_inner();
+        required(&req.trial_name, "trial_name")?;
+        let start = convert::time(&req.start_time, "start_time")?;
+        let end = convert::time(&req.end_time, "end_time")?;
+        let store = self.store.clone();
+        let mut logs = blocking(move || {
+            let metric = Some(req.metric_name.as_str()).filter(|m| !m.is_empty());
+            store
+                .metrics(&req.trial_name, metric)
+                .map_err(|e| store_status(&e))
+        })
+        .await?;
+        logs.retain(|l| start.is_none_or(|s| l.time >= s) && end.is_none_or(|e| l.time <= e));
+        // Katib orders by time; reports with equal times stay in arrival order.
+        logs.sort_by_key(|l| l.time);
+        Ok(Response::new(pb::GetObservationLogReply {
+            observation_log: Some(conv::observation_log(&logs)),
+        }))
+    }
+
+    async fn delete_observation_log(
+        &self,
+        request: Request<pb::DeleteObservationLogRequest>,
+    ) -> Result<Response<pb::DeleteObservationLogReply>, Status> {
+        let req = request.into_inner();
+        required(&req.trial_name, "trial_name")?;
+        let store = self.store.clone();
+        blocking(move || {
+            store
+                .delete_metrics(&req.trial_name)
+                .map_err(|e| store_status(&e))
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteObservationLogReply {}))
+    }
+}
+
+/// Katib's EarlyStopping service.
+#[derive(Clone)]
+pub struct EarlyStoppingService {
+    store: Arc<dyn Store>,
+}
+
+impl EarlyStoppingService {
+    /// The service; `SetTrialStatus` updates trials in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        EarlyStoppingService { store }
+    }
+}
+
+#[tonic::async_trait]
+impl early_stopping_server::EarlyStopping for EarlyStoppingService {
+    async fn get_early_stopping_rules(
+        &self,
+        request: Request<pb::GetEarlyStoppingRulesRequest>,
+    ) -> Result<Response<pb::GetEarlyStoppingRulesReply>, Status> {
+        let req = request.into_inner();
+        blocking(move || {
+            let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
+            conv::trials(&problem, &req.trials)?;
+            // Every early-stopping algorithm the catalog accepts yields its rules here;
+            // without one configured there are none.
+            Ok(pb::GetEarlyStoppingRulesReply {
+                early_stopping_rules: vec![],
+            })
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn set_trial_status(
+        &self,
+        request: Request<pb::SetTrialStatusRequest>,
+    ) -> Result<Response<pb::SetTrialStatusReply>, Status> {
+        let req = request.into_inner();
+        required(&req.trial_name, "trial_name")?;
+        let store = self.store.clone();
+        blocking(move || {
+            let mut t = store
+                .trial(&req.trial_name)
+                .map_err(|e| store_status(&e))?
+                .ok_or_else(|| Status::not_found(format!("trial {:?}", req.trial_name)))?;
+            let from = t.state;
+            if from == TrialState::EarlyStopped {
+                return Ok(pb::SetTrialStatusReply {});
+            }
+            if from.is_terminal() {
+                return Err(Status::failed_precondition(format!(
+                    "trial {:?} already finished ({from})",
+                    req.trial_name
+                )));
+            }
+            t.state = TrialState::EarlyStopped;
+            t.reason = TrialState::EarlyStopped.reason().into();
+            t.message = "Trial is early stopped".into();
+            t.completed_at = Some(Timestamp::now());
+            store.update_trial(&t, from).map_err(|e| store_status(&e))?;
+            Ok(pb::SetTrialStatusReply {})
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn validate_early_stopping_settings(
+        &self,
+        request: Request<pb::ValidateEarlyStoppingSettingsRequest>,
+    ) -> Result<Response<pb::ValidateEarlyStoppingSettingsReply>, Status> {
+        let req = request.into_inner();
+        conv::early_stopping(req.early_stopping.as_ref(), &Catalog)?;
+        Ok(Response::new(pb::ValidateEarlyStoppingSettingsReply {}))
+    }
+}

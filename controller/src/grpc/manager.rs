@@ -1,0 +1,367 @@
+//! kestrel's management service (`kestrel.v1.Manager`): one server process runs every
+//! submitted experiment with its own reconciler task, and clients create, inspect, stop,
+//! delete and watch them.
+//!
+//! Watching reads the store, woken by the reconcilers' progress (and at least every
+//! second), and sends only what changed, so a watcher sees the same history whoever
+//! writes the store.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kestrel_algorithms::Catalog;
+use kestrel_core::{ExperimentRecord, SpecError, TrialCounts, TrialRecord};
+use kestrel_proto::convert::manager as conv;
+use kestrel_proto::manager::{self as pb, manager_server};
+use kestrel_store::Store;
+use kestrel_suggestion::grpc::blocking;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::katib::store_status;
+use crate::executor::local::ProcessExecutor;
+use crate::reconciler::{Controller, Halt, Options, best_trial, preflight};
+use crate::sink::StoreSink;
+
+/// How the server runs experiments.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Where trial directories go (`<runs_dir>/<experiment>/<trial>`).
+    pub runs_dir: PathBuf,
+    /// Time a stopped trial gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Reconcile interval.
+    pub tick: Duration,
+}
+
+/// The management service.
+#[derive(Clone)]
+pub struct ManagerService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    cfg: RunConfig,
+    running: Mutex<HashMap<String, Running>>,
+    changed: watch::Sender<u64>,
+    halt: watch::Sender<bool>,
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    done: watch::Receiver<bool>,
+}
+
+impl ManagerService {
+    /// The service; call [`ManagerService::resume_unfinished`] once at start-up.
+    pub fn new(store: Arc<dyn Store>, cfg: RunConfig) -> Self {
+        ManagerService {
+            inner: Arc::new(Inner {
+                store,
+                cfg,
+                running: Mutex::new(HashMap::new()),
+                changed: watch::channel(0).0,
+                halt: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Restarts every stored experiment that has not finished (a previous server died or
+    /// shut down while it ran). Returns their names.
+    pub fn resume_unfinished(&self) -> Result<Vec<String>, Status> {
+        let recs = self
+            .inner
+            .store
+            .experiments()
+            .map_err(|e| store_status(&e))?;
+        let mut names = Vec::new();
+        for rec in recs.iter().filter(|r| !r.status.state.is_terminal()) {
+            tracing::info!(experiment = %rec.name(), "resuming");
+            self.inner.start(rec);
+            names.push(rec.name().to_string());
+        }
+        Ok(names)
+    }
+
+    /// Kills every running trial and waits for the reconcilers to return; experiments stay
+    /// unfinished and resume when a server starts on this store again.
+    pub async fn shutdown(&self) {
+        self.inner.halt.send_replace(true);
+        let waits: Vec<watch::Receiver<bool>> =
+            self.inner.lock().values().map(|r| r.done.clone()).collect();
+        for mut d in waits {
+            until_true(&mut d).await;
+        }
+    }
+}
+
+/// Waits until the flag is set (or its sender is gone).
+async fn until_true(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(self: &Arc<Self>, rec: &ExperimentRecord) {
+        let name = rec.name().to_string();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = watch::channel(false);
+        self.lock().insert(
+            name.clone(),
+            Running {
+                stop: Some(stop_tx),
+                done: done_rx,
+            },
+        );
+        let inner = self.clone();
+        let base_dir = rec.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        tokio::spawn(async move {
+            let executor =
+                ProcessExecutor::new(Arc::new(StoreSink(inner.store.clone())), inner.cfg.grace);
+            let controller = Controller::new(
+                inner.store.clone(),
+                executor,
+                Options {
+                    base_dir,
+                    runs_dir: inner.cfg.runs_dir.clone(),
+                    tick: inner.cfg.tick,
+                },
+            );
+            let mut halt = inner.halt.subscribe();
+            let stop = async move {
+                tokio::select! {
+                    r = stop_rx => if r.is_ok() { Halt::Stop } else { std::future::pending().await },
+                    () = until_true(&mut halt) => Halt::Suspend,
+                }
+            };
+            let changed = inner.changed.clone();
+            let result = controller
+                .run(&name, stop, |_| {
+                    changed.send_modify(|n| *n = n.wrapping_add(1));
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(experiment = %name, error = %e, "experiment ended with an error");
+            }
+            inner.lock().remove(&name);
+            inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+            done_tx.send_replace(true);
+        });
+    }
+
+    async fn snapshot(
+        self: &Arc<Self>,
+        name: String,
+    ) -> Result<(ExperimentRecord, Vec<TrialRecord>), Status> {
+        let store = self.store.clone();
+        blocking(move || {
+            let rec = store
+                .experiment(&name)
+                .map_err(|e| store_status(&e))?
+                .ok_or_else(|| Status::not_found(format!("no experiment named {name:?}")))?;
+            let trials = store.trials(&name).map_err(|e| store_status(&e))?;
+            Ok((rec, trials))
+        })
+        .await
+    }
+}
+
+/// The summary message of an experiment and its trials.
+pub fn info_of(rec: &ExperimentRecord, trials: &[TrialRecord]) -> pb::ExperimentInfo {
+    conv::info(rec, &TrialCounts::of(trials), best_trial(&rec.spec, trials))
+}
+
+#[tonic::async_trait]
+impl manager_server::Manager for ManagerService {
+    async fn create_experiment(
+        &self,
+        request: Request<pb::CreateExperimentRequest>,
+    ) -> Result<Response<pb::ExperimentInfo>, Status> {
+        let req = request.into_inner();
+        let mut exp = match kestrel_core::parse_experiment(&req.yaml, &Catalog) {
+            Ok(e) => e,
+            Err(e @ SpecError::Invalid(_)) => return Err(Status::invalid_argument(e.to_string())),
+            Err(e) => {
+                return Err(Status::invalid_argument(format!("invalid Experiment: {e}")));
+            }
+        };
+        preflight(&exp).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !req.name.is_empty() {
+            exp.name = req.name.clone();
+        }
+        let base_dir = PathBuf::from(&req.base_dir);
+        if !base_dir.is_absolute() || !base_dir.is_dir() {
+            return Err(Status::invalid_argument(format!(
+                "base_dir: {:?} is not an absolute path to a directory on the server",
+                req.base_dir
+            )));
+        }
+        let seed = req
+            .seed
+            .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
+            .unwrap_or_else(rand::random);
+        let rec = ExperimentRecord::new(exp, req.yaml, seed, Some(base_dir), Timestamp::now());
+        let store = self.inner.store.clone();
+        let stored = rec.clone();
+        blocking(move || match store.create_experiment(&stored) {
+            Ok(()) => Ok(()),
+            Err(kestrel_store::StoreError::Conflict(_)) => Err(Status::already_exists(format!(
+                "experiment {:?} already exists; choose another name or delete it",
+                stored.name()
+            ))),
+            Err(e) => Err(store_status(&e)),
+        })
+        .await?;
+        tracing::info!(experiment = %rec.name(), seed, "experiment submitted");
+        self.inner.start(&rec);
+        Ok(Response::new(info_of(&rec, &[])))
+    }
+
+    async fn get_experiment(
+        &self,
+        request: Request<pb::ExperimentRef>,
+    ) -> Result<Response<pb::ExperimentDetail>, Status> {
+        let (rec, trials) = self.inner.snapshot(request.into_inner().name).await?;
+        Ok(Response::new(pb::ExperimentDetail {
+            info: Some(info_of(&rec, &trials)),
+            trials: trials.iter().map(conv::trial).collect(),
+            source: rec.source.clone(),
+        }))
+    }
+
+    async fn list_experiments(
+        &self,
+        _request: Request<pb::ListExperimentsRequest>,
+    ) -> Result<Response<pb::ListExperimentsReply>, Status> {
+        let store = self.inner.store.clone();
+        let experiments = blocking(move || {
+            let recs = store.experiments().map_err(|e| store_status(&e))?;
+            recs.iter()
+                .map(|r| {
+                    let trials = store.trials(r.name()).map_err(|e| store_status(&e))?;
+                    Ok(info_of(r, &trials))
+                })
+                .collect::<Result<Vec<_>, Status>>()
+        })
+        .await?;
+        Ok(Response::new(pb::ListExperimentsReply { experiments }))
+    }
+
+    async fn stop_experiment(
+        &self,
+        request: Request<pb::ExperimentRef>,
+    ) -> Result<Response<pb::ExperimentInfo>, Status> {
+        let name = request.into_inner().name;
+        let done = {
+            let mut running = self.inner.lock();
+            running.get_mut(&name).map(|r| {
+                if let Some(stop) = r.stop.take() {
+                    let _ = stop.send(());
+                }
+                r.done.clone()
+            })
+        };
+        if let Some(mut done) = done {
+            until_true(&mut done).await;
+        }
+        let (rec, trials) = self.inner.snapshot(name).await?;
+        Ok(Response::new(info_of(&rec, &trials)))
+    }
+
+    async fn delete_experiment(
+        &self,
+        request: Request<pb::ExperimentRef>,
+    ) -> Result<Response<pb::DeleteExperimentReply>, Status> {
+        let name = request.into_inner().name;
+        if self.inner.lock().contains_key(&name) {
+            return Err(Status::failed_precondition(format!(
+                "experiment {name:?} is running; stop it first"
+            )));
+        }
+        let store = self.inner.store.clone();
+        let runs = self.inner.cfg.runs_dir.join(&name);
+        blocking(move || {
+            if !store
+                .delete_experiment(&name)
+                .map_err(|e| store_status(&e))?
+            {
+                return Err(Status::not_found(format!("no experiment named {name:?}")));
+            }
+            if runs.exists() {
+                std::fs::remove_dir_all(&runs)
+                    .map_err(|e| Status::internal(format!("removing {}: {e}", runs.display())))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteExperimentReply {}))
+    }
+
+    type WatchExperimentStream = ReceiverStream<Result<pb::Event, Status>>;
+
+    async fn watch_experiment(
+        &self,
+        request: Request<pb::ExperimentRef>,
+    ) -> Result<Response<Self::WatchExperimentStream>, Status> {
+        let name = request.into_inner().name;
+        // Fail fast on an unknown name, before the stream starts.
+        self.inner.snapshot(name.clone()).await?;
+        let (tx, rx) = mpsc::channel(256);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut changed = inner.changed.subscribe();
+            let mut halt = inner.halt.subscribe();
+            let mut last_info: Option<pb::ExperimentInfo> = None;
+            let mut seen: HashMap<String, TrialRecord> = HashMap::new();
+            loop {
+                let (rec, trials) = match inner.snapshot(name.clone()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let mut events = Vec::new();
+                for t in &trials {
+                    if seen.get(&t.name) != Some(t) {
+                        seen.insert(t.name.clone(), t.clone());
+                        events.push(pb::event::Kind::Trial(conv::trial(t)));
+                    }
+                }
+                let info = info_of(&rec, &trials);
+                if last_info.as_ref() != Some(&info) {
+                    // The experiment comes first in the first round, last afterwards.
+                    let at = if last_info.is_none() { 0 } else { events.len() };
+                    last_info = Some(info.clone());
+                    events.insert(at, pb::event::Kind::Experiment(info));
+                }
+                for kind in events {
+                    if tx.send(Ok(pb::Event { kind: Some(kind) })).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                if rec.status.state.is_terminal() {
+                    return;
+                }
+                tokio::select! {
+                    _ = changed.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tx.closed() => return,
+                    () = until_true(&mut halt) => {
+                        let _ = tx.send(Err(Status::unavailable("the server is shutting down"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,152 @@
+//! The `kestrel serve` server: Katib's Suggestion, EarlyStopping and DBManager services,
+//! gRPC health, and kestrel's management API, on one listener.
+//!
+//! Security: experiments run commands, so the management API accepts only loopback
+//! clients unless the server has a token, which clients then send as
+//! `authorization: Bearer <token>`. Katib's services stay open, as Katib's controller
+//! calls them without credentials. TLS (rustls) is used when a certificate is given.
+
+pub mod katib;
+pub mod manager;
+
+use std::sync::Arc;
+
+use kestrel_proto::health::health_server::HealthServer;
+use kestrel_proto::katib::db_manager_server::DbManagerServer;
+use kestrel_proto::katib::early_stopping_server::EarlyStoppingServer;
+use kestrel_proto::katib::suggestion_server::SuggestionServer;
+use kestrel_proto::manager::manager_server::ManagerServer;
+use kestrel_store::Store;
+use kestrel_suggestion::grpc::{HealthService, KATIB_SUGGESTION_HEALTH_NAME, SuggestionService};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Interceptor;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::{Request, Status};
+
+pub use manager::{ManagerService, RunConfig};
+
+/// Largest request accepted (a Katib request carries the whole trial history).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Who may use the management API, and how the connection is protected.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Required bearer token for management calls; without one they are loopback-only.
+    pub token: Option<String>,
+    /// PEM certificate chain and private key; serves TLS when set.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The transport failed (bad TLS material, listener error).
+    #[error("gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+    /// Stored experiments could not be read at start-up.
+    #[error("cannot resume stored experiments: {0}")]
+    Resume(String),
+}
+
+/// The management API's gate (see the module documentation).
+#[derive(Clone)]
+pub struct Gate {
+    token: Option<Arc<str>>,
+}
+
+impl Gate {
+    /// A gate requiring `token`, or loopback clients when `None`.
+    pub fn new(token: Option<&str>) -> Self {
+        Gate {
+            token: token.map(Arc::from),
+        }
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Interceptor for Gate {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        match &self.token {
+            Some(token) => {
+                let given = req
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                match given {
+                    Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(req),
+                    Some(_) => Err(Status::unauthenticated("wrong token")),
+                    None => Err(Status::unauthenticated(
+                        "this server requires a token (kestrel --token or KESTREL_TOKEN)",
+                    )),
+                }
+            }
+            None => match req.remote_addr() {
+                Some(a) if a.ip().is_loopback() => Ok(req),
+                _ => Err(Status::permission_denied(
+                    "the management API is loopback-only; start the server with --token to allow remote clients",
+                )),
+            },
+        }
+    }
+}
+
+/// Serves every service on `listener` until `shutdown` completes, then kills running
+/// trials (their experiments resume when a server starts on the same store again) and
+/// returns after in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    run: RunConfig,
+    security: Security,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let manager = ManagerService::new(store.clone(), run);
+    manager
+        .resume_unfinished()
+        .map_err(|s| ServeError::Resume(s.message().to_string()))?;
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &security.tls {
+        builder =
+            builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+    }
+    let health = HealthService::new([
+        KATIB_SUGGESTION_HEALTH_NAME,
+        "grpc.health.v1.Health",
+        "api.v1.beta1.Suggestion",
+        "api.v1.beta1.EarlyStopping",
+        "api.v1.beta1.DBManager",
+        "kestrel.v1.Manager",
+    ]);
+    let halt = manager.clone();
+    builder
+        .add_service(
+            SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            EarlyStoppingServer::new(katib::EarlyStoppingService::new(store.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            DbManagerServer::new(katib::DbManagerService::new(store))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(HealthServer::new(health))
+        .add_service(ManagerServer::with_interceptor(
+            manager,
+            Gate::new(security.token.as_deref()),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: stopping running trials");
+            halt.shutdown().await;
+        })
+        .await?;
+    Ok(())
+}
