@@ -1,4 +1,5 @@
-//! The `kestrel` command: run Katib Experiment YAML locally and inspect stored results.
+//! The `kestrel` command: run Katib Experiment YAML locally or on a `kestrel serve` server,
+//! and inspect stored results.
 //!
 //! Exit codes: 0 success; 1 the experiment failed, was stopped, or ended without reaching
 //! its goal; 2 bad input or usage (invalid YAML, unknown experiment, bad flags).
@@ -10,6 +11,8 @@ macro_rules! out {
 
 mod cmd;
 mod output;
+mod remote;
+mod source;
 mod store;
 
 use std::io::IsTerminal;
@@ -41,6 +44,14 @@ enum Command {
     Get(cmd::get::Args),
     /// Delete a stored experiment, its trials, metrics and trial directories.
     Delete(cmd::delete::Args),
+    /// Serve Katib's gRPC services and kestrel's management API; run submitted experiments.
+    Serve(cmd::serve::Args),
+    /// Send an experiment to a kestrel server, which runs it.
+    Submit(cmd::submit::Args),
+    /// Stop an experiment running on a kestrel server.
+    Stop(cmd::stop::Args),
+    /// Live view of an experiment: trials best first, counts, best so far over time.
+    Watch(cmd::watch::Args),
 }
 
 /// Exit status for bad input or usage.
@@ -73,6 +84,10 @@ fn main() -> ExitCode {
         Command::List(a) => cmd::list::run(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Delete(a) => cmd::delete::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Submit(a) => cmd::submit::run(a),
+        Command::Stop(a) => cmd::stop::run(a),
+        Command::Watch(a) => cmd::watch::run(a),
     };
     match result {
         Ok(code) => code,

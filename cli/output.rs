@@ -55,7 +55,7 @@ fn fmt_num(x: f64) -> String {
 }
 
 /// A parameter value for display: doubles to 4 significant digits (JSON output is exact).
-fn short(v: &kestrel_core::Value) -> String {
+pub fn short(v: &kestrel_core::Value) -> String {
     match v {
         kestrel_core::Value::Double(x) if *x != 0.0 && x.is_finite() => {
             let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;

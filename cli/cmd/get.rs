@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::Format;
 use crate::output;
+use crate::remote::ServerArgs;
 use crate::store::StoreArgs;
 
 /// Arguments of `kestrel get`.
@@ -13,6 +14,8 @@ pub struct Args {
     pub name: String,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Format,
@@ -23,9 +26,7 @@ pub struct Args {
 
 /// Prints the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let (store, dir) = a.store.open()?;
-    let rec = super::require(store.experiment(&a.name)?, &a.name, &dir)?;
-    let trials = store.trials(&a.name)?;
+    let (rec, trials) = crate::source::experiment(&a.store, &a.server, &a.name)?;
     if a.output == Format::Json {
         out!(
             "{}",

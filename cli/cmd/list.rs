@@ -8,6 +8,7 @@ use kestrel_core::TrialCounts;
 
 use super::Format;
 use crate::output;
+use crate::remote::ServerArgs;
 use crate::store::StoreArgs;
 
 /// Arguments of `kestrel list`.
@@ -15,6 +16,8 @@ use crate::store::StoreArgs;
 pub struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Format,
@@ -22,22 +25,17 @@ pub struct Args {
 
 /// Prints the experiments, oldest first.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let (store, dir) = a.store.open()?;
-    let exps = store.experiments()?;
+    let (exps, from) = crate::source::experiments(&a.store, &a.server)?;
     if a.output == Format::Json {
         let v: Vec<serde_json::Value> = exps
             .iter()
-            .map(|e| {
-                store
-                    .trials(e.name())
-                    .map(|t| output::experiment_json(e, &t))
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|(e, t)| output::experiment_json(e, t))
+            .collect();
         out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if exps.is_empty() {
-        out!("no experiments in {}", dir.display());
+        out!("no experiments in {from}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new();
@@ -51,9 +49,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         "BEST",
         "CREATED",
     ]);
-    for e in &exps {
-        let trials = store.trials(e.name())?;
-        let c = TrialCounts::of(&trials);
+    for (e, trials) in &exps {
+        let c = TrialCounts::of(trials);
         t.add_row([
             e.name().to_string(),
             e.status.state.to_string(),
@@ -66,7 +63,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     .max_trial_count
                     .map_or(c.total().to_string(), |m| m.to_string())
             ),
-            output::best_line(&e.spec, &trials),
+            output::best_line(&e.spec, trials),
             e.created_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
         ]);
     }

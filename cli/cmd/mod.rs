@@ -4,7 +4,11 @@ pub mod delete;
 pub mod get;
 pub mod list;
 pub mod run;
+pub mod serve;
+pub mod stop;
+pub mod submit;
 pub mod validate;
+pub mod watch;
 
 use std::path::Path;
 

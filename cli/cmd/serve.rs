@@ -1,0 +1,95 @@
+//! `kestrel serve`: one long-lived process serving Katib's Suggestion, EarlyStopping and
+//! DBManager services, gRPC health, and kestrel's management API (submit, get, list,
+//! stop, watch), running every submitted experiment. Unfinished experiments in the store
+//! are resumed at start-up; SIGTERM or Ctrl-C stops the running trials and leaves their
+//! experiments to resume on the next start.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use kestrel_controller::grpc::{RunConfig, Security, serve};
+
+use super::UsageError;
+use crate::store::StoreArgs;
+
+/// Arguments of `kestrel serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:6789", value_name = "ADDR")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Token management clients must send; without one, management is loopback-only.
+    #[arg(long, env = "KESTREL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// TLS certificate chain (PEM); serves TLS together with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    grace: f64,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let addr: SocketAddr = a
+        .listen
+        .parse()
+        .map_err(|e| UsageError(format!("--listen {:?}: {e}", a.listen)))?;
+    if !(a.grace.is_finite() && a.grace >= 0.0) {
+        return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
+    }
+    if a.token.as_deref().is_some_and(str::is_empty) {
+        return Err(UsageError("--token: must not be empty".into()).into());
+    }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).map_err(|e| UsageError(format!("--tls-cert {}: {e}", c.display())))?,
+            std::fs::read(k).map_err(|e| UsageError(format!("--tls-key {}: {e}", k.display())))?,
+        )),
+        _ => None,
+    };
+    let (store, dir) = a.store.open()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr().context("reading the bound address")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        out!(
+            "kestrel serving on {scheme}://{local} (store {})",
+            dir.display()
+        );
+        std::io::stdout().flush().ok();
+        if a.token.is_none() && !local.ip().is_loopback() {
+            tracing::warn!("no --token: the management API answers loopback clients only");
+        }
+        serve(
+            listener,
+            store,
+            RunConfig {
+                runs_dir: dir.join("runs"),
+                grace: Duration::from_secs_f64(a.grace),
+                tick: Duration::from_millis(200),
+            },
+            Security {
+                token: a.token,
+                tls,
+            },
+            super::run::shutdown_signal(),
+        )
+        .await
+        .context("serving")?;
+        eprintln!("kestrel server stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

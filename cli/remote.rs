@@ -1,0 +1,130 @@
+//! Talking to a `kestrel serve` server: the `--server` flags and a blocking client of the
+//! management API that returns the same records a local store holds, so every command
+//! prints a server's experiments with the same code.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kestrel_core::{ExperimentRecord, TrialRecord};
+use kestrel_proto::convert::manager as conv;
+use kestrel_proto::manager::manager_client::ManagerClient;
+use kestrel_proto::manager::{self as pb};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
+
+use crate::cmd::UsageError;
+
+/// Flags that select a server instead of the local store.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// Use the kestrel server at this URL (e.g. http://127.0.0.1:6789) instead of the local
+    /// store.
+    #[arg(long, env = "KESTREL_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Token the server requires (see `kestrel serve --token`).
+    #[arg(long, env = "KESTREL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// server.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The management client type.
+pub type Client = ManagerClient<InterceptedService<Channel, Bearer>>;
+
+/// Connects to the server named by `args` (which must have `server` set).
+pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
+    let url = args.server.clone().unwrap_or_default();
+    let mut ep = Endpoint::from_shared(url.clone())
+        .map_err(|e| UsageError(format!("--server {url:?}: not a URL ({e})")))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    if url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &args.tls_ca {
+            let pem = std::fs::read(ca)
+                .map_err(|e| UsageError(format!("--tls-ca {}: {e}", ca.display())))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        ep = ep.tls_config(tls).context("configuring TLS")?;
+    }
+    let channel = ep
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the kestrel server at {url}"))?;
+    let token = match &args.token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| UsageError("--token: must be printable ASCII".into()))?,
+        ),
+        None => None,
+    };
+    Ok(ManagerClient::with_interceptor(channel, Bearer(token))
+        .max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// A server error for the user: bad input and unknown names are usage errors (exit 2).
+pub fn status_error(s: Status) -> anyhow::Error {
+    match s.code() {
+        Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::FailedPrecondition => {
+            UsageError(s.message().to_string()).into()
+        }
+        Code::Unauthenticated | Code::PermissionDenied => {
+            UsageError(format!("the server refused: {}", s.message())).into()
+        }
+        _ => anyhow::anyhow!("server error ({:?}): {}", s.code(), s.message()),
+    }
+}
+
+/// One experiment with its trials, as records.
+pub async fn get(
+    c: &mut Client,
+    name: &str,
+) -> anyhow::Result<(ExperimentRecord, Vec<TrialRecord>)> {
+    let d = c
+        .get_experiment(pb::ExperimentRef { name: name.into() })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    conv::detail_records(&d, &kestrel_algorithms::Catalog)
+        .map_err(|e| anyhow::anyhow!("the server sent an unreadable experiment: {e}"))
+}
+
+/// Every experiment with its trials, oldest first.
+pub async fn list(c: &mut Client) -> anyhow::Result<Vec<(ExperimentRecord, Vec<TrialRecord>)>> {
+    let infos = c
+        .list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .experiments;
+    let mut out = Vec::with_capacity(infos.len());
+    for i in infos {
+        out.push(get(c, &i.name).await?);
+    }
+    Ok(out)
+}
+
+/// A runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
