@@ -399,15 +399,14 @@ spec:
             .collect();
         assert!(text.contains("best: accuracy=0.93 (demo-trial1)"), "{text}");
         assert!(text.contains("3 trials: 2 succeeded, 1 running"), "{text}");
-        let best_row = text
-            .lines()
-            .find(|l| l.contains("demo-trial1"))
-            .expect("row");
+        let row = |n: &str| {
+            text.lines()
+                .find(|l| l.contains(n) && l.contains("Succeeded"))
+                .expect("row")
+        };
+        let best_row = row("demo-trial1");
         assert!(best_row.contains('*'), "{best_row}");
-        let other = text
-            .lines()
-            .find(|l| l.contains("demo-trial0"))
-            .expect("row");
+        let other = row("demo-trial0");
         assert!(!other.contains('*'), "{other}");
         // Best first: trial1 is listed above trial0, the running trial last.
         let pos = |n: &str| text.find(n).expect("listed");
