@@ -171,3 +171,17 @@ impl health_server::Health for HealthService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_becomes_internal_and_the_next_one_is_served() {
+        let e = blocking::<()>(|| panic!("boom"))
+            .await
+            .expect_err("panicked");
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert_eq!(blocking(|| Ok(7)).await.expect("served"), 7);
+    }
+}

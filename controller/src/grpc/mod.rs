@@ -150,3 +150,17 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_token_only_loopback_peers_pass() {
+        let mut gate = Gate::new(None);
+        // No peer address (not a TCP connection from loopback): refused.
+        let e = gate.call(Request::new(())).expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}
