@@ -1,0 +1,150 @@
+//! End-to-end tests of `kestrel serve` with clients this repository did not write the
+//! protocol code of: a Python grpcio client generated from the repository's .proto files,
+//! and the `kestrel` CLI itself (submit, watch, list, get, stop) against the server.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::util::{Kestrel, stdout};
+
+/// A `kestrel serve` child on a free port; killed on drop.
+pub struct Served {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    pub fn start(k: &Kestrel, extra: &[&str]) -> Served {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = k
+            .cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Served { child, url }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+/// The Python interpreter with grpcio-tools: KESTREL_PYTHON, else `python3` if it has it.
+/// With KESTREL_REQUIRE_PYTHON_GRPC=1 (set by .ci/run) a missing one is a failure.
+fn python_with_grpc() -> Option<String> {
+    let py = std::env::var("KESTREL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import grpc_tools, grpc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("KESTREL_REQUIRE_PYTHON_GRPC").as_deref() != Ok("1"),
+        "{py} lacks grpcio-tools but KESTREL_REQUIRE_PYTHON_GRPC=1"
+    );
+    eprintln!("skipped: {py} has no grpcio-tools (set KESTREL_PYTHON; .ci/run installs it)");
+    None
+}
+
+#[test]
+fn a_python_grpcio_client_uses_the_katib_services() {
+    let Some(py) = python_with_grpc() else {
+        return;
+    };
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let target = server.url.trim_start_matches("http://").to_string();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(py)
+        .arg(format!("{root}/tests/python/katib_client.py"))
+        .arg(&target)
+        .arg(format!("{root}/proto/proto"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("all checks passed"));
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn submit_watch_and_stop_through_a_server() {
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let url = server.url.clone();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 3\n  parallelTrialCount: 2";
+    let fast = crate::util::sh_experiment("remote-fast", "echo loss=$X", spec);
+    let f = k.write("fast.yaml", &fast);
+    let out = k.run(&["submit", f.to_str().unwrap(), "--server", &url, "--seed", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("submitted experiment remote-fast"));
+    // Wait for it to finish, reading through the server.
+    let mut finished = false;
+    for _ in 0..100 {
+        let g = stdout(&k.run(&["get", "remote-fast", "--server", &url]));
+        if g.contains("Succeeded (ExperimentMaxTrialsReached)") {
+            finished = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(finished, "remote-fast did not finish");
+    // Non-TTY watch prints the table with the best trial marked.
+    let w = stdout(&k.run(&["watch", "remote-fast", "--server", &url]));
+    assert!(w.contains("Best: loss="), "{w}");
+    assert!(w.lines().any(|l| l.contains('*') && l.contains("remote-fast-")), "{w}");
+    let list = stdout(&k.run(&["list", "--server", &url]));
+    assert!(list.contains("remote-fast") && list.contains("3/3"), "{list}");
+
+    // The first trial to start finishes at once; the others run until stopped.
+    let slow = crate::util::sh_experiment(
+        "remote-slow",
+        "if mkdir \"$KESTREL_EXPERIMENT_DIR/first\" 2>/dev/null; then echo loss=$X; exit 0; fi\nsleep 60",
+        spec,
+    );
+    let f = k.write("slow.yaml", &slow);
+    assert!(k.run(&["submit", f.to_str().unwrap(), "--server", &url]).status.success());
+    let mut w = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        w = stdout(&k.run(&["watch", "remote-slow", "--once", "--server", &url]));
+        if w.contains("1 succeeded") {
+            break;
+        }
+    }
+    // A running experiment, its best trial marked.
+    assert!(w.contains("Running") && w.contains("1 succeeded"), "{w}");
+    assert!(w.lines().any(|l| l.contains('*') && l.contains("Succeeded")), "{w}");
+    let stop = k.run(&["stop", "remote-slow", "--server", &url]);
+    assert!(stdout(&stop).contains("is Stopped"), "{}", stdout(&stop));
+    // Unknown names are usage errors (exit 2).
+    assert_eq!(k.run(&["get", "nope", "--server", &url]).status.code(), Some(2));
+    assert!(server.terminate().success());
+}
