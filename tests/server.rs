@@ -102,8 +102,19 @@ fn submit_watch_and_stop_through_a_server() {
     let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 3\n  parallelTrialCount: 2";
     let fast = crate::util::sh_experiment("remote-fast", "echo loss=$X", spec);
     let f = k.write("fast.yaml", &fast);
-    let out = k.run(&["submit", f.to_str().unwrap(), "--server", &url, "--seed", "3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = k.run(&[
+        "submit",
+        f.to_str().unwrap(),
+        "--server",
+        &url,
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout(&out).contains("submitted experiment remote-fast"));
     // Wait for it to finish, reading through the server.
     let mut finished = false;
@@ -119,9 +130,16 @@ fn submit_watch_and_stop_through_a_server() {
     // Non-TTY watch prints the table with the best trial marked.
     let w = stdout(&k.run(&["watch", "remote-fast", "--server", &url]));
     assert!(w.contains("Best: loss="), "{w}");
-    assert!(w.lines().any(|l| l.contains('*') && l.contains("remote-fast-")), "{w}");
+    assert!(
+        w.lines()
+            .any(|l| l.contains('*') && l.contains("remote-fast-")),
+        "{w}"
+    );
     let list = stdout(&k.run(&["list", "--server", &url]));
-    assert!(list.contains("remote-fast") && list.contains("3/3"), "{list}");
+    assert!(
+        list.contains("remote-fast") && list.contains("3/3"),
+        "{list}"
+    );
 
     // The first trial to start finishes at once; the others run until stopped.
     let slow = crate::util::sh_experiment(
@@ -130,7 +148,11 @@ fn submit_watch_and_stop_through_a_server() {
         spec,
     );
     let f = k.write("slow.yaml", &slow);
-    assert!(k.run(&["submit", f.to_str().unwrap(), "--server", &url]).status.success());
+    assert!(
+        k.run(&["submit", f.to_str().unwrap(), "--server", &url])
+            .status
+            .success()
+    );
     let mut w = String::new();
     for _ in 0..50 {
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -141,10 +163,17 @@ fn submit_watch_and_stop_through_a_server() {
     }
     // A running experiment, its best trial marked.
     assert!(w.contains("Running") && w.contains("1 succeeded"), "{w}");
-    assert!(w.lines().any(|l| l.contains('*') && l.contains("Succeeded")), "{w}");
+    assert!(
+        w.lines()
+            .any(|l| l.contains('*') && l.contains("Succeeded")),
+        "{w}"
+    );
     let stop = k.run(&["stop", "remote-slow", "--server", &url]);
     assert!(stdout(&stop).contains("is Stopped"), "{}", stdout(&stop));
     // Unknown names are usage errors (exit 2).
-    assert_eq!(k.run(&["get", "nope", "--server", &url]).status.code(), Some(2));
+    assert_eq!(
+        k.run(&["get", "nope", "--server", &url]).status.code(),
+        Some(2)
+    );
     assert!(server.terminate().success());
 }

@@ -4,11 +4,15 @@
 //! - [`parse`]: Katib's text format (default and custom `metricsFormat` regexes) and JSON
 //!   lines format, as pure functions of one line.
 //! - [`lines`]: splits a byte stream into lines without losing a partial last line.
+//! - [`tail`]: follows a metrics file as a trial appends to it.
+//! - [`rules`]: Katib's early-stopping rules, evaluated report by report.
 //! - [`Collector`]: one trial's parser state, turning lines into [`MetricLog`]s.
-//! - [`MetricsSink`]: where reports go (the store in local mode; gRPC DBManager later).
+//! - [`MetricsSink`]: where reports go (the store in local mode, DBManager for `kestrel collect`).
 
 pub mod lines;
 pub mod parse;
+pub mod rules;
+pub mod tail;
 
 use jiff::Timestamp;
 use kestrel_core::MetricLog;

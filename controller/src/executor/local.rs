@@ -12,13 +12,14 @@
 //! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use kestrel_metrics_collector::lines::LineSplitter;
+use kestrel_metrics_collector::tail::FileTail;
 use kestrel_metrics_collector::{Collector, MetricsSink};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -108,43 +109,6 @@ impl Pump {
         }
         if let Some(last) = split.finish().filter(|_| self.parse_output) {
             self.feed(vec![last]).await;
-        }
-    }
-}
-
-/// Reads what was appended to a file since the last call.
-struct FileTail {
-    path: PathBuf,
-    offset: u64,
-    split: LineSplitter,
-}
-
-impl FileTail {
-    fn new(path: PathBuf) -> Self {
-        // Content present before the trial started is not the trial's.
-        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        FileTail {
-            path,
-            offset,
-            split: LineSplitter::new(),
-        }
-    }
-
-    async fn poll(&mut self, pump: &Pump, last: bool) {
-        if let Ok(bytes) = tokio::fs::read(&self.path).await {
-            let len = bytes.len() as u64;
-            if len < self.offset {
-                self.offset = 0; // truncated and rewritten
-            }
-            let start = usize::try_from(self.offset)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            let lines = self.split.push(&bytes[start..]);
-            self.offset = len;
-            pump.feed(lines).await;
-        }
-        if last && let Some(l) = self.split.finish() {
-            pump.feed(vec![l]).await;
         }
     }
 }
@@ -245,7 +209,8 @@ impl TrialExecutor for ProcessExecutor {
                 tokio::spawn(async move {
                     loop {
                         let finished = *done_rx.borrow();
-                        f.poll(&pump, finished).await;
+                        let lines = if finished { f.finish() } else { f.read_new() };
+                        pump.feed(lines).await;
                         if finished {
                             break;
                         }
