@@ -52,6 +52,8 @@ enum Command {
     Stop(cmd::stop::Args),
     /// Live view of an experiment: trials best first, counts, best so far over time.
     Watch(cmd::watch::Args),
+    /// Metrics-collector sidecar: run a training command, report its metrics to a DBManager.
+    Collect(cmd::collect::Args),
 }
 
 /// Exit status for bad input or usage.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Submit(a) => cmd::submit::run(a),
         Command::Stop(a) => cmd::stop::run(a),
         Command::Watch(a) => cmd::watch::run(a),
+        Command::Collect(a) => cmd::collect::run(a),
     };
     match result {
         Ok(code) => code,

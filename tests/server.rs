@@ -2,6 +2,9 @@
 //! protocol code of: a Python grpcio client generated from the repository's .proto files,
 //! and the `kestrel` CLI itself (submit, watch, list, get, stop) against the server.
 
+// Test harness: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -173,6 +176,102 @@ fn submit_watch_and_stop_through_a_server() {
     // Unknown names are usage errors (exit 2).
     assert_eq!(
         k.run(&["get", "nope", "--server", &url]).status.code(),
+        Some(2)
+    );
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn collect_reports_every_line_the_exit_status_and_early_stops() {
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let collect = |trial: &str, extra: &[&str], script: &str| {
+        let mut args = vec!["collect", "--trial", trial, "--db-manager", &addr];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        k.run(&args)
+    };
+    // Output passes through; the last line has no newline and is still reported.
+    let out = collect(
+        "t-out",
+        &["--metrics", "loss,acc"],
+        "echo loss=0.9; echo acc=0.2 >&2; printf loss=0.4",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("loss=0.9"));
+    let mut rows = k.metric_rows("t-out");
+    rows.sort();
+    assert_eq!(
+        rows,
+        [("acc", "0.2"), ("loss", "0.4"), ("loss", "0.9")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // The command's exit status is kept, and a missing objective is reported unavailable.
+    let out = collect("t-none", &["--metrics", "loss"], "echo training; exit 3");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        k.metric_rows("t-none"),
+        [("loss".to_string(), "unavailable".to_string())]
+    );
+    // A JSON metrics file, read to its end after the command exits.
+    let dir = k.work.path().to_str().unwrap().to_string();
+    let script = format!(
+        "echo '{{\"loss\": \"0.7\"}}' >> {dir}/m.json; printf '{{\"loss\": \"0.6\"}}' >> {dir}/m.json"
+    );
+    let file = format!("{dir}/m.json");
+    let out = collect(
+        "t-file",
+        &[
+            "--metrics",
+            "loss",
+            "--source",
+            "file",
+            "--path",
+            &file,
+            "--format",
+            "json",
+        ],
+        &script,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.metric_rows("t-file").len(), 2);
+    // A trial that would run for 60 s is stopped once the rule holds; nothing is lost.
+    let started = std::time::Instant::now();
+    let out = collect(
+        "t-stop",
+        &[
+            "--metrics",
+            "loss",
+            "--stop-rule",
+            "loss;0.5;greater;3",
+            "--grace",
+            "1",
+        ],
+        "i=0; while [ $i -lt 120 ]; do echo loss=0.9; i=$((i+1)); sleep 0.5; done",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let rows = k.metric_rows("t-stop");
+    assert!(rows.len() >= 3, "{rows:?}");
+    // Bad flags are usage errors.
+    assert_eq!(
+        collect(
+            "t-bad",
+            &["--metrics", "loss", "--stop-rule", "loss;x"],
+            "true"
+        )
+        .status
+        .code(),
         Some(2)
     );
     assert!(server.terminate().success());

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod collect;
 pub mod delete;
 pub mod get;
 pub mod list;

@@ -1,0 +1,413 @@
+//! `kestrel collect -- COMMAND...`: the metrics-collector sidecar. It runs the training
+//! command (its output passes through), collects the objective and additional metrics
+//! from its stdout/stderr or from a file it writes (Katib's text or JSON formats), and
+//! reports them to a DBManager (`kestrel serve`, or Katib's) with ReportObservationLog,
+//! every `--interval` seconds and once more after the command exits, so the last lines
+//! are never lost. A metric the objective never got is reported as `unavailable`, as
+//! Katib does.
+//!
+//! With `--stop-rule name;value;comparison;start_step` (Katib's EarlyStoppingRule), the
+//! command's process group is stopped once every rule is met; its metrics are reported
+//! and the trial is marked EarlyStopped with SetTrialStatus. Exit status: the command's
+//! (128 + signal when killed), 0 after an early stop.
+
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use kestrel_core::experiment::{CollectorKind, FileFormat, MetricsCollector};
+use kestrel_core::metrics::UNAVAILABLE;
+use kestrel_core::{MetricLog, ObjectiveType};
+use kestrel_metrics_collector::Collector;
+use kestrel_metrics_collector::lines::LineSplitter;
+use kestrel_metrics_collector::rules::{RuleSet, StopRule};
+use kestrel_metrics_collector::tail::FileTail;
+use kestrel_proto::convert::katib::observation_log;
+use kestrel_proto::katib::db_manager_client::DbManagerClient;
+use kestrel_proto::katib::early_stopping_client::EarlyStoppingClient;
+use kestrel_proto::katib::{ReportObservationLogRequest, SetTrialStatusRequest};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+use super::UsageError;
+
+/// Where the metrics come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Source {
+    /// The command's stdout and stderr.
+    #[default]
+    Stdout,
+    /// A file the command writes (--path).
+    File,
+}
+
+/// Format of the metric lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    /// `name=value` lines, matched with Katib's default filter or --filter.
+    #[default]
+    Text,
+    /// One JSON object per line (`{"loss": "0.3", "timestamp": ...}`).
+    Json,
+}
+
+/// Objective direction (for rules on the objective's best-so-far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Direction {
+    /// Smaller is better.
+    #[default]
+    Minimize,
+    /// Larger is better.
+    Maximize,
+}
+
+/// Arguments of `kestrel collect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Trial name (default: $KATIB_TRIAL_NAME, else $KESTREL_TRIAL_NAME).
+    #[arg(long)]
+    trial: Option<String>,
+    /// Metrics to collect, objective first (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    metrics: Vec<String>,
+    /// DBManager address (host:port or URL), e.g. 127.0.0.1:6789.
+    #[arg(long, value_name = "ADDR")]
+    db_manager: String,
+    /// EarlyStopping address for SetTrialStatus (default: the DBManager address).
+    #[arg(long, value_name = "ADDR")]
+    early_stopping: Option<String>,
+    /// Where metrics are read from.
+    #[arg(long, value_enum, default_value_t)]
+    source: Source,
+    /// The metrics file (with --source file); relative to the working directory.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Line format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// A regex with two groups (name, value) for text lines; repeatable.
+    #[arg(long = "filter", value_name = "REGEX")]
+    filters: Vec<String>,
+    /// Early-stopping rule name;value;equal|less|greater;start_step; repeatable.
+    #[arg(long = "stop-rule", value_name = "RULE")]
+    stop_rules: Vec<StopRule>,
+    /// Objective direction, for rules on the objective metric.
+    #[arg(long, value_enum, default_value_t)]
+    objective_type: Direction,
+    /// Seconds between reports while the command runs.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    interval: f64,
+    /// Seconds the command gets between SIGTERM and SIGKILL when stopped.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    grace: f64,
+    /// The training command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+fn address(a: &str) -> String {
+    if a.contains("://") {
+        a.to_string()
+    } else {
+        format!("http://{a}")
+    }
+}
+
+/// Runs the command under collection.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let trial = a
+        .trial
+        .clone()
+        .or_else(|| std::env::var("KATIB_TRIAL_NAME").ok())
+        .or_else(|| std::env::var("KESTREL_TRIAL_NAME").ok())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| UsageError("--trial: not given and KATIB_TRIAL_NAME is not set".into()))?;
+    for (flag, v) in [("--interval", a.interval), ("--grace", a.grace)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(UsageError(format!("{flag} {v}: must be a positive number")).into());
+        }
+    }
+    if a.metrics.iter().any(|m| m.trim().is_empty()) {
+        return Err(UsageError("--metrics: a metric name is empty".into()).into());
+    }
+    let kind = match (a.source, &a.path) {
+        (Source::Stdout, None) => CollectorKind::StdOut,
+        (Source::Stdout, Some(_)) => {
+            return Err(UsageError("--path needs --source file".into()).into());
+        }
+        (Source::File, Some(p)) => CollectorKind::File {
+            path: p.display().to_string(),
+            format: match a.format {
+                Format::Text => FileFormat::Text,
+                Format::Json => FileFormat::Json,
+            },
+        },
+        (Source::File, None) => return Err(UsageError("--source file needs --path".into()).into()),
+    };
+    if a.format == Format::Json && !a.filters.is_empty() {
+        return Err(UsageError("--filter applies to text lines, not --format json".into()).into());
+    }
+    if a.format == Format::Json && a.source == Source::Stdout {
+        return Err(UsageError("--format json is for --source file (as in Katib)".into()).into());
+    }
+    let spec = MetricsCollector {
+        kind,
+        filters: a.filters.clone(),
+    };
+    let collector = Collector::new(&spec, a.metrics.clone())
+        .map_err(|e| UsageError(format!("--filter: {e}")))?;
+    let runtime = crate::remote::runtime()?;
+    runtime.block_on(collect(a, trial, collector))
+}
+
+/// Copies `r` to `w`, sending complete lines to `lines` when given.
+async fn pass_through(
+    mut r: impl AsyncRead + Unpin,
+    mut w: impl AsyncWrite + Unpin,
+    lines: Option<mpsc::UnboundedSender<String>>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut split = LineSplitter::new();
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = w.write_all(&buf[..n]).await;
+                let _ = w.flush().await;
+                if let Some(tx) = &lines {
+                    for l in split.push(&buf[..n]) {
+                        let _ = tx.send(l);
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(tx), Some(last)) = (&lines, split.finish()) {
+        let _ = tx.send(last);
+    }
+}
+
+struct Reporter {
+    client: DbManagerClient<Channel>,
+    trial: String,
+    pending: Vec<MetricLog>,
+}
+
+impl Reporter {
+    /// Sends what is pending; on failure it stays pending for the next attempt.
+    async fn flush(&mut self) -> Result<(), tonic::Status> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let req = ReportObservationLogRequest {
+            trial_name: self.trial.clone(),
+            observation_log: Some(observation_log(&self.pending)),
+        };
+        self.client.report_observation_log(req).await?;
+        tracing::debug!(trial = %self.trial, reports = self.pending.len(), "reported");
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The last flush: retried with backoff, then an error (nothing dropped silently).
+    async fn flush_final(&mut self) -> anyhow::Result<()> {
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1..=6 {
+            match self.flush().await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(error = %e.message(), attempt, "report failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "could not report {} metric logs of trial {}: {} ({:?})",
+                        self.pending.len(),
+                        self.trial,
+                        e.message(),
+                        e.code()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result<ExitCode> {
+    let db_addr = address(&a.db_manager);
+    let channel = Endpoint::from_shared(db_addr.clone())
+        .map_err(|e| UsageError(format!("--db-manager {:?}: {e}", a.db_manager)))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let mut reporter = Reporter {
+        client: DbManagerClient::new(channel),
+        trial: trial.clone(),
+        pending: Vec::new(),
+    };
+    // Taken before the command starts: what the file holds now is not this trial's.
+    let tail = match (a.source, &a.path) {
+        (Source::File, Some(path)) => Some(FileTail::new(path.clone())),
+        _ => None,
+    };
+    let mut child = tokio::process::Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .env("KATIB_TRIAL_NAME", &trial)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| UsageError(format!("cannot run {:?}: {e}", a.command[0])))?;
+    let pgid = Pid::from_raw(child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let parse_output = a.source == Source::Stdout;
+    let out = child.stdout.take().map(|s| {
+        tokio::spawn(pass_through(
+            s,
+            tokio::io::stdout(),
+            parse_output.then(|| tx.clone()),
+        ))
+    });
+    let err = child.stderr.take().map(|s| {
+        tokio::spawn(pass_through(
+            s,
+            tokio::io::stderr(),
+            parse_output.then(|| tx.clone()),
+        ))
+    });
+    let (done_tx, mut done_rx) = watch::channel(false);
+    if let Some(mut tail) = tail {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let finished = *done_rx.borrow();
+                let lines = if finished {
+                    tail.finish()
+                } else {
+                    tail.read_new()
+                };
+                for l in lines {
+                    let _ = tx.send(l);
+                }
+                if finished {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(200), done_rx.changed()).await;
+            }
+        });
+    }
+    drop(tx);
+    let waiter = tokio::spawn(async move {
+        let status = child.wait().await;
+        // Output tasks end at end-of-file; the file tail is then read to its end.
+        if let Some(t) = out {
+            let _ = t.await;
+        }
+        if let Some(t) = err {
+            let _ = t.await;
+        }
+        let _ = done_tx.send(true);
+        status
+    });
+
+    let objective = a.metrics[0].clone();
+    let kind = match a.objective_type {
+        Direction::Minimize => ObjectiveType::Minimize,
+        Direction::Maximize => ObjectiveType::Maximize,
+    };
+    let mut rules = RuleSet::new(a.stop_rules.clone(), &objective, kind);
+    let mut seen_objective = false;
+    let mut early_stopped = false;
+    let mut interrupted = false;
+    let grace = Duration::from_secs_f64(a.grace);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(a.interval));
+    let mut shutdown = std::pin::pin!(super::run::shutdown_signal());
+    loop {
+        tokio::select! {
+            line = rx.recv() => {
+                let Some(line) = line else { break };
+                for log in collector.feed(&line, Timestamp::now()) {
+                    seen_objective |= log.name == objective;
+                    if !early_stopped && rules.observe(&log) {
+                        early_stopped = true;
+                        tracing::warn!(trial = %trial, "early-stopping rules met; stopping the command");
+                        stop_group(pgid, grace);
+                    }
+                    reporter.pending.push(log);
+                }
+            }
+            _ = ticker.tick() => {
+                if let Err(e) = reporter.flush().await {
+                    tracing::warn!(error = %e.message(), "report failed; will retry");
+                }
+            }
+            () = &mut shutdown, if !interrupted => {
+                interrupted = true;
+                tracing::warn!("interrupted; stopping the command");
+                stop_group(pgid, grace);
+            }
+        }
+    }
+    let status = waiter
+        .await
+        .context("waiting for the command")?
+        .context("waiting for the command")?;
+    if !seen_objective {
+        reporter.pending.push(MetricLog {
+            time: Timestamp::now(),
+            name: objective.clone(),
+            value: UNAVAILABLE.into(),
+        });
+    }
+    reporter.flush_final().await?;
+    if early_stopped {
+        let addr = a
+            .early_stopping
+            .as_deref()
+            .map_or_else(|| db_addr.clone(), address);
+        mark_early_stopped(&addr, &trial).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// SIGTERM to the command's process group, SIGKILL after `grace` if it is still there.
+fn stop_group(pgid: Pid, grace: Duration) {
+    if pgid.as_raw() <= 0 {
+        return;
+    }
+    let _ = killpg(pgid, Signal::SIGTERM);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        let _ = killpg(pgid, Signal::SIGKILL);
+    });
+}
+
+async fn mark_early_stopped(addr: &str, trial: &str) {
+    let result = async {
+        let ch = Endpoint::from_shared(addr.to_string())?.connect().await?;
+        EarlyStoppingClient::new(ch)
+            .set_trial_status(SetTrialStatusRequest {
+                trial_name: trial.to_string(),
+            })
+            .await?;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::info!(trial, "marked EarlyStopped"),
+        Err(e) => tracing::warn!(trial, error = %e, "could not mark the trial EarlyStopped"),
+    }
+}
