@@ -4,6 +4,7 @@
 //! through `bench/run.sh`.
 
 mod functions;
+mod load;
 
 use std::time::Instant;
 
@@ -53,6 +54,21 @@ enum Cmd {
         /// Number of seeds (one proposal each).
         #[arg(long, default_value_t = 200)]
         seeds: u64,
+    },
+    /// Concurrent gRPC GetSuggestions clients against an in-process server.
+    Load {
+        /// Concurrent clients (one connection each).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Requests per client.
+        #[arg(long, default_value_t = 25)]
+        requests: usize,
+        /// Finished trials carried by every request.
+        #[arg(long, default_value_t = 1000)]
+        trials: usize,
+        /// Comma-separated algorithm names.
+        #[arg(long, default_value = "random,multivariate-tpe")]
+        methods: String,
     },
     /// Median time of one ask after N completed trials on a 10-D space.
     Latency {
@@ -245,5 +261,11 @@ fn main() -> anyhow::Result<()> {
             method,
             seeds,
         } => propose(&function, &method, seeds),
+        Cmd::Load {
+            clients,
+            requests,
+            trials,
+            methods,
+        } => load::run(clients, requests, trials, &methods),
     }
 }

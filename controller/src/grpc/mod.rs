@@ -19,6 +19,7 @@ use kestrel_proto::manager::manager_server::ManagerServer;
 use kestrel_store::Store;
 use kestrel_suggestion::grpc::{HealthService, KATIB_SUGGESTION_HEALTH_NAME, SuggestionService};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Interceptor;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -125,6 +126,14 @@ pub async fn serve(
         "kestrel.v1.Manager",
     ]);
     let halt = manager.clone();
+    // Small replies must not wait for delayed ACKs (Nagle): ~40 ms per call otherwise.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        })
+    });
     builder
         .add_service(
             SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -142,7 +151,7 @@ pub async fn serve(
             manager,
             Gate::new(security.token.as_deref()),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down: stopping running trials");
             halt.shutdown().await;

@@ -1,0 +1,174 @@
+//! Load test of the gRPC Suggestion service: an in-process `kestrel serve` on 127.0.0.1:0,
+//! `clients` concurrent clients (one connection each) sending GetSuggestions requests that
+//! carry a `trials`-long finished history on a 10-D space; prints p50/p99/max latency,
+//! throughput and the number of errors (which must be 0).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kestrel_controller::grpc::{RunConfig, Security, serve};
+use kestrel_proto::katib::suggestion_client::SuggestionClient;
+use kestrel_proto::katib::{self as pb, trial_status::TrialConditionType};
+use kestrel_store::mem::MemStore;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+fn experiment(algorithm: &str) -> pb::Experiment {
+    let parameters = (0..10)
+        .map(|i| pb::ParameterSpec {
+            name: format!("x{i}"),
+            parameter_type: pb::ParameterType::Double.into(),
+            feasible_space: Some(pb::FeasibleSpace {
+                min: "-5".into(),
+                max: "5".into(),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    pb::Experiment {
+        name: "load".into(),
+        spec: Some(pb::ExperimentSpec {
+            parameter_specs: Some(pb::experiment_spec::ParameterSpecs { parameters }),
+            objective: Some(pb::ObjectiveSpec {
+                r#type: pb::ObjectiveType::Minimize.into(),
+                objective_metric_name: "loss".into(),
+                ..Default::default()
+            }),
+            algorithm: Some(pb::AlgorithmSpec {
+                algorithm_name: algorithm.into(),
+                algorithm_settings: vec![],
+            }),
+            parallel_trial_count: 10,
+            max_trial_count: 100_000,
+            ..Default::default()
+        }),
+    }
+}
+
+fn history(n: usize) -> Vec<pb::Trial> {
+    let mut rng = StdRng::seed_from_u64(1);
+    (0..n)
+        .map(|i| {
+            let xs: Vec<f64> = (0..10).map(|_| rng.random_range(-5.0..5.0)).collect();
+            let loss: f64 = xs.iter().map(|x| x * x).sum();
+            pb::Trial {
+                name: format!("load-{i:06}"),
+                spec: Some(pb::TrialSpec {
+                    parameter_assignments: Some(pb::trial_spec::ParameterAssignments {
+                        assignments: xs
+                            .iter()
+                            .enumerate()
+                            .map(|(j, x)| pb::ParameterAssignment {
+                                name: format!("x{j}"),
+                                value: x.to_string(),
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                }),
+                status: Some(pb::TrialStatus {
+                    start_time: "2026-11-23T10:00:00Z".into(),
+                    completion_time: "2026-11-23T10:01:00Z".into(),
+                    condition: TrialConditionType::Succeeded.into(),
+                    observation: Some(pb::Observation {
+                        metrics: vec![pb::Metric {
+                            name: "loss".into(),
+                            value: loss.to_string(),
+                        }],
+                    }),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// Runs the load test and prints one JSON line per algorithm.
+pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let runs = std::env::temp_dir().join("kestrel-bench-load-runs");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::new(MemStore::default()),
+            RunConfig {
+                runs_dir: runs,
+                grace: Duration::from_secs(1),
+                tick: Duration::from_millis(200),
+            },
+            Security::default(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let trials = history(trials);
+        for algorithm in algorithms.split(',').map(str::trim) {
+            let req = pb::GetSuggestionsRequest {
+                experiment: Some(experiment(algorithm)),
+                trials: trials.clone(),
+                current_request_number: 1,
+                total_request_number: trials.len() as i32 + 1,
+            };
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let (url, req) = (url.clone(), req.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut c = SuggestionClient::connect(url)
+                        .await?
+                        .max_decoding_message_size(64 << 20)
+                        .max_encoding_message_size(64 << 20);
+                    let mut times = Vec::with_capacity(requests);
+                    let mut errors = 0usize;
+                    for _ in 0..requests {
+                        let t = Instant::now();
+                        match c.get_suggestions(req.clone()).await {
+                            Ok(r) if r.get_ref().parameter_assignments.len() == 1 => {
+                                times.push(t.elapsed())
+                            }
+                            Ok(_) | Err(_) => errors += 1,
+                        }
+                    }
+                    Ok::<_, anyhow::Error>((times, errors))
+                }));
+            }
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for t in tasks {
+                let (times, e) = t.await??;
+                all.extend(times);
+                errors += e;
+            }
+            let wall = started.elapsed().as_secs_f64();
+            all.sort();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "load",
+                    "algorithm": algorithm,
+                    "clients": clients,
+                    "requests": clients * requests,
+                    "trials": trials.len(),
+                    "p50_ms": percentile(&all, 0.5),
+                    "p99_ms": percentile(&all, 0.99),
+                    "max_ms": percentile(&all, 1.0),
+                    "throughput_rps": all.len() as f64 / wall,
+                    "errors": errors,
+                })
+            );
+        }
+        let _ = stop_tx.send(());
+        server.await??;
+        Ok(())
+    })
+}
