@@ -184,10 +184,17 @@ mod tests {
     }
 
     /// (objective type, rules, reports, index of the report that stops, if any)
+    type Case<'a> = (
+        ObjectiveType,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        Option<usize>,
+    );
+
     #[test]
     fn verdicts_follow_best_so_far_and_start_steps() {
         use ObjectiveType::{Maximize, Minimize};
-        let cases: Vec<(ObjectiveType, &[&str], &[(&str, &str)], Option<usize>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             // Minimize: best loss still above 0.5 at report 3 -> stop at report 3.
             (
                 Minimize,

@@ -6,8 +6,8 @@
 use jiff::Timestamp;
 use kestrel_core::status::reason;
 use kestrel_core::{
-    AlgorithmCatalog, AlgorithmSpec, ExperimentRecord, ExperimentState, ExperimentStatus,
-    FieldError, MetricLog, SearchSpace, TrialRecord, TrialState, Value,
+    AlgorithmCatalog, AlgorithmSpec, ExperimentRecord, ExperimentState, FieldError, MetricLog,
+    SearchSpace, TrialRecord, TrialState, Value,
 };
 
 use crate::{Store, StoreError};
