@@ -388,3 +388,43 @@ fn every_example_validates() {
         assert!(stdout(&out).contains("valid Experiment"));
     }
 }
+
+#[test]
+fn median_stopping_kills_a_lagging_trial_and_keeps_its_data() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 4\n  parallelTrialCount: 1\n  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n      - {name: min_trials_required, value: \"3\"}\n      - {name: start_step, value: \"2\"}";
+    // The first three trials report a low loss five times and finish; the fourth reports a
+    // high loss every 0.2 s and would run for 60 s.
+    let script = "d=\"$KESTREL_EXPERIMENT_DIR\"\nif mkdir \"$d/t1\" 2>/dev/null || mkdir \"$d/t2\" 2>/dev/null || mkdir \"$d/t3\" 2>/dev/null; then\n  for i in 1 2 3 4 5; do echo loss=0.1; done\n  exit 0\nfi\ni=0\nwhile [ $i -lt 300 ]; do echo loss=0.9; i=$((i+1)); sleep 0.2; done";
+    let f = k.write("median.yaml", &sh_experiment("median", script, spec));
+    let started = Instant::now();
+    let out = k.run(&["run", f.to_str().unwrap(), "--seed", "1"]);
+    assert_code(&out, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let doc = k.get("median");
+    let ts = trials(&doc);
+    let stopped: Vec<&serde_json::Value> =
+        ts.iter().filter(|t| t["state"] == "EarlyStopped").collect();
+    assert_eq!(stopped.len(), 1, "{doc:#}");
+    let t = stopped[0];
+    assert_eq!(t["reason"], "TrialEarlyStopped");
+    let name = t["name"].as_str().unwrap();
+    // Nothing of it is lost: its reports are in the store and its log on disk.
+    let rows = k.metric_rows(name);
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|(n, v)| n == "loss" && v == "0.9"),
+        "{rows:?}"
+    );
+    let log = k
+        .store
+        .path()
+        .join("runs/median")
+        .join(name)
+        .join("trial.log");
+    assert!(std::fs::read_to_string(log).unwrap().contains("loss=0.9"));
+    assert_eq!(t["objective"], 0.9);
+}

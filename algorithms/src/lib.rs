@@ -12,9 +12,11 @@
 //! - [`sequential`]: the adapter from a model-based [`sequential::Sampler`] to a
 //!   [`Suggester`] (start-up phase, batches with pending points).
 //! - [`random`], [`grid`], [`sobol`], [`tpe`]: the algorithms.
+//! - [`early_stopping`]: verdicts on running trials from their intermediate reports.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
 pub mod cmaes;
+pub mod early_stopping;
 pub mod error;
 pub mod gp;
 pub mod grid;

@@ -25,8 +25,7 @@ pub const ALGORITHMS: &[&str] = &[
 /// Katib algorithm names kestrel does not implement yet.
 pub const KATIB_PENDING: &[&str] = &["hyperband", "pbt", "enas", "darts"];
 
-/// Early-stopping algorithm names kestrel implements.
-pub const EARLY_STOPPING: &[&str] = &[];
+pub use crate::early_stopping::EARLY_STOPPING;
 
 /// Builds the algorithm `spec` names for `space`, validating its settings.
 pub fn build(
@@ -115,7 +114,13 @@ impl AlgorithmCatalog for Catalog {
 
     fn check_early_stopping(&self, early_stopping: &AlgorithmSpec) -> Vec<FieldError> {
         if EARLY_STOPPING.contains(&early_stopping.name.as_str()) {
-            return vec![];
+            return match crate::early_stopping::build(
+                &early_stopping.name,
+                &early_stopping.settings,
+            ) {
+                Ok(_) => vec![],
+                Err(e) => to_field_errors(e, "spec.earlyStopping"),
+            };
         }
         let available = if EARLY_STOPPING.is_empty() {
             "none yet".to_string()

@@ -26,6 +26,7 @@ use kestrel_metrics_collector::Collector;
 use kestrel_store::{Store, StoreError};
 use kestrel_suggestion::GetSuggestions;
 
+use crate::early::EarlyStopping;
 use crate::executor::local::LOG_FILE;
 use crate::executor::{MetricsSource, RunPhase, StopReason, TrialExecutor, TrialRun};
 use crate::plan::{Plan, PlanInput, plan};
@@ -158,6 +159,7 @@ impl<E: TrialExecutor> Controller<E> {
             )?;
         }
         let mut exhausted = false;
+        let mut early = EarlyStopping::new(exp)?;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let running: Vec<String> = handles.keys().cloned().collect();
@@ -172,6 +174,10 @@ impl<E: TrialExecutor> Controller<E> {
                 }
             }
             let trials = self.store.trials(name)?;
+            if let Some(es) = early.as_mut() {
+                es.check(&*self.store, &self.executor, exp, &trials, &handles)
+                    .await?;
+            }
             let counts = TrialCounts::of(&trials);
             on_progress(&Progress {
                 experiment: exp,
@@ -421,6 +427,13 @@ impl<E: TrialExecutor> Controller<E> {
             (Some(StopReason::Interrupted), _) => {
                 (TrialState::Killed, "stopped by the user".to_string())
             }
+            (Some(StopReason::EarlyStopped), _) => (
+                TrialState::EarlyStopped,
+                format!(
+                    "Trial is early stopped: its objective fell behind the completed trials' (log: {})",
+                    log_path.display()
+                ),
+            ),
             (None, Some(0)) if t.objective.is_some() => {
                 (TrialState::Succeeded, "Trial has succeeded".to_string())
             }

@@ -730,3 +730,85 @@ async fn a_token_server_refuses_management_without_it() {
     h.check(HealthCheckRequest::default()).await.unwrap();
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
+    let s = Server::start().await;
+    let mut db = DbManagerClient::new(s.channel().await);
+    let mut es = EarlyStoppingClient::new(s.channel().await);
+    let mut exp = experiment("random", xy());
+    exp.spec.as_mut().unwrap().early_stopping = Some(pb::EarlyStoppingSpec {
+        algorithm_name: "medianstop".into(),
+        algorithm_settings: vec![
+            pb::EarlyStoppingSetting {
+                name: "min_trials_required".into(),
+                value: "3".into(),
+            },
+            pb::EarlyStoppingSetting {
+                name: "start_step".into(),
+                value: "2".into(),
+            },
+        ],
+    });
+    es.validate_early_stopping_settings(pb::ValidateEarlyStoppingSettingsRequest {
+        early_stopping: exp.spec.as_ref().unwrap().early_stopping.clone(),
+    })
+    .await
+    .unwrap();
+    let rules = |trials: Vec<pb::Trial>| pb::GetEarlyStoppingRulesRequest {
+        experiment: Some(exp.clone()),
+        trials,
+        db_manager_address: String::new(),
+    };
+    let mut trials = Vec::new();
+    // Losses per step; running averages at step 2: 0.4, 0.5, 0.85 -> median 0.5.
+    for (i, losses) in [[0.5, 0.3], [0.6, 0.4], [0.9, 0.8]].iter().enumerate() {
+        let a = pb::get_suggestions_reply::ParameterAssignments {
+            assignments: vec![
+                pb::ParameterAssignment {
+                    name: "x".into(),
+                    value: "1".into(),
+                },
+                pb::ParameterAssignment {
+                    name: "y".into(),
+                    value: "2".into(),
+                },
+            ],
+            trial_name: format!("ms-{i}"),
+            labels: Default::default(),
+        };
+        trials.push(finished(&a));
+        db.report_observation_log(pb::ReportObservationLogRequest {
+            trial_name: format!("ms-{i}"),
+            observation_log: Some(pb::ObservationLog {
+                metric_logs: losses
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| log(&format!("2026-11-23T10:00:0{k}Z"), "loss", &v.to_string()))
+                    .collect(),
+            }),
+        })
+        .await
+        .unwrap();
+        let got = es
+            .get_early_stopping_rules(rules(trials.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .early_stopping_rules;
+        if i < 2 {
+            assert!(got.is_empty(), "too few trials yet: {got:?}");
+        } else {
+            assert_eq!(
+                got,
+                vec![pb::EarlyStoppingRule {
+                    name: "loss".into(),
+                    value: "0.5".into(),
+                    comparison: pb::ComparisonType::Greater.into(),
+                    start_step: 2,
+                }]
+            );
+        }
+    }
+    s.shutdown().await;
+}

@@ -46,6 +46,8 @@ pub enum StopReason {
     ExperimentFinished,
     /// The user interrupted kestrel.
     Interrupted,
+    /// The early-stopping rule judged the trial hopeless.
+    EarlyStopped,
 }
 
 /// The state of a launched trial's program.

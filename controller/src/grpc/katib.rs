@@ -2,18 +2,20 @@
 //!
 //! DBManager keeps observation logs of any trial name, as Katib's does; a kestrel trial's
 //! logs reported here (by `kestrel collect`) are what the controller reads when the trial
-//! ends. `SetTrialStatus` marks a running kestrel trial EarlyStopped, the call Katib's
+//! ends. `GetEarlyStoppingRules` computes median-stop rules from the logs in the store (the
+//! server is its own DBManager; `db_manager_address` is not dialled). `SetTrialStatus` marks a running kestrel trial EarlyStopped, the call Katib's
 //! metrics collector makes after it stopped the training process itself.
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use kestrel_algorithms::Catalog;
-use kestrel_core::TrialState;
+use kestrel_algorithms::early_stopping::MedianStop;
+use kestrel_core::{MetricLog, ObjectiveType, TrialState};
 use kestrel_proto::convert::{self, katib as conv};
 use kestrel_proto::katib::{self as pb, db_manager_server, early_stopping_server};
 use kestrel_store::{Store, StoreError};
-use kestrel_suggestion::grpc::blocking;
+use kestrel_suggestion::grpc::{algo_status, blocking};
 use tonic::{Request, Response, Status};
 
 /// A status for a store failure.
@@ -134,13 +136,45 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
         request: Request<pb::GetEarlyStoppingRulesRequest>,
     ) -> Result<Response<pb::GetEarlyStoppingRulesReply>, Status> {
         let req = request.into_inner();
+        let store = self.store.clone();
         blocking(move || {
             let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
-            conv::trials(&problem, &req.trials)?;
-            // Every early-stopping algorithm the catalog accepts yields its rules here;
-            // without one configured there are none.
+            let trials = conv::trials(&problem, &req.trials)?;
+            let Some(es) = problem.early_stopping.as_ref() else {
+                return Ok(pb::GetEarlyStoppingRulesReply::default());
+            };
+            // The only early-stopping algorithm so far; the catalog refused any other.
+            let median = MedianStop::new(&es.settings).map_err(|e| algo_status(&e))?;
+            let metric = &problem.objective.metric;
+            let mut completed = Vec::new();
+            for t in trials.iter().filter(|t| t.state == TrialState::Succeeded) {
+                let logs = store
+                    .metrics(&t.name, Some(metric))
+                    .map_err(|e| store_status(&e))?;
+                completed.push(
+                    logs.iter()
+                        .filter_map(MetricLog::number)
+                        .collect::<Vec<f64>>(),
+                );
+            }
+            let views: Vec<&[f64]> = completed.iter().map(Vec::as_slice).collect();
+            let rules = median
+                .threshold(&views)
+                .map(|value| pb::EarlyStoppingRule {
+                    name: metric.clone(),
+                    value: value.to_string(),
+                    // Stop when the best so far is worse than the threshold.
+                    comparison: match problem.objective.kind {
+                        ObjectiveType::Minimize => pb::ComparisonType::Greater,
+                        ObjectiveType::Maximize => pb::ComparisonType::Less,
+                    }
+                    .into(),
+                    start_step: i32::try_from(median.start_step).unwrap_or(i32::MAX),
+                })
+                .into_iter()
+                .collect();
             Ok(pb::GetEarlyStoppingRulesReply {
-                early_stopping_rules: vec![],
+                early_stopping_rules: rules,
             })
         })
         .await

@@ -1,0 +1,214 @@
+//! Early stopping: deciding from a running trial's intermediate objective reports whether
+//! to stop it now. Pure: a verdict is a function of the reports and the settings.
+//!
+//! [`MedianStop`] (`medianstop`, Katib's settings `min_trials_required` = 3 and
+//! `start_step` = 4): at its report k (k >= start_step) a running trial is stopped when its
+//! best objective over reports 1..=k is worse than the median, over completed trials that
+//! reported at least k times, of their running averages at k (the mean of their first k
+//! reports), provided at least `min_trials_required` such trials exist. Katib's service
+//! instead averages those averages (a mean, not a median) and its collector checks only
+//! at exactly `start_step`; a true median ignores a few divergent trials, and checking at
+//! every step from `start_step` on also stops trials that fall behind later.
+
+use kestrel_core::ObjectiveType;
+
+use crate::error::AlgoError;
+use crate::settings::{self, Kind, SettingSpec};
+
+/// What to do with a running trial.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Let it run.
+    Continue,
+    /// Stop it; why, for the trial's message.
+    Stop(String),
+}
+
+/// Decides whether running trials should stop early.
+pub trait EarlyStopper: Send + Sync {
+    /// `running`: the trial's objective reports so far, in order (report k at index k-1).
+    /// `completed`: the same for every completed trial that reported the objective.
+    fn judge(&self, running: &[f64], completed: &[&[f64]], objective: ObjectiveType) -> Verdict;
+}
+
+/// Katib's median stopping rule, with a true median checked at every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MedianStop {
+    /// Completed trials needed (with at least k reports) before stopping at step k.
+    pub min_trials_required: usize,
+    /// First report at which a trial may be stopped (1-based).
+    pub start_step: usize,
+}
+
+const MEDIAN_SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        name: "min_trials_required",
+        kind: Kind::Int { min: 1 },
+    },
+    SettingSpec {
+        name: "start_step",
+        kind: Kind::Int { min: 1 },
+    },
+];
+
+impl MedianStop {
+    /// From Katib settings (defaults 3 and 4); unknown settings are errors.
+    pub fn new(raw: &[(String, String)]) -> Result<Self, AlgoError> {
+        let s = settings::parse("medianstop", raw, MEDIAN_SETTINGS)?;
+        let get = |n: &str, d: usize| s.int(n).map_or(d, |v| usize::try_from(v).unwrap_or(d));
+        Ok(MedianStop {
+            min_trials_required: get("min_trials_required", 3),
+            start_step: get("start_step", 4),
+        })
+    }
+}
+
+impl MedianStop {
+    /// The rule Katib's collector applies for this stopper (GetEarlyStoppingRules): the
+    /// threshold at `start_step` (the median of completed trials' running averages there),
+    /// when at least `min_trials_required` completed trials reported that often. A trial
+    /// whose best objective at `start_step` is worse than the threshold is stopped.
+    pub fn threshold(&self, completed: &[&[f64]]) -> Option<f64> {
+        let k = self.start_step.max(1);
+        let mut averages: Vec<f64> = completed
+            .iter()
+            .filter(|c| c.len() >= k)
+            .map(|c| c[..k].iter().sum::<f64>() / k as f64)
+            .filter(|a| a.is_finite())
+            .collect();
+        if averages.len() < self.min_trials_required.max(1) {
+            return None;
+        }
+        median(&mut averages)
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+impl EarlyStopper for MedianStop {
+    fn judge(&self, running: &[f64], completed: &[&[f64]], objective: ObjectiveType) -> Verdict {
+        let k = running.len();
+        if k == 0 || k < self.start_step {
+            return Verdict::Continue;
+        }
+        let mut averages: Vec<f64> = completed
+            .iter()
+            .filter(|c| c.len() >= k)
+            .map(|c| c[..k].iter().sum::<f64>() / k as f64)
+            .filter(|a| a.is_finite())
+            .collect();
+        if averages.len() < self.min_trials_required.max(1) {
+            return Verdict::Continue;
+        }
+        let Some(med) = median(&mut averages) else {
+            return Verdict::Continue;
+        };
+        let best = match objective {
+            ObjectiveType::Minimize => running.iter().copied().fold(f64::INFINITY, f64::min),
+            ObjectiveType::Maximize => running.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        };
+        if objective.better(med, best) {
+            Verdict::Stop(format!(
+                "best objective {best} at step {k} is worse than the median {med} of {} completed trials' running averages",
+                averages.len()
+            ))
+        } else {
+            Verdict::Continue
+        }
+    }
+}
+
+/// Early-stopping algorithm names kestrel implements.
+pub const EARLY_STOPPING: &[&str] = &["medianstop"];
+
+/// Builds the early stopper `name` with `settings`.
+pub fn build(name: &str, raw: &[(String, String)]) -> Result<Box<dyn EarlyStopper>, AlgoError> {
+    match name {
+        "medianstop" => Ok(Box::new(MedianStop::new(raw)?)),
+        other => Err(AlgoError::UnknownAlgorithm {
+            name: other.to_string(),
+            available: EARLY_STOPPING.join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ObjectiveType::{Maximize, Minimize};
+
+    fn rule(min_trials: usize, start: usize) -> MedianStop {
+        MedianStop {
+            min_trials_required: min_trials,
+            start_step: start,
+        }
+    }
+
+    #[test]
+    fn the_katib_rule_threshold_is_the_median_at_start_step() {
+        let done: &[&[f64]] = &[&[0.5, 0.3, 0.2], &[0.6, 0.4, 0.3], &[0.9, 0.8, 0.7]];
+        assert_eq!(rule(3, 2).threshold(done), Some(0.5));
+        assert_eq!(rule(4, 2).threshold(done), None);
+        assert_eq!(rule(1, 4).threshold(done), None);
+    }
+
+    #[test]
+    fn settings_have_katib_defaults_and_reject_unknown_names() {
+        assert_eq!(MedianStop::new(&[]).expect("defaults"), rule(3, 4));
+        let s = vec![("start_step".to_string(), "2".to_string())];
+        assert_eq!(MedianStop::new(&s).expect("valid"), rule(3, 2));
+        let bad = vec![("min_trials".to_string(), "2".to_string())];
+        assert!(MedianStop::new(&bad).is_err());
+        let zero = vec![("start_step".to_string(), "0".to_string())];
+        assert!(MedianStop::new(&zero).is_err());
+    }
+
+    /// Rows: (objective, rule, running reports, completed trials' reports, stop?).
+    type Case<'a> = (ObjectiveType, MedianStop, &'a [f64], &'a [&'a [f64]], bool);
+
+    #[test]
+    fn verdict_table() {
+        let done: &[&[f64]] = &[&[0.5, 0.3, 0.2], &[0.6, 0.4, 0.3], &[0.9, 0.8, 0.7]];
+        // Running averages at k=2: 0.4, 0.5, 0.85 -> median 0.5; at k=3: 0.333, 0.433, 0.8.
+        let cases: Vec<Case<'_>> = vec![
+            // Best 0.6 at step 2 is worse than 0.5: stop.
+            (Minimize, rule(3, 2), &[0.7, 0.6], done, true),
+            // Best 0.45 beats the median 0.5: continue.
+            (Minimize, rule(3, 2), &[0.7, 0.45], done, false),
+            // Before start_step nothing is judged.
+            (Minimize, rule(3, 3), &[0.9, 0.9], done, false),
+            // Too few completed trials with k reports: continue.
+            (Minimize, rule(4, 2), &[0.9, 0.9], done, false),
+            // Step 4: no completed trial reported 4 times.
+            (Minimize, rule(1, 1), &[0.9, 0.9, 0.9, 0.9], done, false),
+            // Checked at every step from start_step on: falls behind at step 3.
+            (Minimize, rule(3, 2), &[0.45, 0.45, 0.45], done, true),
+            // Maximize: best 0.5 at k=2 is below the median 0.5? equal -> continue.
+            (Maximize, rule(3, 2), &[0.4, 0.5], done, false),
+            (Maximize, rule(3, 2), &[0.4, 0.45], done, true),
+            // The median ignores one divergent trial (a mean would be dragged up).
+            (
+                Minimize,
+                rule(3, 1),
+                &[2.0],
+                &[&[1.0], &[1.1], &[1e6]],
+                true,
+            ),
+        ];
+        for (i, (kind, r, running, completed, stop)) in cases.into_iter().enumerate() {
+            let v = r.judge(running, completed, kind);
+            assert_eq!(matches!(v, Verdict::Stop(_)), stop, "case {i}: {v:?}");
+        }
+    }
+}
