@@ -182,7 +182,7 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
             "invalid Experiment (3 errors)",
             r#"spec.objective.type: "minimise" is not minimize or maximize"#,
             "spec.maxTrialCount: 0 must be greater than 0",
-            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization, cmaes, auto)"#,
+            r#"spec.algorithm.algorithmName: unknown algorithm "hyperopt" (available: random, grid, sobol, tpe, multivariate-tpe, bayesianoptimization, cmaes, hyperband, auto)"#,
         ] {
             assert!(err.contains(want), "{sub}: missing {want:?} in:\n{err}");
         }
@@ -382,6 +382,11 @@ fn every_example_validates() {
         "digits/random.yaml",
         "digits/grid.yaml",
         "digits/file-json-goal.yaml",
+        "digits/tpe.yaml",
+        "digits/bayesianoptimization.yaml",
+        "digits/cmaes.yaml",
+        "digits/hyperband.yaml",
+        "digits/medianstop.yaml",
     ] {
         let out = k.run(&["validate", examples().join(f).to_str().unwrap()]);
         assert_code(&out, 0);
@@ -427,4 +432,40 @@ fn median_stopping_kills_a_lagging_trial_and_keeps_its_data() {
         .join("trial.log");
     assert!(std::fs::read_to_string(log).unwrap().contains("loss=0.9"));
     assert_eq!(t["objective"], 0.9);
+}
+
+#[test]
+fn hyperband_runs_every_bracket_locally() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 30\n  parallelTrialCount: 3";
+    // x is the configuration, z the resource (epochs): loss = (x - 0.3)^2 + 1/z.
+    let script =
+        "Z=${trialParameters.z}\necho \"loss=$(python3 -c \"print(($X - 0.3) ** 2 + 1 / $Z)\")\"";
+    let yaml = sh_experiment("hb", script, spec)
+        .replace(
+            "    algorithmName: random\n",
+            "    algorithmName: hyperband\n    algorithmSettings:\n      - {name: r_l, value: \"9\"}\n      - {name: resource_name, value: z}\n",
+        )
+        .replace(
+            "      feasibleSpace: {min: \"0\", max: \"1\"}\n",
+            "      feasibleSpace: {min: \"0\", max: \"1\"}\n    - name: z\n      parameterType: int\n      feasibleSpace: {min: \"1\", max: \"9\"}\n",
+        )
+        .replace(
+            "      - {name: x, reference: x}\n",
+            "      - {name: x, reference: x}\n      - {name: z, reference: z}\n",
+        );
+    let f = k.write("hb.yaml", &yaml);
+    let out = k.run(&["run", f.to_str().unwrap(), "--seed", "2"]);
+    assert_code(&out, 0);
+    let doc = k.get("hb");
+    // Brackets (9@1, 3@3, 1@9), (5@3, 1@9), (3@9): 22 trials, then the search ends.
+    assert_eq!(
+        doc["status"]["reason"], "ExperimentSuggestionEndReached",
+        "{doc:#}"
+    );
+    let ts = trials(&doc);
+    assert_eq!(ts.len(), 22);
+    assert!(ts.iter().all(|t| t["state"] == "Succeeded"));
+    let with = |z: i64| ts.iter().filter(|t| t["assignments"]["z"] == z).count();
+    assert_eq!((with(1), with(3), with(9)), (9, 8, 5));
 }

@@ -148,7 +148,10 @@ impl Suggester for Grid {
                 labels: Default::default(),
             })
             .collect();
-        Ok(Suggestions { proposals })
+        Ok(Suggestions {
+            proposals,
+            waiting: false,
+        })
     }
 }
 

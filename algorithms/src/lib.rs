@@ -11,7 +11,7 @@
 //! - [`settings`]: the single parser of `algorithmSettings` (used by suggest and validate).
 //! - [`sequential`]: the adapter from a model-based [`sequential::Sampler`] to a
 //!   [`Suggester`] (start-up phase, batches with pending points).
-//! - [`random`], [`grid`], [`sobol`], [`tpe`]: the algorithms.
+//! - [`random`], [`grid`], [`sobol`], [`tpe`], [`gp`], [`cmaes`], [`hyperband`]: the algorithms.
 //! - [`early_stopping`]: verdicts on running trials from their intermediate reports.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
@@ -20,6 +20,7 @@ pub mod early_stopping;
 pub mod error;
 pub mod gp;
 pub mod grid;
+pub mod hyperband;
 pub mod random;
 pub mod registry;
 pub mod rng;
@@ -64,11 +65,15 @@ pub struct Proposal {
     pub labels: BTreeMap<String, String>,
 }
 
-/// What an algorithm returns: at most `count` proposals; fewer means it has no more.
+/// What an algorithm returns: at most `count` proposals. Fewer means it has no more,
+/// unless `waiting` says more will come once running trials finish (Hyperband rungs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Suggestions {
     /// The proposals, for indices `first_index..first_index + proposals.len()`.
     pub proposals: Vec<Proposal>,
+    /// Fewer than `count` because the algorithm waits for pending trials, not because it
+    /// is exhausted.
+    pub waiting: bool,
 }
 
 impl Suggestions {
@@ -89,7 +94,10 @@ impl Suggestions {
                 }
             })
             .collect();
-        Suggestions { proposals }
+        Suggestions {
+            proposals,
+            waiting: false,
+        }
     }
 }
 

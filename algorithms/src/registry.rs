@@ -19,11 +19,12 @@ pub const ALGORITHMS: &[&str] = &[
     "multivariate-tpe",
     "bayesianoptimization",
     "cmaes",
+    "hyperband",
     "auto",
 ];
 
 /// Katib algorithm names kestrel does not implement yet.
-pub const KATIB_PENDING: &[&str] = &["hyperband", "pbt", "enas", "darts"];
+pub const KATIB_PENDING: &[&str] = &["pbt", "enas", "darts"];
 
 pub use crate::early_stopping::EARLY_STOPPING;
 
@@ -45,6 +46,10 @@ pub fn build(
         )?)),
         "bayesianoptimization" => Ok(Box::new(crate::gp::build(&spec.settings)?)),
         "cmaes" => Ok(Box::new(crate::cmaes::CmaEs::new(&spec.settings, space)?)),
+        "hyperband" => Ok(Box::new(crate::hyperband::Hyperband::new(
+            &spec.settings,
+            space,
+        )?)),
         "auto" => {
             crate::settings::parse("auto", &spec.settings, &[crate::settings::RANDOM_STATE])?;
             let chosen = AlgorithmSpec {

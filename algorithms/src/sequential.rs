@@ -173,6 +173,9 @@ impl<S: Sampler> Suggester for Sequential<S> {
                 labels: Default::default(),
             });
         }
-        Ok(Suggestions { proposals })
+        Ok(Suggestions {
+            proposals,
+            waiting: false,
+        })
     }
 }

@@ -23,6 +23,8 @@ pub enum Kind {
     },
     /// One of the listed words.
     Choice(&'static [&'static str]),
+    /// Any non-empty text (e.g. a parameter name).
+    Text,
 }
 
 /// A setting an algorithm accepts.
@@ -49,6 +51,10 @@ impl Settings {
     }
     /// A choice setting (already validated).
     pub fn choice(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    /// A text setting (already validated).
+    pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 }
@@ -116,6 +122,8 @@ fn check(kind: Kind, value: &str) -> Result<(), String> {
             Ok(x) if x.is_finite() && x > above && x < below => Ok(()),
             _ => Err(format!("a number in ({above}, {below})")),
         },
+        Kind::Text if !v.is_empty() => Ok(()),
+        Kind::Text => Err("a non-empty text".into()),
         Kind::Choice(options) if options.contains(&v) => Ok(()),
         Kind::Choice(options) => Err(format!("one of {}", options.join(", "))),
     }

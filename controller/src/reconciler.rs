@@ -216,12 +216,15 @@ impl<E: TrialExecutor> Controller<E> {
                         .await;
                 }
                 Plan::Launch(n) if n > 0 => match self.suggest(&rec, &trials, n as usize).await {
-                    Ok(new) => {
-                        exhausted = new.len() < n as usize;
+                    Ok((new, waiting)) => {
+                        exhausted = !waiting && new.len() < n as usize;
+                        let launched = !new.is_empty();
                         for t in new {
                             self.launch(exp, t, &mut handles).await?;
                         }
-                        continue; // report the launched trials without waiting a tick
+                        if launched {
+                            continue; // report the launched trials without waiting a tick
+                        }
                     }
                     Err(e) => {
                         let message = format!("suggestion failed: {e}");
@@ -278,9 +281,9 @@ impl<E: TrialExecutor> Controller<E> {
         rec: &ExperimentRecord,
         trials: &[TrialRecord],
         count: usize,
-    ) -> Result<Vec<TrialRecord>, AlgoError> {
+    ) -> Result<(Vec<TrialRecord>, bool), AlgoError> {
         let (problem, history, seed) = (rec.spec.problem(), trials.to_vec(), rec.seed);
-        let proposals = tokio::task::spawn_blocking(move || {
+        let batch = tokio::task::spawn_blocking(move || {
             kestrel_suggestion::get_suggestions(&GetSuggestions {
                 problem: &problem,
                 trials: &history,
@@ -292,7 +295,8 @@ impl<E: TrialExecutor> Controller<E> {
         .await
         .map_err(|e| AlgoError::Internal(format!("algorithm panicked: {e}")))??;
         let now = Timestamp::now();
-        Ok(proposals
+        let trials = batch
+            .trials
             .into_iter()
             .map(|p| {
                 let mut t =
@@ -300,7 +304,8 @@ impl<E: TrialExecutor> Controller<E> {
                 t.labels = p.proposal.labels;
                 t
             })
-            .collect())
+            .collect();
+        Ok((trials, batch.waiting))
     }
 
     async fn launch(

@@ -812,3 +812,168 @@ async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
     }
     s.shutdown().await;
 }
+
+fn hyperband_experiment() -> pb::Experiment {
+    let mut exp = experiment(
+        "hyperband",
+        vec![
+            double("lr", "0", "1"),
+            pb::ParameterSpec {
+                name: "epochs".into(),
+                parameter_type: pb::ParameterType::Int.into(),
+                feasible_space: Some(pb::FeasibleSpace {
+                    min: "1".into(),
+                    max: "9".into(),
+                    ..Default::default()
+                }),
+            },
+        ],
+    );
+    exp.spec.as_mut().unwrap().algorithm = Some(pb::AlgorithmSpec {
+        algorithm_name: "hyperband".into(),
+        algorithm_settings: vec![
+            pb::AlgorithmSetting {
+                name: "r_l".into(),
+                value: "9".into(),
+            },
+            pb::AlgorithmSetting {
+                name: "resource_name".into(),
+                value: "epochs".into(),
+            },
+        ],
+    });
+    exp
+}
+
+/// A trial of a reply, in `condition`, carrying the reply's labels (as Katib's Trials do).
+fn katib_trial(
+    a: &pb::get_suggestions_reply::ParameterAssignments,
+    condition: TrialConditionType,
+) -> pb::Trial {
+    let value = |n: &str| -> f64 {
+        let v = &a.assignments.iter().find(|p| p.name == n).unwrap().value;
+        v.parse().unwrap()
+    };
+    let loss = value("lr") + 1.0 / value("epochs");
+    pb::Trial {
+        name: a.trial_name.clone(),
+        spec: Some(pb::TrialSpec {
+            objective: None,
+            parameter_assignments: Some(pb::trial_spec::ParameterAssignments {
+                assignments: a.assignments.clone(),
+            }),
+            labels: a.labels.clone(),
+        }),
+        status: Some(pb::TrialStatus {
+            start_time: "2026-11-23T10:00:00Z".into(),
+            completion_time: String::new(),
+            condition: condition.into(),
+            observation: (condition == TrialConditionType::Succeeded).then(|| pb::Observation {
+                metrics: vec![pb::Metric {
+                    name: "loss".into(),
+                    value: loss.to_string(),
+                }],
+            }),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn hyperband_continues_across_a_server_restart_from_the_request_alone() {
+    let first = Server::start().await;
+    let mut c = SuggestionClient::new(first.channel().await);
+    // Bracket s=2 of r_l 9, eta 3: nine configurations with 1 epoch.
+    let rung0 = c
+        .get_suggestions(request(hyperband_experiment(), vec![], 9))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rung0.parameter_assignments.len(), 9);
+    for a in &rung0.parameter_assignments {
+        assert_eq!(a.assignments[1].value, "1");
+        assert_eq!(a.labels["hyperband.kestrel.dev/rung"], "0");
+    }
+    // While they run, the next bracket starts (five configurations with 3 epochs)...
+    let running: Vec<pb::Trial> = rung0
+        .parameter_assignments
+        .iter()
+        .map(|a| katib_trial(a, TrialConditionType::Running))
+        .collect();
+    let next = c
+        .get_suggestions(request(hyperband_experiment(), running.clone(), 5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        next.parameter_assignments
+            .iter()
+            .all(|a| a.assignments[1].value == "3"
+                && a.labels["hyperband.kestrel.dev/bracket"] == "1")
+    );
+    // ...and beyond that the rungs wait: UNAVAILABLE, which Katib's controller retries.
+    let mut all_running = running;
+    all_running.extend(
+        next.parameter_assignments
+            .iter()
+            .map(|a| katib_trial(a, TrialConditionType::Running)),
+    );
+    let e = c
+        .get_suggestions(request(hyperband_experiment(), all_running, 10))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    first.shutdown().await;
+
+    // A new server, and the first rung finished: the three best continue with 3 epochs.
+    let second = Server::start().await;
+    let mut c = SuggestionClient::new(second.channel().await);
+    let done: Vec<pb::Trial> = rung0
+        .parameter_assignments
+        .iter()
+        .map(|a| katib_trial(a, TrialConditionType::Succeeded))
+        .collect();
+    let rung1 = c
+        .get_suggestions(request(hyperband_experiment(), done.clone(), 3))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_loss: Vec<&pb::Trial> = done.iter().collect();
+    let loss = |t: &pb::Trial| -> f64 {
+        t.status
+            .as_ref()
+            .unwrap()
+            .observation
+            .as_ref()
+            .unwrap()
+            .metrics[0]
+            .value
+            .parse()
+            .unwrap()
+    };
+    by_loss.sort_by(|a, b| loss(a).total_cmp(&loss(b)));
+    let want: std::collections::BTreeSet<&str> =
+        by_loss[..3].iter().map(|t| t.name.as_str()).collect();
+    let parents: std::collections::BTreeSet<&str> = rung1
+        .parameter_assignments
+        .iter()
+        .map(|a| a.labels["hyperband.kestrel.dev/parent"].as_str())
+        .collect();
+    assert_eq!(parents, want);
+    for a in &rung1.parameter_assignments {
+        assert_eq!(a.assignments[1].value, "3");
+        let parent = done
+            .iter()
+            .find(|t| t.name == a.labels["hyperband.kestrel.dev/parent"])
+            .unwrap();
+        let parent_lr = &parent
+            .spec
+            .as_ref()
+            .unwrap()
+            .parameter_assignments
+            .as_ref()
+            .unwrap()
+            .assignments[0];
+        assert_eq!(parent_lr.value, a.assignments[0].value);
+    }
+    second.shutdown().await;
+}

@@ -56,7 +56,7 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
     // Katib counts requests, not trials: trial k of the experiment is request k.
     let earlier = i64::from(req.total_request_number) - i64::from(req.current_request_number);
     let first_index = u64::try_from(earlier).unwrap_or(0).max(trials.len() as u64);
-    let named = get_suggestions(&GetSuggestions {
+    let batch = get_suggestions(&GetSuggestions {
         problem: &problem,
         trials: &trials,
         count,
@@ -64,6 +64,15 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
         first_index: Some(first_index),
     })
     .map_err(|e| algo_status(&e))?;
+    let named = batch.trials;
+    if named.len() != count && batch.waiting {
+        // Katib's controller retries a failed request; by then the rung may have finished.
+        return Err(Status::unavailable(format!(
+            "{} can propose {} of the {count} trials requested until running trials finish; retry later",
+            problem.algorithm.name,
+            named.len()
+        )));
+    }
     if named.len() != count {
         return Err(Status::out_of_range(format!(
             "{} can propose only {} of the {count} trials requested: the search space is exhausted",

@@ -26,6 +26,16 @@ pub struct NamedProposal {
     pub proposal: Proposal,
 }
 
+/// The proposals of one request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    /// The named proposals (at most the count asked for).
+    pub trials: Vec<NamedProposal>,
+    /// Fewer than asked because the algorithm waits for running trials (more will come),
+    /// not because it is exhausted.
+    pub waiting: bool,
+}
+
 /// A request for new trials.
 #[derive(Debug, Clone, Copy)]
 pub struct GetSuggestions<'a> {
@@ -49,8 +59,9 @@ pub fn validate(problem: &Problem) -> Result<(), AlgoError> {
         .map(|_| ())
 }
 
-/// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted.
-pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, AlgoError> {
+/// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted, or
+/// waits for running trials when [`Batch::waiting`] is set.
+pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     let exp = req.problem;
     let algorithm = kestrel_algorithms::build(&exp.algorithm, &exp.space, exp.max_trial_count)?;
     let next = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
@@ -93,7 +104,10 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Vec<NamedProposal>, A
             proposal,
         });
     }
-    Ok(named)
+    Ok(Batch {
+        trials: named,
+        waiting: out.waiting,
+    })
 }
 
 /// `<experiment>-<8 lowercase alphanumerics>` derived from `(seed, experiment, index)`.
