@@ -469,3 +469,30 @@ fn hyperband_runs_every_bracket_locally() {
     let with = |z: i64| ts.iter().filter(|t| t["assignments"]["z"] == z).count();
     assert_eq!((with(1), with(3), with(9)), (9, 8, 5));
 }
+
+#[test]
+fn tpe_with_asha_stops_weak_trials_at_rungs() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 12\n  parallelTrialCount: 3\n  earlyStopping:\n    algorithmName: asha\n    algorithmSettings:\n      - {name: min_resource, value: \"1\"}\n      - {name: eta, value: \"3\"}";
+    // Nine reports per trial, improving with each: loss = (x - 0.3)^2 + 1/step.
+    let script = "for s in 1 2 3 4 5 6 7 8 9; do\n  echo \"loss=$(python3 -c \"print(($X - 0.3) ** 2 + 1 / $s)\")\"\n  sleep 0.1\ndone";
+    let yaml = sh_experiment("tpeasha", script, spec)
+        .replace("algorithmName: random", "algorithmName: tpe");
+    let f = k.write("tpeasha.yaml", &yaml);
+    let out = k.run(&["run", f.to_str().unwrap(), "--seed", "4"]);
+    assert_code(&out, 0);
+    let doc = k.get("tpeasha");
+    let ts = trials(&doc);
+    assert_eq!(ts.len(), 12);
+    let stopped: Vec<&serde_json::Value> =
+        ts.iter().filter(|t| t["state"] == "EarlyStopped").collect();
+    assert!(!stopped.is_empty(), "{doc:#}");
+    assert!(
+        ts.iter()
+            .all(|t| t["state"] == "Succeeded" || t["state"] == "EarlyStopped")
+    );
+    for t in stopped {
+        let rows = k.metric_rows(t["name"].as_str().unwrap());
+        assert!(!rows.is_empty() && rows.len() < 9, "{rows:?}");
+    }
+}

@@ -24,11 +24,20 @@ pub enum Verdict {
     Stop(String),
 }
 
+/// The other trials of the experiment, by their objective reports (report k at index
+/// k-1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peers<'a> {
+    /// Trials that succeeded.
+    pub succeeded: &'a [&'a [f64]],
+    /// Every other trial that reported, in any state (succeeded, running, stopped, failed).
+    pub all: &'a [&'a [f64]],
+}
+
 /// Decides whether running trials should stop early.
 pub trait EarlyStopper: Send + Sync {
-    /// `running`: the trial's objective reports so far, in order (report k at index k-1).
-    /// `completed`: the same for every completed trial that reported the objective.
-    fn judge(&self, running: &[f64], completed: &[&[f64]], objective: ObjectiveType) -> Verdict;
+    /// Whether a running trial whose objective reports so far are `running` should stop.
+    fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict;
 }
 
 /// Katib's median stopping rule, with a true median checked at every step.
@@ -83,7 +92,7 @@ impl MedianStop {
     }
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -97,7 +106,8 @@ fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 impl EarlyStopper for MedianStop {
-    fn judge(&self, running: &[f64], completed: &[&[f64]], objective: ObjectiveType) -> Verdict {
+    fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict {
+        let completed = peers.succeeded;
         let k = running.len();
         if k == 0 || k < self.start_step {
             return Verdict::Continue;
@@ -130,12 +140,13 @@ impl EarlyStopper for MedianStop {
 }
 
 /// Early-stopping algorithm names kestrel implements.
-pub const EARLY_STOPPING: &[&str] = &["medianstop"];
+pub const EARLY_STOPPING: &[&str] = &["medianstop", "asha"];
 
 /// Builds the early stopper `name` with `settings`.
 pub fn build(name: &str, raw: &[(String, String)]) -> Result<Box<dyn EarlyStopper>, AlgoError> {
     match name {
         "medianstop" => Ok(Box::new(MedianStop::new(raw)?)),
+        "asha" => Ok(Box::new(crate::asha::Asha::new(raw)?)),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
             available: EARLY_STOPPING.join(", "),
@@ -207,7 +218,11 @@ mod tests {
             ),
         ];
         for (i, (kind, r, running, completed, stop)) in cases.into_iter().enumerate() {
-            let v = r.judge(running, completed, kind);
+            let peers = Peers {
+                succeeded: completed,
+                all: completed,
+            };
+            let v = r.judge(running, peers, kind);
             assert_eq!(matches!(v, Verdict::Stop(_)), stop, "case {i}: {v:?}");
         }
     }

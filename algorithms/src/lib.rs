@@ -15,6 +15,7 @@
 //! - [`early_stopping`]: verdicts on running trials from their intermediate reports.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
+pub mod asha;
 pub mod cmaes;
 pub mod early_stopping;
 pub mod error;

@@ -1,11 +1,11 @@
 //! Early stopping during a run: each tick, every running trial's objective reports so far
-//! are judged against the succeeded trials' (by the experiment's `spec.earlyStopping`
+//! are judged against the other trials' (by the experiment's `spec.earlyStopping`
 //! algorithm), and hopeless trials are stopped; the reconciler then records them as
 //! EarlyStopped with everything they reported.
 
 use std::collections::{HashMap, HashSet};
 
-use kestrel_algorithms::early_stopping::{EarlyStopper, Verdict};
+use kestrel_algorithms::early_stopping::{EarlyStopper, Peers, Verdict};
 use kestrel_core::{Experiment, MetricLog, TrialRecord, TrialState};
 use kestrel_store::Store;
 
@@ -15,8 +15,8 @@ use crate::reconciler::ControllerError;
 /// The early-stopping state of one run.
 pub(crate) struct EarlyStopping {
     stopper: Box<dyn EarlyStopper>,
-    /// Objective reports of succeeded trials (immutable once finished).
-    completed: HashMap<String, Vec<f64>>,
+    /// Final state and objective reports of finished trials (immutable once finished).
+    finished: HashMap<String, (TrialState, Vec<f64>)>,
     /// Trials already told to stop.
     stopping: HashSet<String>,
 }
@@ -44,7 +44,7 @@ impl EarlyStopping {
             .map_err(|e| ControllerError::Unsupported(format!("spec.earlyStopping: {e}")))?;
         Ok(Some(EarlyStopping {
             stopper,
-            completed: HashMap::new(),
+            finished: HashMap::new(),
             stopping: HashSet::new(),
         }))
     }
@@ -59,26 +59,48 @@ impl EarlyStopping {
         trials: &[TrialRecord],
         handles: &HashMap<String, E::Handle>,
     ) -> Result<(), ControllerError> {
-        for t in trials.iter().filter(|t| t.state == TrialState::Succeeded) {
-            if !self.completed.contains_key(&t.name) {
-                let reports = objective_reports(store, exp, &t.name)?;
-                self.completed.insert(t.name.clone(), reports);
+        // Finished trials' reports never change; running trials' are read every tick.
+        let mut live: HashMap<&str, Vec<f64>> = HashMap::new();
+        for t in trials {
+            if t.state.is_terminal() {
+                if !self.finished.contains_key(&t.name) {
+                    let reports = objective_reports(store, exp, &t.name)?;
+                    self.finished.insert(t.name.clone(), (t.state, reports));
+                }
+            } else if handles.contains_key(&t.name) {
+                live.insert(t.name.as_str(), objective_reports(store, exp, &t.name)?);
             }
         }
-        let completed: Vec<&[f64]> = self
-            .completed
+        let succeeded: Vec<&[f64]> = self
+            .finished
             .values()
-            .map(Vec::as_slice)
-            .filter(|r| !r.is_empty())
+            .filter(|(state, r)| *state == TrialState::Succeeded && !r.is_empty())
+            .map(|(_, r)| r.as_slice())
             .collect();
         let mut doomed = Vec::new();
         for (name, h) in handles {
             if self.stopping.contains(name) {
                 continue;
             }
-            let reports = objective_reports(store, exp, name)?;
-            if let Verdict::Stop(why) = self.stopper.judge(&reports, &completed, exp.objective.kind)
-            {
+            let Some(reports) = live.get(name.as_str()) else {
+                continue;
+            };
+            let all: Vec<&[f64]> = self
+                .finished
+                .values()
+                .map(|(_, r)| r.as_slice())
+                .chain(
+                    live.iter()
+                        .filter(|(other, _)| **other != name.as_str())
+                        .map(|(_, r)| r.as_slice()),
+                )
+                .filter(|r| !r.is_empty())
+                .collect();
+            let peers = Peers {
+                succeeded: &succeeded,
+                all: &all,
+            };
+            if let Verdict::Stop(why) = self.stopper.judge(reports, peers, exp.objective.kind) {
                 tracing::info!(trial = %name, %why, "early stopping");
                 self.stopping.insert(name.clone());
                 doomed.push(h);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use kestrel_algorithms::Catalog;
+use kestrel_algorithms::asha::Asha;
 use kestrel_algorithms::early_stopping::MedianStop;
 use kestrel_core::{MetricLog, ObjectiveType, TrialState};
 use kestrel_proto::convert::{self, katib as conv};
@@ -143,24 +144,35 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
             let Some(es) = problem.early_stopping.as_ref() else {
                 return Ok(pb::GetEarlyStoppingRulesReply::default());
             };
-            // The only early-stopping algorithm so far; the catalog refused any other.
-            let median = MedianStop::new(&es.settings).map_err(|e| algo_status(&e))?;
             let metric = &problem.objective.metric;
-            let mut completed = Vec::new();
-            for t in trials.iter().filter(|t| t.state == TrialState::Succeeded) {
+            let mut reports = Vec::new();
+            for t in &trials {
                 let logs = store
                     .metrics(&t.name, Some(metric))
                     .map_err(|e| store_status(&e))?;
-                completed.push(
-                    logs.iter()
-                        .filter_map(MetricLog::number)
-                        .collect::<Vec<f64>>(),
-                );
+                let values: Vec<f64> = logs.iter().filter_map(MetricLog::number).collect();
+                reports.push((t.state, values));
             }
-            let views: Vec<&[f64]> = completed.iter().map(Vec::as_slice).collect();
-            let rules = median
-                .threshold(&views)
-                .map(|value| pb::EarlyStoppingRule {
+            let of = |succeeded_only: bool| -> Vec<&[f64]> {
+                reports
+                    .iter()
+                    .filter(|(s, r)| {
+                        !r.is_empty() && (!succeeded_only || *s == TrialState::Succeeded)
+                    })
+                    .map(|(_, r)| r.as_slice())
+                    .collect()
+            };
+            // The catalog accepted the name, so it is one of these two.
+            let rule = if es.name == "asha" {
+                let asha = Asha::new(&es.settings).map_err(|e| algo_status(&e))?;
+                asha.first_rung_threshold(&of(false), problem.objective.kind)
+                    .map(|v| (v, asha.min_resource))
+            } else {
+                let median = MedianStop::new(&es.settings).map_err(|e| algo_status(&e))?;
+                median.threshold(&of(true)).map(|v| (v, median.start_step))
+            };
+            let rules = rule
+                .map(|(value, start_step)| pb::EarlyStoppingRule {
                     name: metric.clone(),
                     value: value.to_string(),
                     // Stop when the best so far is worse than the threshold.
@@ -169,7 +181,7 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
                         ObjectiveType::Maximize => pb::ComparisonType::Less,
                     }
                     .into(),
-                    start_step: i32::try_from(median.start_step).unwrap_or(i32::MAX),
+                    start_step: i32::try_from(start_step).unwrap_or(i32::MAX),
                 })
                 .into_iter()
                 .collect();
