@@ -78,7 +78,13 @@ impl MedianStop {
     /// when at least `min_trials_required` completed trials reported that often. A trial
     /// whose best objective at `start_step` is worse than the threshold is stopped.
     pub fn threshold(&self, completed: &[&[f64]]) -> Option<f64> {
-        let k = self.start_step.max(1);
+        self.median_at(completed, self.start_step.max(1))
+            .map(|(m, _)| m)
+    }
+
+    /// The median of completed trials' running averages at report `k`, and how many
+    /// trials it is over; `None` below `min_trials_required` trials.
+    fn median_at(&self, completed: &[&[f64]], k: usize) -> Option<(f64, usize)> {
         let mut averages: Vec<f64> = completed
             .iter()
             .filter(|c| c.len() >= k)
@@ -88,7 +94,7 @@ impl MedianStop {
         if averages.len() < self.min_trials_required.max(1) {
             return None;
         }
-        median(&mut averages)
+        median(&mut averages).map(|m| (m, averages.len()))
     }
 }
 
@@ -107,21 +113,11 @@ pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
 
 impl EarlyStopper for MedianStop {
     fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict {
-        let completed = peers.succeeded;
         let k = running.len();
         if k == 0 || k < self.start_step {
             return Verdict::Continue;
         }
-        let mut averages: Vec<f64> = completed
-            .iter()
-            .filter(|c| c.len() >= k)
-            .map(|c| c[..k].iter().sum::<f64>() / k as f64)
-            .filter(|a| a.is_finite())
-            .collect();
-        if averages.len() < self.min_trials_required.max(1) {
-            return Verdict::Continue;
-        }
-        let Some(med) = median(&mut averages) else {
+        let Some((med, count)) = self.median_at(peers.succeeded, k) else {
             return Verdict::Continue;
         };
         let best = match objective {
@@ -130,8 +126,7 @@ impl EarlyStopper for MedianStop {
         };
         if objective.better(med, best) {
             Verdict::Stop(format!(
-                "best objective {best} at step {k} is worse than the median {med} of {} completed trials' running averages",
-                averages.len()
+                "best objective {best} at step {k} is worse than the median {med} of {count} completed trials' running averages"
             ))
         } else {
             Verdict::Continue
