@@ -1,0 +1,139 @@
+"""Early-stopping benchmark: the same epoch budget spent by random search without stopping,
+random + median stopping, Hyperband, random + ASHA and TPE + ASHA, on the digits MLP
+example (examples/digits/train.py, which reports validation accuracy after every epoch).
+
+Every run is a real `kestrel run`; the epochs a run spends are its Validation-accuracy
+reports, in the order they were stored (time stamps from the store). For each method and
+seed it reports the best accuracy within the budget and the epochs it took to reach the
+no-stopping runs' final quality (median over seeds of their best accuracy), and prints the
+ratio of epochs (no stopping / method) as the speed-up.
+
+    python3 bench/early_stopping.py --kestrel target/release/kestrel --seeds 5
+"""
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIGITS = os.path.join(HERE, "..", "examples", "digits")
+EPOCHS = 9  # per trial without stopping; Hyperband's r_l
+
+STOP = {
+    "median": "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n"
+              "      - name: min_trials_required\n        value: \"3\"\n"
+              "      - name: start_step\n        value: \"2\"\n",
+    "asha": "  earlyStopping:\n    algorithmName: asha\n    algorithmSettings:\n"
+            "      - name: min_resource\n        value: \"1\"\n      - name: eta\n        value: \"3\"\n",
+}
+
+# method -> (algorithm, early stopping, maxTrialCount)
+METHODS = {
+    "none": ("random", None, 9),
+    "median": ("random", "median", 40),
+    "hyperband": ("hyperband", None, 22),
+    "asha": ("random", "asha", 40),
+    "tpe+asha": ("tpe", "asha", 40),
+}
+
+
+def experiment(method, name):
+    algorithm, stop, max_trials = METHODS[method]
+    if algorithm == "hyperband":
+        text = open(os.path.join(DIGITS, "hyperband.yaml")).read()
+        text = text.replace("name: digits-hyperband", "name: " + name)
+        return text
+    text = open(os.path.join(DIGITS, "random.yaml")).read()
+    text = text.replace("name: digits-random", "name: " + name)
+    text = text.replace("    algorithmName: random\n", "    algorithmName: %s\n" % algorithm)
+    text = text.replace("  parallelTrialCount: 2\n  maxTrialCount: 12\n  maxFailedTrialCount: 3\n",
+                        "  parallelTrialCount: 3\n  maxTrialCount: %d\n  maxFailedTrialCount: 6\n" % max_trials)
+    text = text.replace("--epochs=4", "--epochs=%d" % EPOCHS)
+    if stop:
+        text = text.replace("  parallelTrialCount:", STOP[stop] + "  parallelTrialCount:", 1)
+    return text
+
+
+def when(stamp):
+    # RFC 3339 with up to 9 fractional digits, as kestrel stores it.
+    main, _, frac = stamp.rstrip("Z").partition(".")
+    t = datetime.fromisoformat(main).replace(tzinfo=timezone.utc)
+    return t.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def accuracy_stream(store, name):
+    db = sqlite3.connect(os.path.join(store, "kestrel.db"))
+    rows = db.execute(
+        "SELECT m.time, m.value, m.id FROM metric_logs m JOIN trials t ON m.trial = t.name "
+        "WHERE t.experiment = ? AND m.name = 'Validation-accuracy'", (name,)).fetchall()
+    rows = [(when(t), float(v), i) for t, v, i in rows if v != "unavailable"]
+    rows.sort(key=lambda r: (r[0], r[2]))
+    return [v for _, v, _ in rows]
+
+
+def run(kestrel, method, seed, store):
+    name = "es-%s-%d" % (method.replace("+", "-"), seed)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=DIGITS, delete=False) as f:
+        f.write(experiment(method, name))
+        path = f.name
+    try:
+        out = subprocess.run([kestrel, "run", path, "--store", store, "--seed", str(seed),
+                              "--output", "json"], capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    if out.returncode not in (0, 1):
+        sys.exit("kestrel run failed for %s seed %d:\n%s" % (method, seed, out.stderr))
+    return accuracy_stream(store, name)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kestrel", default=os.path.join(HERE, "..", "target", "release", "kestrel"))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--out", default=None, help="append JSON lines here")
+    args = ap.parse_args()
+    methods = args.methods.split(",")
+    budget = METHODS["none"][2] * EPOCHS
+    store = tempfile.mkdtemp(prefix="kestrel-es-bench-")
+    streams = {m: [] for m in methods}
+    for seed in range(1, args.seeds + 1):
+        for m in methods:
+            s = run(args.kestrel, m, seed, store)
+            streams[m].append(s)
+            line = {"bench": "early-stopping", "method": m, "seed": seed, "epochs": len(s),
+                    "best_in_budget": max(s[:budget], default=None), "budget": budget}
+            print(json.dumps(line), flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(dict(line, stream=s)) + "\n")
+    if "none" not in streams:
+        return
+    target = statistics.median(max(s[:budget]) for s in streams["none"])
+
+    def to_reach(s):
+        for i, v in enumerate(s[:budget]):
+            if v >= target:
+                return i + 1
+        return None
+
+    base = statistics.median([to_reach(s) or budget for s in streams["none"]])
+    print("\nbudget %d epochs; target = no-stopping median final accuracy %.4f" % (budget, target))
+    print("%-10s %14s %18s %14s %10s" % ("method", "best (median)", "epochs to target", "reached", "speed-up"))
+    for m in methods:
+        best = statistics.median(max(s[:budget]) for s in streams[m])
+        reach = [to_reach(s) for s in streams[m]]
+        hit = [r for r in reach if r is not None]
+        # Seeds that never reach the target count as the whole budget (a conservative median).
+        med = statistics.median([r if r is not None else budget for r in reach])
+        print("%-10s %14.4f %18.1f %11d/%-2d %9.2fx" % (m, best, med, len(hit), len(reach), base / med))
+
+
+if __name__ == "__main__":
+    main()
