@@ -107,17 +107,19 @@ pub async fn get(
 
 /// Every experiment with its trials, oldest first.
 pub async fn list(c: &mut Client) -> anyhow::Result<Vec<(ExperimentRecord, Vec<TrialRecord>)>> {
-    let infos = c
-        .list_experiments(pb::ListExperimentsRequest {})
+    let reply = c
+        .list_experiments(pb::ListExperimentsRequest { details: true })
         .await
         .map_err(status_error)?
-        .into_inner()
-        .experiments;
-    let mut out = Vec::with_capacity(infos.len());
-    for i in infos {
-        out.push(get(c, &i.name).await?);
-    }
-    Ok(out)
+        .into_inner();
+    reply
+        .details
+        .iter()
+        .map(|d| {
+            conv::detail_records(d, &kestrel_algorithms::Catalog)
+                .map_err(|e| anyhow::anyhow!("the server sent an unreadable experiment: {e}"))
+        })
+        .collect()
 }
 
 /// A runtime for one command.

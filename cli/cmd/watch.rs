@@ -81,22 +81,35 @@ fn print_plain((rec, trials): &Snapshot) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the local store (opened once) every half second.
 async fn poll_store(
     store: StoreArgs,
     name: String,
     tx: std_mpsc::Sender<Result<Snapshot, String>>,
 ) {
+    let opened = match tokio::task::spawn_blocking(move || store.open()).await {
+        Ok(Ok((s, _))) => s,
+        Ok(Err(e)) => {
+            let _ = tx.send(Err(format!("{e:#}")));
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e.to_string()));
+            return;
+        }
+    };
     loop {
-        let snap = tokio::task::spawn_blocking({
-            let (store, name) = (store.clone(), name.clone());
-            move || source::experiment(&store, &ServerArgs::default(), &name)
+        let (store, name) = (opened.clone(), name.clone());
+        let snap = tokio::task::spawn_blocking(move || -> Result<Snapshot, String> {
+            let rec = store
+                .experiment(&name)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("experiment {name:?} is gone from the store"))?;
+            let trials = store.trials(&name).map_err(|e| e.to_string())?;
+            Ok((rec, trials))
         })
         .await;
-        let msg = match snap {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(e) => Err(e.to_string()),
-        };
+        let msg = snap.unwrap_or_else(|e| Err(e.to_string()));
         if tx.send(msg).is_err() {
             return;
         }

@@ -37,11 +37,8 @@ pub fn algo_status(e: &AlgoError) -> Status {
 
 /// The seed of an experiment served over gRPC: `random_state`, else a hash of its name.
 pub fn seed_of(problem: &kestrel_core::Problem) -> u64 {
-    kestrel_algorithms::registry::random_state(&problem.algorithm).unwrap_or_else(|| {
-        problem.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    })
+    kestrel_algorithms::registry::random_state(&problem.algorithm)
+        .unwrap_or_else(|| crate::name_hash(&problem.name))
 }
 
 fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Status> {

@@ -110,12 +110,17 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     })
 }
 
+/// A stable 64-bit hash of a name (FNV-1a), the same on every machine and release.
+pub fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// `<experiment>-<8 lowercase alphanumerics>` derived from `(seed, experiment, index)`.
 pub fn trial_name(experiment: &str, seed: u64, index: u64, attempt: u64) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let salt = experiment.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let salt = name_hash(experiment);
     let mut k = rng::key(seed ^ salt, index, 10 + attempt);
     let suffix: String = (0..8)
         .map(|_| {

@@ -179,6 +179,18 @@ pub fn info_of(rec: &ExperimentRecord, trials: &[TrialRecord]) -> pb::Experiment
     conv::info(rec, &TrialCounts::of(trials), best_trial(&rec.spec, trials))
 }
 
+fn detail_of(
+    rec: &ExperimentRecord,
+    trials: &[TrialRecord],
+    info: pb::ExperimentInfo,
+) -> pb::ExperimentDetail {
+    pb::ExperimentDetail {
+        info: Some(info),
+        trials: trials.iter().map(conv::trial).collect(),
+        source: rec.source.clone(),
+    }
+}
+
 #[tonic::async_trait]
 impl manager_server::Manager for ManagerService {
     async fn create_experiment(
@@ -230,29 +242,30 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::ExperimentDetail>, Status> {
         let (rec, trials) = self.inner.snapshot(request.into_inner().name).await?;
-        Ok(Response::new(pb::ExperimentDetail {
-            info: Some(info_of(&rec, &trials)),
-            trials: trials.iter().map(conv::trial).collect(),
-            source: rec.source.clone(),
-        }))
+        let info = info_of(&rec, &trials);
+        Ok(Response::new(detail_of(&rec, &trials, info)))
     }
 
     async fn list_experiments(
         &self,
-        _request: Request<pb::ListExperimentsRequest>,
+        request: Request<pb::ListExperimentsRequest>,
     ) -> Result<Response<pb::ListExperimentsReply>, Status> {
+        let want_details = request.into_inner().details;
         let store = self.inner.store.clone();
-        let experiments = blocking(move || {
-            let recs = store.experiments().map_err(|e| store_status(&e))?;
-            recs.iter()
-                .map(|r| {
-                    let trials = store.trials(r.name()).map_err(|e| store_status(&e))?;
-                    Ok(info_of(r, &trials))
-                })
-                .collect::<Result<Vec<_>, Status>>()
+        let reply = blocking(move || {
+            let mut reply = pb::ListExperimentsReply::default();
+            for r in store.experiments().map_err(|e| store_status(&e))? {
+                let trials = store.trials(r.name()).map_err(|e| store_status(&e))?;
+                let info = info_of(&r, &trials);
+                if want_details {
+                    reply.details.push(detail_of(&r, &trials, info.clone()));
+                }
+                reply.experiments.push(info);
+            }
+            Ok(reply)
         })
         .await?;
-        Ok(Response::new(pb::ListExperimentsReply { experiments }))
+        Ok(Response::new(reply))
     }
 
     async fn stop_experiment(

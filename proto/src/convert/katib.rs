@@ -443,7 +443,6 @@ pub fn objective_type(t: ObjectiveType) -> pb::ObjectiveType {
 
 /// A problem as Katib's Experiment message (what Katib's controller would send).
 pub fn experiment(problem: &Problem) -> pb::Experiment {
-    let settings = |a: &AlgorithmSpec| -> Vec<(String, String)> { a.settings.clone() };
     pb::Experiment {
         name: problem.name.clone(),
         spec: Some(pb::ExperimentSpec {
@@ -458,9 +457,14 @@ pub fn experiment(problem: &Problem) -> pb::Experiment {
             }),
             algorithm: Some(pb::AlgorithmSpec {
                 algorithm_name: problem.algorithm.name.clone(),
-                algorithm_settings: settings(&problem.algorithm)
-                    .into_iter()
-                    .map(|(name, value)| pb::AlgorithmSetting { name, value })
+                algorithm_settings: problem
+                    .algorithm
+                    .settings
+                    .iter()
+                    .map(|(name, value)| pb::AlgorithmSetting {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
                     .collect(),
             }),
             early_stopping: problem
@@ -468,9 +472,13 @@ pub fn experiment(problem: &Problem) -> pb::Experiment {
                 .as_ref()
                 .map(|e| pb::EarlyStoppingSpec {
                     algorithm_name: e.name.clone(),
-                    algorithm_settings: settings(e)
-                        .into_iter()
-                        .map(|(name, value)| pb::EarlyStoppingSetting { name, value })
+                    algorithm_settings: e
+                        .settings
+                        .iter()
+                        .map(|(name, value)| pb::EarlyStoppingSetting {
+                            name: name.clone(),
+                            value: value.clone(),
+                        })
                         .collect(),
                 }),
             parallel_trial_count: i32::try_from(problem.parallel_trial_count).unwrap_or(i32::MAX),
