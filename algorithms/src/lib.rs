@@ -12,11 +12,13 @@
 //! - [`sequential`]: the adapter from a model-based [`sequential::Sampler`] to a
 //!   [`Suggester`] (start-up phase, batches with pending points).
 //! - [`random`], [`grid`], [`sobol`], [`tpe`], [`gp`], [`cmaes`], [`hyperband`]: the algorithms.
+//! - [`darts`]: the inputs of a differentiable architecture search trial (`spec.nasConfig`).
 //! - [`early_stopping`]: verdicts on running trials from their intermediate reports.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
 
 pub mod asha;
 pub mod cmaes;
+pub mod darts;
 pub mod early_stopping;
 pub mod error;
 pub mod gp;

@@ -1,7 +1,7 @@
 //! Algorithm names → implementations, and the [`Catalog`] the spec validator calls, so
 //! that `kestrel validate`, `kestrel run` and the suggestion service share one parser.
 
-use kestrel_core::{AlgorithmCatalog, AlgorithmSpec, FieldError, SearchSpace};
+use kestrel_core::{AlgorithmCatalog, AlgorithmSpec, FieldError, NasConfig, SearchSpace};
 
 use crate::Suggester;
 use crate::error::AlgoError;
@@ -23,8 +23,11 @@ pub const ALGORITHMS: &[&str] = &[
     "auto",
 ];
 
+/// Neural architecture search algorithms (they search `spec.nasConfig`, not parameters).
+pub const NAS_ALGORITHMS: &[&str] = &["darts"];
+
 /// Katib algorithm names kestrel does not implement yet.
-pub const KATIB_PENDING: &[&str] = &["pbt", "enas", "darts"];
+pub const KATIB_PENDING: &[&str] = &["pbt", "enas"];
 
 pub use crate::early_stopping::EARLY_STOPPING;
 
@@ -58,9 +61,35 @@ pub fn build(
             };
             build(&chosen, space, max_trials)
         }
+        other if NAS_ALGORITHMS.contains(&other) => Err(AlgoError::InvalidSpace {
+            path: "spec.algorithm.algorithmName".into(),
+            message: format!("{other} searches architectures: it needs spec.nasConfig"),
+        }),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
             available: ALGORITHMS.join(", "),
+        }),
+    }
+}
+
+/// Builds the NAS algorithm `spec` names for `nas`, with the space its assignments live
+/// in (what the trial template's parameters reference).
+pub fn build_nas(
+    spec: &AlgorithmSpec,
+    nas: &NasConfig,
+) -> Result<(Box<dyn Suggester>, SearchSpace), AlgoError> {
+    match spec.name.as_str() {
+        "darts" => {
+            let d = crate::darts::Darts::new(&spec.settings, nas)?;
+            let space = d.space();
+            Ok((Box::new(d), space))
+        }
+        other => Err(AlgoError::InvalidSpace {
+            path: "spec.algorithm.algorithmName".into(),
+            message: format!(
+                "{other:?} cannot search spec.nasConfig (NAS algorithms: {})",
+                NAS_ALGORITHMS.join(", ")
+            ),
         }),
     }
 }
@@ -96,7 +125,9 @@ impl AlgorithmCatalog for Catalog {
         max_trial_count: Option<u32>,
     ) -> Vec<FieldError> {
         let path = "spec.algorithm";
-        if !ALGORITHMS.contains(&algorithm.name.as_str()) {
+        if !ALGORITHMS.contains(&algorithm.name.as_str())
+            && !NAS_ALGORITHMS.contains(&algorithm.name.as_str())
+        {
             let what = if KATIB_PENDING.contains(&algorithm.name.as_str()) {
                 format!(
                     "{:?} is a Katib algorithm kestrel does not implement yet",
@@ -114,6 +145,13 @@ impl AlgorithmCatalog for Catalog {
         match build(algorithm, space, max_trial_count) {
             Ok(_) => vec![],
             Err(e) => to_field_errors(e, path),
+        }
+    }
+
+    fn check_nas(&self, algorithm: &AlgorithmSpec, nas: &NasConfig) -> Vec<FieldError> {
+        match build_nas(algorithm, nas) {
+            Ok(_) => vec![],
+            Err(e) => to_field_errors(e, "spec.algorithm"),
         }
     }
 

@@ -21,6 +21,13 @@ pub enum Kind {
         /// Exclusive upper bound.
         below: f64,
     },
+    /// A finite number `>= 0`.
+    NonNegative,
+    /// An integer `>= min`, or the word `None` (Katib's null).
+    IntOrNone {
+        /// Smallest accepted value.
+        min: i64,
+    },
     /// One of the listed words.
     Choice(&'static [&'static str]),
     /// Any non-empty text (e.g. a parameter name).
@@ -122,6 +129,12 @@ fn check(kind: Kind, value: &str) -> Result<(), String> {
             Ok(x) if x.is_finite() && x > above && x < below => Ok(()),
             _ => Err(format!("a number in ({above}, {below})")),
         },
+        Kind::NonNegative => match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(()),
+            _ => Err("a number >= 0".into()),
+        },
+        Kind::IntOrNone { .. } if v == "None" => Ok(()),
+        Kind::IntOrNone { min } => check(Kind::Int { min }, v).map_err(|e| format!("{e} or None")),
         Kind::Text if !v.is_empty() => Ok(()),
         Kind::Text => Err("a non-empty text".into()),
         Kind::Choice(options) if options.contains(&v) => Ok(()),

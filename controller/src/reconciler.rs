@@ -113,11 +113,6 @@ pub fn preflight(exp: &Experiment) -> Result<(), ControllerError> {
             "spec.trialTemplate.configMap: local runs need an inline trialSpec (ConfigMaps live in Kubernetes)".into(),
         ));
     }
-    if exp.nas_config.is_some() {
-        return Err(ControllerError::Unsupported(
-            "spec.nasConfig: neural architecture search is not supported yet".into(),
-        ));
-    }
     Ok(())
 }
 

@@ -204,7 +204,7 @@ pub struct TrialTemplate {
     pub retain: bool,
 }
 
-/// `spec.nasConfig`, parsed but not yet used by any local algorithm.
+/// `spec.nasConfig`: the architecture search space of a NAS algorithm (DARTS).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NasConfig {
     /// `graphConfig.numLayers`.

@@ -28,7 +28,7 @@ pub mod validate;
 
 pub use error::{FieldError, SpecError, TemplateError};
 pub use experiment::{
-    AlgorithmSpec, Experiment, MetricStrategy, Objective, ObjectiveType, Problem,
+    AlgorithmSpec, Experiment, MetricStrategy, NasConfig, Objective, ObjectiveType, Problem,
 };
 pub use jiff::Timestamp;
 pub use metrics::{MetricLog, MetricObservation};

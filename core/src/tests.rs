@@ -3,7 +3,9 @@
 
 use crate::experiment::{CollectorKind, FileFormat, MetricStrategy, ResumePolicy};
 use crate::validate::AlgorithmCatalog;
-use crate::{AlgorithmSpec, Domain, FieldError, SearchSpace, SpecError, parse_experiment};
+use crate::{
+    AlgorithmSpec, Domain, FieldError, NasConfig, SearchSpace, SpecError, parse_experiment,
+};
 
 /// Rejects only the made-up names the tests use; the real catalog (kestrel-algorithms)
 /// checks names and settings, end to end in `tests/e2e.rs`.
@@ -22,6 +24,9 @@ impl AlgorithmCatalog for TwoAlgorithms {
             )],
             _ => vec![],
         }
+    }
+    fn check_nas(&self, _: &AlgorithmSpec, _: &NasConfig) -> Vec<FieldError> {
+        vec![]
     }
     fn check_early_stopping(&self, _: &AlgorithmSpec) -> Vec<FieldError> {
         vec![]

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use kestrel_core::status::reason;
 use kestrel_core::{
     AlgorithmCatalog, AlgorithmSpec, ExperimentRecord, ExperimentState, FieldError, MetricLog,
-    SearchSpace, TrialRecord, TrialState, Value,
+    NasConfig, SearchSpace, TrialRecord, TrialState, Value,
 };
 
 use crate::{Store, StoreError};
@@ -20,6 +20,9 @@ impl AlgorithmCatalog for AnyAlgorithm {
         _: Option<&SearchSpace>,
         _: Option<u32>,
     ) -> Vec<FieldError> {
+        vec![]
+    }
+    fn check_nas(&self, _: &AlgorithmSpec, _: &NasConfig) -> Vec<FieldError> {
         vec![]
     }
     fn check_early_stopping(&self, _: &AlgorithmSpec) -> Vec<FieldError> {

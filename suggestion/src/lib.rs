@@ -10,10 +10,11 @@
 
 pub mod grpc;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, rng};
-use kestrel_core::{Problem, TrialRecord};
+use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, Suggester, rng};
+use kestrel_core::{Problem, SearchSpace, TrialRecord};
 
 /// A named proposal: one new trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,19 +56,31 @@ pub struct GetSuggestions<'a> {
 /// Checks that the experiment's algorithm and settings are usable (Katib
 /// `ValidateAlgorithmSettings`).
 pub fn validate(problem: &Problem) -> Result<(), AlgoError> {
-    kestrel_algorithms::build(&problem.algorithm, &problem.space, problem.max_trial_count)
-        .map(|_| ())
+    algorithm(problem).map(|_| ())
+}
+
+/// The problem's algorithm and the space its proposals must lie in: the experiment's
+/// parameters, or for NAS the parameters the NAS algorithm hands its trials.
+fn algorithm(problem: &Problem) -> Result<(Box<dyn Suggester>, Cow<'_, SearchSpace>), AlgoError> {
+    match &problem.nas_config {
+        Some(nas) => kestrel_algorithms::registry::build_nas(&problem.algorithm, nas)
+            .map(|(a, space)| (a, Cow::Owned(space))),
+        None => {
+            kestrel_algorithms::build(&problem.algorithm, &problem.space, problem.max_trial_count)
+                .map(|a| (a, Cow::Borrowed(&problem.space)))
+        }
+    }
 }
 
 /// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted, or
 /// waits for running trials when [`Batch::waiting`] is set.
 pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     let exp = req.problem;
-    let algorithm = kestrel_algorithms::build(&exp.algorithm, &exp.space, exp.max_trial_count)?;
+    let (algorithm, space) = algorithm(exp)?;
     let next = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
     let first_index = req.first_index.unwrap_or(next);
     let out = algorithm.suggest(&SuggestRequest {
-        space: &exp.space,
+        space: &space,
         objective: exp.objective.kind,
         history: req.trials,
         count: req.count,
@@ -84,7 +97,7 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     let mut taken: BTreeSet<String> = req.trials.iter().map(|t| t.name.clone()).collect();
     let mut named = Vec::with_capacity(out.proposals.len());
     for (i, proposal) in out.proposals.into_iter().enumerate() {
-        if !exp.space.contains(&proposal.assignments) {
+        if !space.contains(&proposal.assignments) {
             return Err(AlgoError::Internal(format!(
                 "{} proposed infeasible values {:?}",
                 exp.algorithm.name, proposal.assignments

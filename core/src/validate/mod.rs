@@ -30,6 +30,9 @@ pub trait AlgorithmCatalog {
         space: Option<&SearchSpace>,
         max_trial_count: Option<u32>,
     ) -> Vec<FieldError>;
+    /// Problems with `spec.algorithm` for a neural architecture search over `nas`
+    /// (`spec.nasConfig`); paths start with `spec.algorithm` or `spec.nasConfig`.
+    fn check_nas(&self, algorithm: &AlgorithmSpec, nas: &NasConfig) -> Vec<FieldError>;
     /// Problems with `spec.earlyStopping` (paths start with `spec.earlyStopping`).
     fn check_early_stopping(&self, early_stopping: &AlgorithmSpec) -> Vec<FieldError>;
 }
@@ -266,9 +269,12 @@ fn problem_parts(
         })
     });
     let algorithm = algorithm_spec(algorithm, "spec.algorithm", true, errs);
-    if let Some(a) = &algorithm {
-        let space_for_check = (space_ok && nas.is_none()).then_some(&space);
-        errs.extend(catalog.check_algorithm(a, space_for_check, max_trial_count));
+    match (&algorithm, &nas) {
+        (Some(a), Some(n)) => errs.extend(catalog.check_nas(a, n)),
+        (Some(a), None) => {
+            errs.extend(catalog.check_algorithm(a, space_ok.then_some(&space), max_trial_count))
+        }
+        (None, _) => {}
     }
     let early_stopping =
         early_stopping.and_then(|e| algorithm_spec(Some(e), "spec.earlyStopping", false, errs));
@@ -491,12 +497,9 @@ fn nas(raw: RawNasConfig, errs: &mut Vec<FieldError>) -> NasConfig {
             ));
             continue;
         };
-        if op.parameters.is_empty() {
-            errs.push(FieldError::new(
-                format!("{at}.parameters"),
-                format!("operation {ty:?} needs at least one parameter"),
-            ));
-        }
+        // Which operations need parameters is the NAS algorithm's call
+        // (AlgorithmCatalog::check_nas): Katib's own DARTS examples give a bare
+        // `skip_connection`.
         let space = params::search_space(&op.parameters, &format!("{at}.parameters"), errs);
         operations.push((ty.to_string(), space));
     }
