@@ -103,9 +103,7 @@ pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], limit: Option<usiz
             Cell::new(&tr.name),
             Cell::new(tr.state.as_str()),
         ];
-        row.push(Cell::new(
-            tr.objective.map(fmt_num).unwrap_or_else(|| "-".into()),
-        ));
+        row.push(Cell::new(objective_text(exp, tr, 40)));
         for m in &exp.objective.additional_metrics {
             let v = tr
                 .observation
@@ -150,13 +148,30 @@ pub fn counts_line(c: &TrialCounts) -> String {
     )
 }
 
+/// The trial's objective: the number, else the text it reported (at most `width`
+/// characters, e.g. a DARTS genotype), else `-`.
+pub fn objective_text(exp: &Experiment, t: &TrialRecord, width: usize) -> String {
+    match (t.objective, t.reported(&exp.objective.metric)) {
+        (Some(v), _) => fmt_num(v),
+        (None, Some(text)) if text != kestrel_core::metrics::UNAVAILABLE => {
+            if text.chars().count() > width {
+                let cut: String = text.chars().take(width.saturating_sub(1)).collect();
+                format!("{cut}…")
+            } else {
+                text.to_string()
+            }
+        }
+        (None, _) => "-".into(),
+    }
+}
+
 /// `metric=value (trial)` of the best trial, or `-`.
 pub fn best_line(exp: &Experiment, trials: &[TrialRecord]) -> String {
     match best_trial(exp, trials) {
         Some(t) => format!(
             "{}={} ({})",
             exp.objective.metric,
-            t.objective.map(fmt_num).unwrap_or_default(),
+            objective_text(exp, t, usize::MAX),
             t.name
         ),
         None => "-".into(),

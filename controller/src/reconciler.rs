@@ -85,11 +85,16 @@ pub struct Controller<E: TrialExecutor> {
     opts: Options,
 }
 
-/// The best trial of `trials` by `objective`, among those with an objective value.
+/// The best trial of `trials` by `objective`, among those with an objective value. When
+/// no trial has a numeric objective, the latest trial to complete with a textual one
+/// (Katib: string metrics, such as DARTS's genotype, are compared as "latest wins").
 pub fn best_trial<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Option<&'a TrialRecord> {
-    trials
-        .iter()
-        .filter(|t| matches!(t.state, TrialState::Succeeded | TrialState::EarlyStopped))
+    let done = || {
+        trials
+            .iter()
+            .filter(|t| matches!(t.state, TrialState::Succeeded | TrialState::EarlyStopped))
+    };
+    done()
         .filter_map(|t| t.objective.map(|v| (t, v)))
         .reduce(|best, cur| {
             if exp.objective.kind.better(cur.1, best.1) {
@@ -99,6 +104,11 @@ pub fn best_trial<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Option<&'a
             }
         })
         .map(|(t, _)| t)
+        .or_else(|| {
+            done()
+                .filter(|t| t.reported(&exp.objective.metric).is_some())
+                .max_by_key(|t| t.completed_at)
+        })
 }
 
 /// Checks what the local controller cannot run, before anything starts.
@@ -434,7 +444,10 @@ impl<E: TrialExecutor> Controller<E> {
                     log_path.display()
                 ),
             ),
-            (None, Some(0)) if t.objective.is_some() => {
+            // Katib: a reported objective succeeds the trial even when it is not a number.
+            (None, Some(0))
+                if t.objective.is_some() || t.reported(&exp.objective.metric).is_some() =>
+            {
                 (TrialState::Succeeded, "Trial has succeeded".to_string())
             }
             (None, Some(0)) => {

@@ -141,6 +141,14 @@ impl TrialRecord {
             objective: None,
         }
     }
+
+    /// The latest report of `metric`, numeric or not (a DARTS objective is a genotype).
+    pub fn reported(&self, metric: &str) -> Option<&str> {
+        self.observation
+            .iter()
+            .find(|o| o.name == metric)
+            .map(|o| o.latest.as_str())
+    }
 }
 
 /// An experiment's state: the type of its latest Katib condition.

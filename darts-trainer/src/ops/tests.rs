@@ -30,12 +30,14 @@ fn depthwise_matches_candles_grouped_convolution() {
     let x = seq((2, 3, 6, 6), 0.1);
     for (k, dil) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
         let w = seq((3, k * k, 1, 1), 0.05).reshape((3, k * k)).unwrap();
-        let ours = depthwise(&x, &w, k, dil).unwrap();
-        let pad = dil * (k - 1) / 2;
-        let theirs = x
-            .conv2d(&w.reshape((3, 1, k, k)).unwrap(), pad, 1, dil, 3)
-            .unwrap();
-        assert!(max_abs_diff(&ours, &theirs) < 1e-12, "k={k} dil={dil}");
+        for stride in [1, 2] {
+            let ours = depthwise(&x, &w, k, dil, stride).unwrap();
+            let pad = dil * (k - 1) / 2;
+            let theirs = x
+                .conv2d(&w.reshape((3, 1, k, k)).unwrap(), pad, stride, dil, 3)
+                .unwrap();
+            assert!(max_abs_diff(&ours, &theirs) < 1e-12, "k={k} dil={dil}");
+        }
     }
 }
 
@@ -47,7 +49,7 @@ fn pools_ignore_padding() {
         &Device::Cpu,
     )
     .unwrap();
-    let avg = avg_pool(&x, 3).unwrap().flatten_all().unwrap();
+    let avg = avg_pool(&x, 3, 1).unwrap().flatten_all().unwrap();
     // Corner (0,0) averages 1,2,4,5; the centre averages all nine.
     let v = avg.to_vec1::<f64>().unwrap();
     assert_eq!(v[0], 3.0);
@@ -59,6 +61,9 @@ fn pools_ignore_padding() {
         [5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0]
     );
     assert_eq!(subsample(&x).unwrap().dims(), [1, 1, 2, 2]);
+    // Stride 2 keeps the windows centred on rows and columns 0 and 2.
+    let avg2 = avg_pool(&x, 3, 2).unwrap().flatten_all().unwrap();
+    assert_eq!(avg2.to_vec1::<f64>().unwrap(), [3.0, 4.0, 6.0, 7.0]);
 }
 
 #[test]
