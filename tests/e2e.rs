@@ -1,6 +1,7 @@
 //! End-to-end tests: drive the real `kestrel` binary on real trial programs and check
 //! what it printed, its exit status, and what it left in the store.
 
+mod nas;
 mod server;
 mod util;
 
@@ -387,6 +388,7 @@ fn every_example_validates() {
         "digits/cmaes.yaml",
         "digits/hyperband.yaml",
         "digits/medianstop.yaml",
+        "nas/darts-cpu.yaml",
     ] {
         let out = k.run(&["validate", examples().join(f).to_str().unwrap()]);
         assert_code(&out, 0);
