@@ -36,7 +36,7 @@ fn tiny_search_prints_accuracy_per_epoch_then_a_genotype_that_trains() {
     assert!(out.status.success(), "{log}");
     let accs: Vec<f64> = log
         .lines()
-        .filter_map(|l| l.split("Validation-Accuracy=").nth(1))
+        .filter_map(|l| l.split(" Validation-Accuracy=").nth(1))
         .map(|v| v.parse().unwrap())
         .collect();
     assert_eq!(accs.len(), 2, "{log}");
