@@ -16,7 +16,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     kestrel_controller::reconciler::preflight(&exp)
         .map_err(|e| super::UsageError(format!("{}: {e}", a.file.display())))?;
     out!(
-        "{}: valid Experiment {:?}: {} {} ({}), {} parameters, algorithm {}, maxTrialCount {}, parallelTrialCount {}",
+        "{}: valid Experiment {:?}: {} {} ({}), {}, algorithm {}, maxTrialCount {}, parallelTrialCount {}",
         a.file.display(),
         exp.name,
         exp.objective.kind.as_str(),
@@ -24,7 +24,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         exp.objective
             .goal
             .map_or("no goal".to_string(), |g| format!("goal {g}")),
-        exp.space.len(),
+        match &exp.nas_config {
+            Some(nas) => format!(
+                "architecture search over {} operation types",
+                nas.operations.len()
+            ),
+            None => format!("{} parameters", exp.space.len()),
+        },
         exp.algorithm.name,
         exp.max_trial_count
             .map_or("unbounded".to_string(), |m| m.to_string()),

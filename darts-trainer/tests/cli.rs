@@ -97,3 +97,19 @@ fn bad_arguments_fail_naming_the_flag() {
     assert!(!out.status.success());
     assert!(text(&out).contains("--genotype"), "{}", text(&out));
 }
+
+#[test]
+fn second_order_search_runs() {
+    let out = run(&[
+        "--second-order",
+        "--algorithm-settings={'num_epochs': '1', 'num_nodes': '1', 'init_channels': '2', 'stem_multiplier': '1', 'batch_size': '512'}",
+        &format!("--search-space={SPACE}"),
+        "--num-layers=2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Best-Genotype=Genotype(normal=[[("),
+        "{}",
+        text(&out)
+    );
+}

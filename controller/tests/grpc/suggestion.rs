@@ -345,3 +345,89 @@ async fn hyperband_continues_across_a_server_restart_from_the_request_alone() {
     }
     second.shutdown().await;
 }
+
+/// Katib's darts-cpu experiment as its controller sends it.
+fn darts_experiment() -> pb::Experiment {
+    let op = |ty: &str, sizes: &[&str]| pb::Operation {
+        operation_type: ty.into(),
+        parameter_specs: (!sizes.is_empty()).then(|| pb::operation::ParameterSpecs {
+            parameters: vec![pb::ParameterSpec {
+                name: "filter_size".into(),
+                parameter_type: pb::ParameterType::Categorical.into(),
+                feasible_space: Some(pb::FeasibleSpace {
+                    list: sizes.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                }),
+            }],
+        }),
+    };
+    let mut exp = experiment("darts", vec![]);
+    let spec = exp.spec.as_mut().unwrap();
+    spec.parameter_specs = None;
+    spec.max_trial_count = 1;
+    spec.parallel_trial_count = 1;
+    spec.algorithm.as_mut().unwrap().algorithm_settings = vec![pb::AlgorithmSetting {
+        name: "num_epochs".into(),
+        value: "2".into(),
+    }];
+    spec.nas_config = Some(pb::NasConfig {
+        graph_config: Some(pb::GraphConfig {
+            num_layers: 3,
+            input_sizes: vec![],
+            output_sizes: vec![],
+        }),
+        operations: Some(pb::nas_config::Operations {
+            operation: vec![
+                op("separable_convolution", &["3"]),
+                op("dilated_convolution", &["3", "5"]),
+                op("skip_connection", &[]),
+            ],
+        }),
+    });
+    exp
+}
+
+#[tokio::test]
+async fn darts_answers_every_call_with_katibs_three_assignments() {
+    let s = Server::start().await;
+    let mut c = SuggestionClient::new(s.channel().await);
+    c.validate_algorithm_settings(pb::ValidateAlgorithmSettingsRequest {
+        experiment: Some(darts_experiment()),
+    })
+    .await
+    .unwrap();
+    let first = c
+        .get_suggestions(request(darts_experiment(), vec![], 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.parameter_assignments.len(), 1);
+    let a = &first.parameter_assignments[0];
+    let get = |n: &str| {
+        a.assignments
+            .iter()
+            .find(|p| p.name == n)
+            .map(|p| p.value.clone())
+            .unwrap()
+    };
+    assert!(get("algorithm-settings").starts_with("{'num_epochs': '2', 'w_lr': 0.025,"));
+    assert_eq!(
+        get("search-space"),
+        "['separable_convolution_3x3', 'dilated_convolution_3x3', \
+         'dilated_convolution_5x5', 'skip_connection']"
+    );
+    assert_eq!(get("num-layers"), "3");
+    // A second call (Katib's own DARTS service fails here) gives the same assignments.
+    let trial = katib_trial(a, TrialConditionType::Running, 0.0);
+    let second = c
+        .get_suggestions(request(darts_experiment(), vec![trial], 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.parameter_assignments.len(), 2);
+    for b in &second.parameter_assignments {
+        assert_eq!(b.assignments, a.assignments);
+        assert_ne!(b.trial_name, a.trial_name);
+    }
+    s.shutdown().await;
+}
