@@ -445,9 +445,7 @@ impl<E: TrialExecutor> Controller<E> {
                 ),
             ),
             // Katib: a reported objective succeeds the trial even when it is not a number.
-            (None, Some(0))
-                if t.objective.is_some() || t.reported(&exp.objective.metric).is_some() =>
-            {
+            (None, Some(0)) if t.reported(&exp.objective.metric).is_some() => {
                 (TrialState::Succeeded, "Trial has succeeded".to_string())
             }
             (None, Some(0)) => {

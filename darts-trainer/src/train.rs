@@ -43,15 +43,7 @@ impl Sgd {
 
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         let gs: Vec<Option<&Tensor>> = self.vars.iter().map(|v| grads.get(v)).collect();
-        let mut sq = 0.0;
-        for g in gs.iter().flatten() {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-        }
-        let norm = sq.sqrt();
+        let norm = l2_norm(gs.iter().flatten().copied())?;
         let scale = if self.clip > 0.0 && norm > self.clip {
             self.clip / (norm + 1e-6)
         } else {
@@ -112,6 +104,19 @@ impl Adam {
         }
         Ok(())
     }
+}
+
+/// The Euclidean norm of all entries of `tensors` together.
+fn l2_norm<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> Result<f64> {
+    let mut sq = 0.0;
+    for t in tensors {
+        sq += t
+            .sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+    }
+    Ok(sq.sqrt())
 }
 
 /// The learning rate of epoch `epoch` of `epochs`: cosine from `max` down to `min`.
@@ -238,7 +243,7 @@ pub fn search(
     let mut sgd = Sgd::new(weights.vars(), s);
     let mut adam = Adam::new(arch.vars(), s.alpha_lr, s.alpha_weight_decay)?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut outcome: Option<Outcome> = None;
+    let mut best: Option<(Genotype, f64)> = None;
     let mut epochs = Vec::new();
     for epoch in 0..s.num_epochs {
         let lr = cosine_lr(s.w_lr, s.w_lr_min, epoch, s.num_epochs);
@@ -282,21 +287,17 @@ pub fn search(
             genotype: genotype.clone(),
         };
         on_epoch(&e);
-        if outcome
-            .as_ref()
-            .is_none_or(|o| valid_accuracy >= o.best_accuracy)
-        {
-            outcome = Some(Outcome {
-                best: genotype,
-                best_accuracy: valid_accuracy,
-                epochs: vec![],
-            });
+        if best.as_ref().is_none_or(|b| valid_accuracy >= b.1) {
+            best = Some((genotype, valid_accuracy));
         }
         epochs.push(e);
     }
-    let mut out = outcome.ok_or(candle_core::Error::Msg("no epochs".into()))?;
-    out.epochs = epochs;
-    Ok(out)
+    let (best, best_accuracy) = best.ok_or(candle_core::Error::Msg("no epochs".into()))?;
+    Ok(Outcome {
+        best,
+        best_accuracy,
+        epochs,
+    })
 }
 
 fn softmax_rows(alpha: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -346,15 +347,7 @@ fn unrolled_alpha_grads(
         .iter()
         .map(|v| grad_of(&gv, v))
         .collect::<candle_core::Result<_>>()?;
-    let mut sq = 0.0;
-    for d in &dw {
-        sq += d
-            .sqr()?
-            .sum_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
-    }
-    let eps = 0.01 / sq.sqrt().max(1e-12);
+    let eps = 0.01 / l2_norm(&dw)?.max(1e-12);
     let at = |sign: f64| -> Result<Vec<Tensor>> {
         for ((v, w), d) in vars.iter().zip(&saved).zip(&dw) {
             v.set(&(w + (d * (sign * eps))?)?)?;
