@@ -20,6 +20,7 @@
 
 pub mod acquisition;
 pub mod kernel;
+pub mod linalg;
 pub mod model;
 
 use kestrel_core::{Domain, SearchSpace};

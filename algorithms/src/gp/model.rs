@@ -1,7 +1,7 @@
 //! Gaussian-process regression: standardised outputs, Matérn 5/2 ARD kernel, Gaussian
 //! noise, hyperparameters fitted by maximising the log marginal likelihood plus weak
 //! log-normal priors (L-BFGS from `argmin`, analytic gradients), and the posterior by a
-//! Cholesky factorisation (`nalgebra`).
+//! Cholesky factorisation ([`super::linalg`], blocked over `nalgebra`'s GEMM).
 //!
 //! Priors (in log space): lengthscales `ln ℓ ~ N(√2 + ln(d)/2, 3)` (the dimension-scaled
 //! prior of Hvarfner et al., 2024, which keeps high-dimensional fits from overfitting),
@@ -11,9 +11,10 @@
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
-use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
+use nalgebra::{DMatrix, DVector};
 
 use super::kernel::Matern52;
+use super::linalg::CholInv;
 
 const NOISE_FLOOR: f64 = 1e-8;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -50,41 +51,16 @@ fn kernel_of(theta: &[f64], categorical: &[bool]) -> (Matern52, f64) {
 
 /// `ln p(y)` of a GP from the Cholesky factor of its Gram matrix and `α = K⁻¹y`:
 /// `−½ yᵀα − Σ ln L_ii − ½ n ln 2π`.
-fn log_marginal(chol: &Cholesky<f64, Dyn>, y: &DVector<f64>, alpha: &DVector<f64>) -> f64 {
-    let half_log_det: f64 = chol.l_dirty().diagonal().iter().map(|v| v.ln()).sum();
-    -0.5 * y.dot(alpha) - half_log_det - 0.5 * y.len() as f64 * LN_2PI
-}
-
-/// Inverse of a lower-triangular matrix (whose upper part is ignored) by column-oriented
-/// forward substitution on contiguous columns: `n³/6` multiply-adds.
-fn lower_inverse(l: &DMatrix<f64>) -> DMatrix<f64> {
-    let n = l.nrows();
-    let ls = l.as_slice(); // column-major: (i, k) at k * n + i
-    let mut out = DMatrix::zeros(n, n);
-    let xs = out.as_mut_slice();
-    for j in 0..n {
-        let x = &mut xs[j * n..(j + 1) * n];
-        x[j] = 1.0;
-        for k in j..n {
-            let xk = x[k] / ls[k * n + k];
-            x[k] = xk;
-            if xk != 0.0 {
-                let col = &ls[k * n + k + 1..(k + 1) * n];
-                for (xi, lik) in x[k + 1..].iter_mut().zip(col) {
-                    *xi -= lik * xk;
-                }
-            }
-        }
-    }
-    out
+fn log_marginal(chol: &CholInv, y: &DVector<f64>, alpha: &DVector<f64>) -> f64 {
+    -0.5 * y.dot(alpha) - chol.half_log_det() - 0.5 * y.len() as f64 * LN_2PI
 }
 
 /// Cholesky factor of the Gram matrix, adding jitter to the noise until it succeeds;
 /// returns the factor and the noise actually used.
-fn factor(k: &Matern52, noise: f64, x: &[Vec<f64>]) -> Option<(Cholesky<f64, Dyn>, f64)> {
+fn factor(k: &Matern52, noise: f64, x: &[Vec<f64>]) -> Option<(CholInv, f64)> {
     let mut extra = 0.0;
     for _ in 0..6 {
-        if let Some(c) = gram(k, noise + extra, x).cholesky() {
+        if let Some(c) = CholInv::new(&gram(k, noise + extra, x)) {
             return Some((c, noise + extra));
         }
         extra = if extra == 0.0 {
@@ -334,7 +310,7 @@ impl Gp {
         let (chol, noise) = factor(&kernel, noise, &x)?;
         let alpha = chol.solve(&ys);
         let lml = log_marginal(&chol, &ys, &alpha);
-        let l_inv = lower_inverse(chol.l_dirty());
+        let l_inv = chol.l_inv;
         Some(Gp {
             x,
             kernel,

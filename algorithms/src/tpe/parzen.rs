@@ -51,10 +51,22 @@ pub fn norm_cdf(z: f64) -> f64 {
     }
 }
 
+/// Mass of `N(mu, sigma)` inside `[0, 1]`. When both edges are at least 8.5σ away the
+/// mass rounds to exactly 1 (the tails hold under 1e-17 each, below half an ulp of 1), so
+/// the two CDFs are skipped: bit-identical, and most kernels of a large history qualify.
+pub fn trunc_mass(mu: f64, sigma: f64) -> f64 {
+    let (lo, hi) = (-mu / sigma, (1.0 - mu) / sigma);
+    if lo <= -8.5 && hi >= 8.5 {
+        1.0
+    } else {
+        norm_cdf(hi) - norm_cdf(lo)
+    }
+}
+
 /// Log density of `N(mu, sigma)` truncated to `[0, 1]` at `x`.
 pub fn trunc_norm_log_pdf(x: f64, mu: f64, sigma: f64) -> f64 {
     let z = (x - mu) / sigma;
-    let mass = norm_cdf((1.0 - mu) / sigma) - norm_cdf(-mu / sigma);
+    let mass = trunc_mass(mu, sigma);
     -0.5 * z * z - LN_SQRT_2PI - sigma.ln() - mass.max(1e-300).ln()
 }
 
@@ -149,7 +161,7 @@ impl Kernel {
     /// As [`Kernel::numeric`] with `ln sigma` supplied (many kernels share the clipped
     /// minimum bandwidth, and a logarithm costs more than the rest of the kernel).
     fn numeric_with_ln_sigma(mu: f64, sigma: f64, ln_sigma: f64) -> Kernel {
-        let mass = norm_cdf((1.0 - mu) / sigma) - norm_cdf(-mu / sigma);
+        let mass = trunc_mass(mu, sigma);
         let ln_mass = if mass == 1.0 {
             0.0
         } else {
@@ -415,12 +427,17 @@ fn neighbour_sigmas(mus: &[f64]) -> Vec<f64> {
     neighbour_sigmas_in(mus, &sorted_order(mus))
 }
 
-/// Indices of `mus` in ascending order (sorting `(value, index)` pairs, which is faster
-/// than sorting indices through the slice).
+/// Indices of `mus` (unit coordinates) in ascending order. Sorts `(bits, index)` integer
+/// pairs, which is faster than comparing floats through the slice: for non-negative
+/// floats the bit patterns order like the values (`+ 0.0` turns a `-0.0` into `0.0`).
 fn sorted_order(mus: &[f64]) -> Vec<usize> {
-    let mut pairs: Vec<(f64, usize)> = mus.iter().copied().zip(0..).collect();
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    pairs.into_iter().map(|p| p.1).collect()
+    let mut pairs: Vec<(u64, u32)> = mus
+        .iter()
+        .zip(0u32..)
+        .map(|(m, i)| ((m.max(0.0) + 0.0).to_bits(), i))
+        .collect();
+    pairs.sort_unstable();
+    pairs.into_iter().map(|p| p.1 as usize).collect()
 }
 
 /// [`neighbour_sigmas`] with the ascending order of `mus` given.
