@@ -9,21 +9,29 @@ no-stopping runs' final quality (median over seeds of their best accuracy), and 
 ratio of epochs (no stopping / method) as the speed-up.
 
     python3 bench/early_stopping.py --kestrel target/release/kestrel --seeds 5
+    python3 bench/early_stopping.py --epochs 27 --seeds 5     # a longer training horizon
+
+Every method gets exactly the same budget: 9 trials x --epochs epochs. Each run is stopped
+(SIGTERM, as Ctrl-C) as soon as the store holds that many epoch reports, so no method runs
+past the budget and maxTrialCount is only a safety bound.
 """
 
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIGITS = os.path.join(HERE, "..", "examples", "digits")
-EPOCHS = 9  # per trial without stopping; Hyperband's r_l
+EPOCHS = 9  # per trial without stopping; Hyperband's r_l (--epochs)
+TRIALS = 9  # trials without stopping: the budget is TRIALS x EPOCHS epochs
 
 STOP = {
     "median": "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n"
@@ -33,13 +41,13 @@ STOP = {
             "      - name: min_resource\n        value: \"1\"\n      - name: eta\n        value: \"3\"\n",
 }
 
-# method -> (algorithm, early stopping, maxTrialCount)
+# method -> (algorithm, early stopping, maxTrialCount); runs end at the epoch budget.
 METHODS = {
-    "none": ("random", None, 9),
-    "median": ("random", "median", 40),
-    "hyperband": ("hyperband", None, 22),
-    "asha": ("random", "asha", 40),
-    "tpe+asha": ("tpe", "asha", 40),
+    "none": ("random", None, TRIALS),
+    "median": ("random", "median", 500),
+    "hyperband": ("hyperband", None, 500),
+    "asha": ("random", "asha", 500),
+    "tpe+asha": ("tpe", "asha", 500),
 }
 
 
@@ -48,6 +56,9 @@ def experiment(method, name):
     if algorithm == "hyperband":
         text = open(os.path.join(DIGITS, "hyperband.yaml")).read()
         text = text.replace("name: digits-hyperband", "name: " + name)
+        text = text.replace('value: "%d"' % 9, 'value: "%d"' % EPOCHS, 1)  # r_l
+        text = text.replace('max: "9"', 'max: "%d"' % EPOCHS)  # the epochs parameter
+        text = text.replace("maxTrialCount: 22", "maxTrialCount: %d" % max_trials)
         return text
     text = open(os.path.join(DIGITS, "random.yaml")).read()
     text = text.replace("name: digits-random", "name: " + name)
@@ -68,46 +79,78 @@ def when(stamp):
 
 
 def accuracy_stream(store, name):
-    db = sqlite3.connect(os.path.join(store, "kestrel.db"))
-    rows = db.execute(
-        "SELECT m.time, m.value, m.id FROM metric_logs m JOIN trials t ON m.trial = t.name "
-        "WHERE t.experiment = ? AND m.name = 'Validation-accuracy'", (name,)).fetchall()
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(store, "kestrel.db"), uri=True)
+    try:
+        rows = _rows(db, name)
+    finally:
+        db.close()
     rows = [(when(t), float(v), i) for t, v, i in rows if v != "unavailable"]
     rows.sort(key=lambda r: (r[0], r[2]))
     return [v for _, v, _ in rows]
 
 
-def run(kestrel, method, seed, store):
+def _rows(db, name):
+    return db.execute(
+        "SELECT m.time, m.value, m.id FROM metric_logs m JOIN trials t ON m.trial = t.name "
+        "WHERE t.experiment = ? AND m.name = 'Validation-accuracy'", (name,)).fetchall()
+
+
+def reports(store, name):
+    """Epoch reports stored so far (0 while the store does not exist yet)."""
+    try:
+        return len(accuracy_stream(store, name))
+    except sqlite3.Error:
+        return 0
+
+
+def run(kestrel, method, seed, store, budget):
     name = "es-%s-%d" % (method.replace("+", "-"), seed)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=DIGITS, delete=False) as f:
         f.write(experiment(method, name))
         path = f.name
     try:
-        out = subprocess.run([kestrel, "run", path, "--store", store, "--seed", str(seed),
-                              "--output", "json"], capture_output=True, text=True)
+        proc = subprocess.Popen([kestrel, "run", path, "--store", store, "--seed", str(seed),
+                                 "--output", "json"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if reports(store, name) >= budget:
+                proc.send_signal(signal.SIGTERM)  # stops the trials; kestrel exits 1
+                break
+        _, err = proc.communicate()
     finally:
         os.unlink(path)
-    if out.returncode not in (0, 1):
-        sys.exit("kestrel run failed for %s seed %d:\n%s" % (method, seed, out.stderr))
+    if proc.returncode not in (0, 1):
+        sys.exit("kestrel run failed for %s seed %d:\n%s" % (method, seed, err))
     return accuracy_stream(store, name)
 
 
 def main():
+    global EPOCHS
     ap = argparse.ArgumentParser()
     ap.add_argument("--kestrel", default=os.path.join(HERE, "..", "target", "release", "kestrel"))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--out", default=None, help="append JSON lines here")
+    ap.add_argument("--epochs", type=int, default=EPOCHS,
+                    help="epochs per trial without stopping (Hyperband's r_l)")
+    ap.add_argument("--asha-eta", type=int, default=3)
+    ap.add_argument("--asha-min-resource", type=int, default=1)
     args = ap.parse_args()
+    EPOCHS = args.epochs
+    STOP["asha"] = STOP["asha"].replace('value: "1"', 'value: "%d"' % args.asha_min_resource) \
+        .replace('value: "3"', 'value: "%d"' % args.asha_eta)
     methods = args.methods.split(",")
-    budget = METHODS["none"][2] * EPOCHS
+    budget = TRIALS * EPOCHS
     store = tempfile.mkdtemp(prefix="kestrel-es-bench-")
     streams = {m: [] for m in methods}
     for seed in range(1, args.seeds + 1):
         for m in methods:
-            s = run(args.kestrel, m, seed, store)
+            s = run(args.kestrel, m, seed, store, budget)
             streams[m].append(s)
             line = {"bench": "early-stopping", "method": m, "seed": seed, "epochs": len(s),
+                    "epochs_per_trial": EPOCHS, "asha_eta": args.asha_eta,
+                    "asha_min_resource": args.asha_min_resource,
                     "best_in_budget": max(s[:budget], default=None), "budget": budget}
             print(json.dumps(line), flush=True)
             if args.out:

@@ -84,11 +84,18 @@ enum Cmd {
     },
 }
 
-fn spec(name: &str) -> AlgorithmSpec {
-    AlgorithmSpec {
-        name: name.to_string(),
-        settings: vec![],
-    }
+/// An algorithm by name, optionally with settings: `name:key=value:key=value` (for
+/// trying settings from the command line; the full string labels the results).
+fn spec(method: &str) -> AlgorithmSpec {
+    let mut parts = method.split(':');
+    let name = parts.next().unwrap_or_default().to_string();
+    let settings = parts
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    AlgorithmSpec { name, settings }
 }
 
 /// A request for one proposal (trial `first_index`) in a minimisation benchmark.
