@@ -32,14 +32,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DIGITS = os.path.join(HERE, "..", "examples", "digits")
 EPOCHS = 9  # per trial without stopping; Hyperband's r_l (--epochs)
 TRIALS = 9  # trials without stopping: the budget is TRIALS x EPOCHS epochs
+PARALLEL = 1  # trials at a time (--parallel)
 
 STOP = {
     "median": "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n"
               "      - name: min_trials_required\n        value: \"3\"\n"
               "      - name: start_step\n        value: \"2\"\n",
-    "asha": "  earlyStopping:\n    algorithmName: asha\n    algorithmSettings:\n"
-            "      - name: min_resource\n        value: \"1\"\n      - name: eta\n        value: \"3\"\n",
 }
+ASHA = ("  earlyStopping:\n    algorithmName: asha\n    algorithmSettings:\n"
+        "      - name: min_resource\n        value: \"%d\"\n      - name: eta\n        value: \"%d\"\n")
+STOP["asha"] = ASHA % (1, 3)
 
 # method -> (algorithm, early stopping, maxTrialCount); runs end at the epoch budget.
 METHODS = {
@@ -59,12 +61,14 @@ def experiment(method, name):
         text = text.replace('value: "%d"' % 9, 'value: "%d"' % EPOCHS, 1)  # r_l
         text = text.replace('max: "9"', 'max: "%d"' % EPOCHS)  # the epochs parameter
         text = text.replace("maxTrialCount: 22", "maxTrialCount: %d" % max_trials)
+        text = text.replace("parallelTrialCount: 3", "parallelTrialCount: %d" % PARALLEL)
         return text
     text = open(os.path.join(DIGITS, "random.yaml")).read()
     text = text.replace("name: digits-random", "name: " + name)
     text = text.replace("    algorithmName: random\n", "    algorithmName: %s\n" % algorithm)
     text = text.replace("  parallelTrialCount: 2\n  maxTrialCount: 12\n  maxFailedTrialCount: 3\n",
-                        "  parallelTrialCount: 3\n  maxTrialCount: %d\n  maxFailedTrialCount: 6\n" % max_trials)
+                        "  parallelTrialCount: %d\n  maxTrialCount: %d\n  maxFailedTrialCount: 6\n"
+                        % (PARALLEL, max_trials))
     text = text.replace("--epochs=4", "--epochs=%d" % EPOCHS)
     if stop:
         text = text.replace("  parallelTrialCount:", STOP[stop] + "  parallelTrialCount:", 1)
@@ -125,37 +129,8 @@ def run(kestrel, method, seed, store, budget):
     return accuracy_stream(store, name)
 
 
-def main():
-    global EPOCHS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kestrel", default=os.path.join(HERE, "..", "target", "release", "kestrel"))
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--out", default=None, help="append JSON lines here")
-    ap.add_argument("--epochs", type=int, default=EPOCHS,
-                    help="epochs per trial without stopping (Hyperband's r_l)")
-    ap.add_argument("--asha-eta", type=int, default=3)
-    ap.add_argument("--asha-min-resource", type=int, default=1)
-    args = ap.parse_args()
-    EPOCHS = args.epochs
-    STOP["asha"] = STOP["asha"].replace('value: "1"', 'value: "%d"' % args.asha_min_resource) \
-        .replace('value: "3"', 'value: "%d"' % args.asha_eta)
-    methods = args.methods.split(",")
-    budget = TRIALS * EPOCHS
-    store = tempfile.mkdtemp(prefix="kestrel-es-bench-")
-    streams = {m: [] for m in methods}
-    for seed in range(1, args.seeds + 1):
-        for m in methods:
-            s = run(args.kestrel, m, seed, store, budget)
-            streams[m].append(s)
-            line = {"bench": "early-stopping", "method": m, "seed": seed, "epochs": len(s),
-                    "epochs_per_trial": EPOCHS, "asha_eta": args.asha_eta,
-                    "asha_min_resource": args.asha_min_resource,
-                    "best_in_budget": max(s[:budget], default=None), "budget": budget}
-            print(json.dumps(line), flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(dict(line, stream=s)) + "\n")
+def report(streams, budget):
+    """Prints the comparison table for {method: [stream per seed]}."""
     if "none" not in streams:
         return
     target = statistics.median(max(s[:budget]) for s in streams["none"])
@@ -169,13 +144,61 @@ def main():
     base = statistics.median([to_reach(s) or budget for s in streams["none"]])
     print("\nbudget %d epochs; target = no-stopping median final accuracy %.4f" % (budget, target))
     print("%-10s %14s %18s %14s %10s" % ("method", "best (median)", "epochs to target", "reached", "speed-up"))
-    for m in methods:
-        best = statistics.median(max(s[:budget]) for s in streams[m])
-        reach = [to_reach(s) for s in streams[m]]
+    for m, runs in streams.items():
+        best = statistics.median(max(s[:budget]) for s in runs)
+        reach = [to_reach(s) for s in runs]
         hit = [r for r in reach if r is not None]
         # Seeds that never reach the target count as the whole budget (a conservative median).
         med = statistics.median([r if r is not None else budget for r in reach])
         print("%-10s %14.4f %18.1f %11d/%-2d %9.2fx" % (m, best, med, len(hit), len(reach), base / med))
+
+
+def main():
+    global EPOCHS, PARALLEL
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kestrel", default=os.path.join(HERE, "..", "target", "release", "kestrel"))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--out", default=None, help="append JSON lines here")
+    ap.add_argument("--epochs", type=int, default=EPOCHS,
+                    help="epochs per trial without stopping (Hyperband's r_l)")
+    ap.add_argument("--asha-eta", type=int, default=3)
+    ap.add_argument("--asha-min-resource", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=PARALLEL,
+                    help="parallelTrialCount (1, as Optuna's reference run, by default)")
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--report", nargs="+", metavar="JSONL",
+                    help="only print the table of earlier --out files")
+    args = ap.parse_args()
+    if args.report:
+        streams, budget = {}, None
+        for path in args.report:
+            for line in open(path):
+                r = json.loads(line)
+                budget = r["budget"]
+                streams.setdefault(r["method"], []).append(r["stream"])
+        report(streams, budget)
+        return
+    EPOCHS = args.epochs
+    PARALLEL = args.parallel
+    STOP["asha"] = ASHA % (args.asha_min_resource, args.asha_eta)
+    methods = args.methods.split(",")
+    budget = TRIALS * EPOCHS
+    store = tempfile.mkdtemp(prefix="kestrel-es-bench-")
+    streams = {m: [] for m in methods}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for m in methods:
+            s = run(args.kestrel, m, seed, store, budget)
+            streams[m].append(s)
+            line = {"bench": "early-stopping", "method": m, "seed": seed, "epochs": len(s),
+                    "epochs_per_trial": EPOCHS, "asha_eta": args.asha_eta,
+                    "asha_min_resource": args.asha_min_resource, "parallel": PARALLEL,
+                    "best_in_budget": max(s[:budget], default=None), "budget": budget}
+            print(json.dumps(line), flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(dict(line, stream=s)) + "\n")
+    report(streams, budget)
 
 
 if __name__ == "__main__":
