@@ -5,7 +5,7 @@
 //!
 //! With `A = [[A₁₁, ·], [A₂₁, A₂₂]]`: `L₁₁ = chol(A₁₁)`, `L₂₁ = A₂₁ L₁₁⁻ᵀ`,
 //! `L₂₂ = chol(A₂₂ − L₂₁ L₂₁ᵀ)`, and `L⁻¹ = [[L₁₁⁻¹, 0], [−L₂₂⁻¹ L₂₁ L₁₁⁻¹, L₂₂⁻¹]]`.
-//! Blocks of at most [`BASE`] rows use nalgebra's own factorisation.
+//! Blocks of at most `BASE` (64) rows use nalgebra's own factorisation.
 
 use nalgebra::{DMatrix, DVector};
 
