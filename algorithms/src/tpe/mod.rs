@@ -148,13 +148,15 @@ fn split<'a>(
     let n_below = ((gamma * n as f64).ceil() as usize).clamp(1, 25).min(n);
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_unstable_by(|&a, &b| completed[a].y.total_cmp(&completed[b].y).then(a.cmp(&b)));
+    let mut below_idx = order[..n_below].to_vec();
+    below_idx.sort_unstable();
     let mut is_below = vec![false; n];
-    for &i in &order[..n_below] {
+    for &i in &below_idx {
         is_below[i] = true;
     }
-    let below: Vec<&[f64]> = (0..n)
-        .filter(|&i| is_below[i])
-        .map(|i| completed[i].x.as_slice())
+    let below: Vec<&[f64]> = below_idx
+        .iter()
+        .map(|&i| completed[i].x.as_slice())
         .collect();
     let above: Vec<&[f64]> = (0..n)
         .filter(|&i| !is_below[i])
@@ -163,10 +165,7 @@ fn split<'a>(
         .collect();
     let wb = match (weighting, order.get(n_below)) {
         (Weighting::Improvement, Some(&first_above)) => {
-            let ys: Vec<f64> = (0..n)
-                .filter(|&i| is_below[i])
-                .map(|i| completed[i].y)
-                .collect();
+            let ys: Vec<f64> = below_idx.iter().map(|&i| completed[i].y).collect();
             improvement_weights(&ys, completed[first_above].y)
                 .unwrap_or_else(|| recency_weights(below.len()))
         }
@@ -246,16 +245,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn split_puts_the_best_below_and_pending_above() {
-        let obs: Vec<Observation> = [5.0, 1.0, 3.0, 0.5, 9.0, 2.0, 7.0, 4.0, 6.0, 8.0, 10.0]
-            .iter()
+    /// Observation `i` at `x = i/10` with value `ys[i]`.
+    fn on_a_line(ys: &[f64]) -> Vec<Observation> {
+        ys.iter()
             .enumerate()
             .map(|(i, y)| Observation {
                 x: vec![i as f64 / 10.0],
                 y: *y,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn split_puts_the_best_below_and_pending_above() {
+        let obs = on_a_line(&[5.0, 1.0, 3.0, 0.5, 9.0, 2.0, 7.0, 4.0, 6.0, 8.0, 10.0]);
         let pending = vec![vec![0.99]];
         let [(below, _), (above, wa)] = split(&obs, &pending, 0.2, Weighting::Recency);
         // ceil(0.2 * 11) = 3 best: y = 0.5 (x 0.3), 1 (x 0.1), 2 (x 0.5), in trial order.
@@ -267,14 +270,7 @@ mod tests {
 
     #[test]
     fn improvement_weights_are_margins_below_the_split_with_mean_one() {
-        let obs: Vec<Observation> = [5.0, 1.0, 3.0, 0.5, 9.0, 2.0]
-            .iter()
-            .enumerate()
-            .map(|(i, y)| Observation {
-                x: vec![i as f64 / 10.0],
-                y: *y,
-            })
-            .collect();
+        let obs = on_a_line(&[5.0, 1.0, 3.0, 0.5, 9.0, 2.0]);
         // ceil(0.5 * 6) = 3 below (y 1, 0.5, 2 in trial order); the split is y = 3, so
         // the margins are 2, 2.5, 1 (mean 11/6).
         let [(below, wb), (above, wa)] = split(&obs, &[], 0.5, Weighting::Improvement);
