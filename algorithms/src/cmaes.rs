@@ -16,6 +16,11 @@
 //! (`none`, the default; `ipop`: population doubles at each restart; `bipop`: restarts
 //! alternate between a doubled population and the default one with a smaller step),
 //! `random_state`. Like Katib's goptuna service, at least two numeric parameters are needed.
+//!
+//! kestrel's own setting `surrogate`: `none` (the default, plain CMA-ES as above) or `lq`,
+//! lq-CMA-ES ([`lq`]): each generation is ranked by a linear-quadratic model of all
+//! evaluations, and only as many of its candidates are run as the model needs to rank the
+//! evaluated ones right, often one or two instead of `λ`.
 
 use kestrel_core::{Domain, SearchSpace, TrialRecord, TrialState};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
@@ -42,6 +47,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "restart_strategy",
         kind: Kind::Choice(&["none", "ipop", "bipop"]),
     },
+    SettingSpec {
+        name: "popsize",
+        kind: Kind::Int { min: 2 },
+    },
+    SettingSpec {
+        name: "surrogate",
+        kind: Kind::Choice(&["none", "lq"]),
+    },
     RANDOM_STATE,
 ];
 
@@ -62,6 +75,17 @@ pub struct CmaEs {
     sigma0: f64,
     restart: Restart,
     numeric: Vec<usize>,
+    surrogate: bool,
+    popsize: Option<usize>,
+}
+
+/// What a trial in the history says about its point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Not finished yet.
+    Pending,
+    /// Finished: its minimised value, `+inf` when it failed or gave no finite value.
+    Value(f64),
 }
 
 impl CmaEs {
@@ -93,6 +117,8 @@ impl CmaEs {
             sigma0: s.float("sigma").unwrap_or(1.0 / 6.0),
             restart,
             numeric,
+            surrogate: s.choice("surrogate") == Some("lq"),
+            popsize: s.int("popsize").and_then(|v| usize::try_from(v).ok()),
         })
     }
 }
@@ -278,7 +304,7 @@ impl CmaEs {
     /// Replays the completed generations of `history`; returns the state to sample from.
     fn replay(&self, space: &SearchSpace, history: &[TrialRecord], seed: u64) -> State {
         let n = self.numeric.len();
-        let base = default_lambda(n);
+        let base = self.base_lambda();
         let mut restart = 0;
         let mut state = self.initial(seed, 0, base, n);
         let mut start = 0;
@@ -289,33 +315,75 @@ impl CmaEs {
             }
             let mut pop = Vec::with_capacity(state.lambda);
             for t in &history[start..end] {
-                let y = match t.state {
-                    TrialState::Created | TrialState::Running => return state,
-                    TrialState::Succeeded | TrialState::EarlyStopped => t
-                        .objective
-                        .filter(|v| v.is_finite())
-                        .unwrap_or(f64::INFINITY),
-                    _ => f64::INFINITY,
-                };
-                let x: Option<Vec<f64>> = self
-                    .numeric
-                    .iter()
-                    .map(|&i| {
-                        t.assignments
-                            .get(&space.params[i].name)
-                            .and_then(|v| encode(&space.params[i], v))
-                    })
-                    .collect();
-                let Some(x) = x else { return state };
-                pop.push((DVector::from_vec(x), y));
+                match self.observe(space, t) {
+                    Some((x, Outcome::Value(y))) => pop.push((x, y)),
+                    _ => return state,
+                }
             }
             state.update(pop);
             start = end;
-            if self.restart != Restart::None && state.converged() {
-                restart += 1;
-                state = self.initial(seed, restart, base, n);
-            }
+            self.after_generation(&mut state, &mut restart, seed, base);
         }
+    }
+
+    /// The population of the first run: `popsize`, or `4 + ⌊3 ln n⌋`.
+    fn base_lambda(&self) -> usize {
+        self.popsize
+            .unwrap_or_else(|| default_lambda(self.numeric.len()))
+    }
+
+    /// Starts the next run when a restart strategy is set and `state` has converged.
+    fn after_generation(&self, state: &mut State, restart: &mut u32, seed: u64, base: usize) {
+        if self.restart != Restart::None && state.converged() {
+            *restart += 1;
+            *state = self.initial(seed, *restart, base, self.numeric.len());
+        }
+    }
+
+    /// A trial's numeric point on the unit cube and its outcome; `None` when a numeric
+    /// parameter is missing or out of its domain.
+    fn observe(&self, space: &SearchSpace, t: &TrialRecord) -> Option<(DVector<f64>, Outcome)> {
+        let x: Option<Vec<f64>> = self
+            .numeric
+            .iter()
+            .map(|&i| {
+                t.assignments
+                    .get(&space.params[i].name)
+                    .and_then(|v| encode(&space.params[i], v))
+            })
+            .collect();
+        let outcome = match t.state {
+            TrialState::Created | TrialState::Running => Outcome::Pending,
+            TrialState::Succeeded | TrialState::EarlyStopped => Outcome::Value(
+                t.objective
+                    .filter(|v| v.is_finite())
+                    .unwrap_or(f64::INFINITY),
+            ),
+            _ => Outcome::Value(f64::INFINITY),
+        };
+        Some((DVector::from_vec(x?), outcome))
+    }
+
+    /// Decodes a numeric point (and draws the categorical parameters from their prior).
+    fn assignments(
+        &self,
+        space: &SearchSpace,
+        x: &DVector<f64>,
+        rng: &mut StdRng,
+    ) -> kestrel_core::Assignments {
+        let mut it = x.iter();
+        space
+            .params
+            .iter()
+            .map(|p| {
+                let u = if matches!(p.domain, Domain::Categorical { .. }) {
+                    sample_unit(prior(p), rng)
+                } else {
+                    it.next().copied().unwrap_or(0.5)
+                };
+                (p.name.clone(), decode(p, u))
+            })
+            .collect()
     }
 }
 
@@ -333,25 +401,23 @@ impl Suggester for CmaEs {
                 t
             })
             .collect();
+        if self.surrogate {
+            let at = self.replay_lq(req.space, &oriented, req.seed);
+            let mut open = at.open.into_iter();
+            return Ok(Suggestions::per_trial(req, |_, rng| {
+                let x = open.next().unwrap_or_else(|| at.state.sample(rng));
+                self.assignments(req.space, &x, rng)
+            }));
+        }
         let state = self.replay(req.space, &oriented, req.seed);
         Ok(Suggestions::per_trial(req, |_, rng| {
             let x = state.sample(rng);
-            let mut it = x.iter();
-            req.space
-                .params
-                .iter()
-                .map(|p| {
-                    let u = if matches!(p.domain, Domain::Categorical { .. }) {
-                        sample_unit(prior(p), rng)
-                    } else {
-                        it.next().copied().unwrap_or(0.5)
-                    };
-                    (p.name.clone(), decode(p, u))
-                })
-                .collect()
+            self.assignments(req.space, &x, rng)
         }))
     }
 }
 
+mod lq;
+pub mod lq_model;
 #[cfg(test)]
 mod tests;

@@ -104,3 +104,54 @@ fn needs_two_numeric_parameters() {
         Err(AlgoError::InvalidSettings(_))
     ));
 }
+
+#[test]
+fn lq_conforms() {
+    crate::testing::check_suggester(
+        "cmaes",
+        &[("surrogate", "lq")],
+        &crate::space::tests::mixed_space(),
+    );
+    crate::testing::check_suggester(
+        "cmaes",
+        &[
+            ("surrogate", "lq"),
+            ("restart_strategy", "bipop"),
+            ("popsize", "6"),
+        ],
+        &crate::space::tests::mixed_space(),
+    );
+}
+
+#[test]
+fn lq_surrogate_needs_far_fewer_trials_on_an_ellipsoid() {
+    // A 5-D ellipsoid with condition 1e2: the surrogate ranks whole generations from one
+    // or two evaluations, so the same budget goes many generations further.
+    let space = box_space(5);
+    let f = |x: &[f64]| -> f64 {
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| 10f64.powf(i as f64 / 2.0) * (v - 0.3).powi(2))
+            .sum()
+    };
+    let plain = run(&CmaEs::new(&[], &space).unwrap(), &space, 120, f);
+    let raw = vec![("surrogate".to_string(), "lq".to_string())];
+    let lq = run(&CmaEs::new(&raw, &space).unwrap(), &space, 120, f);
+    assert!(lq < 1e-6, "lq best {lq}");
+    assert!(lq < plain * 1e-3, "lq {lq} vs plain {plain}");
+}
+
+#[test]
+fn popsize_sets_the_first_population() {
+    let space = box_space(4);
+    let raw = vec![("popsize".to_string(), "12".to_string())];
+    assert_eq!(CmaEs::new(&raw, &space).unwrap().base_lambda(), 12);
+    assert_eq!(CmaEs::new(&[], &space).unwrap().base_lambda(), 8);
+    for bad in [("popsize", "1"), ("surrogate", "gp")] {
+        let raw = vec![(bad.0.to_string(), bad.1.to_string())];
+        assert!(matches!(
+            CmaEs::new(&raw, &space),
+            Err(AlgoError::InvalidSettings(_))
+        ));
+    }
+}
