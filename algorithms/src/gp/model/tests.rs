@@ -100,3 +100,27 @@ fn believer_shrinks_variance_at_pending_points() {
             < 1e-6 * before.max(1.0) + 1e-3
     );
 }
+
+#[test]
+fn ripples_finer_than_the_data_go_to_the_noise_a_smooth_bowl_does_not() {
+    // 40 points in 2-D. A bowl alone is fitted as (nearly) noise-free; the same bowl with a
+    // ripple of period 0.04, which 40 points cannot resolve, is fitted as bowl plus noise.
+    let x: Vec<Vec<f64>> = (0..40)
+        .map(|i| vec![(i as f64 * 0.618_034) % 1.0, (i as f64 * 0.414_214) % 1.0])
+        .collect();
+    let bowl = |p: &[f64]| (p[0] - 0.4).powi(2) + (p[1] - 0.6).powi(2);
+    let smooth: Vec<f64> = x.iter().map(|p| bowl(p)).collect();
+    let rippled: Vec<f64> = x
+        .iter()
+        .map(|p| bowl(p) + 0.03 * (std::f64::consts::TAU * p[0] / 0.04).sin())
+        .collect();
+    let a = Gp::fit(&x, &smooth, &[false, false], 200).unwrap();
+    let b = Gp::fit(&x, &rippled, &[false, false], 200).unwrap();
+    assert!(a.noise < 1e-3, "smooth: noise {}", a.noise);
+    // (With the old prior median of 1e-6 both come out near 1e-6.)
+    assert!(b.noise > 1e-3, "rippled: noise {}", b.noise);
+    // The rippled fit still finds the bowl's bottom.
+    let (m_centre, _) = b.predict(&[0.4, 0.6]);
+    let (m_corner, _) = b.predict(&[0.95, 0.05]);
+    assert!(m_centre < m_corner - 0.2, "{m_centre} vs {m_corner}");
+}
