@@ -17,10 +17,11 @@
 //! alternate between a doubled population and the default one with a smaller step),
 //! `random_state`. Like Katib's goptuna service, at least two numeric parameters are needed.
 //!
-//! kestrel's own setting `surrogate`: `none` (the default, plain CMA-ES as above) or `lq`,
-//! lq-CMA-ES ([`lq`]): each generation is ranked by a linear-quadratic model of all
-//! evaluations, and only as many of its candidates are run as the model needs to rank the
-//! evaluated ones right, often one or two instead of `λ`.
+//! kestrel's own settings: `popsize` (the first run's `λ`, default `4 + ⌊3 ln n⌋`) and
+//! `surrogate`: `none` (the default, plain CMA-ES as above) or `lq`, lq-CMA-ES (module
+//! `lq`, its model in [`lq_model`]): each generation is ranked by a linear-quadratic model
+//! of all evaluations, and only as many of its candidates are run as the model needs to
+//! rank the evaluated ones right, often one or two instead of `λ`.
 
 use kestrel_core::{Domain, SearchSpace, TrialRecord, TrialState};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
