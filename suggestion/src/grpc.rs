@@ -88,18 +88,7 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
             .collect(),
         // The settings in force go back so Katib persists them (its only state channel);
         // kestrel's algorithms rebuild their state from the trials.
-        algorithm: Some(pb::AlgorithmSpec {
-            algorithm_name: problem.algorithm.name.clone(),
-            algorithm_settings: problem
-                .algorithm
-                .settings
-                .iter()
-                .map(|(name, value)| pb::AlgorithmSetting {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-        }),
+        algorithm: Some(conv::algorithm_spec(&problem.algorithm)),
         early_stopping_rules: vec![],
     })
 }

@@ -455,18 +455,7 @@ pub fn experiment(problem: &Problem) -> pb::Experiment {
                 objective_metric_name: problem.objective.metric.clone(),
                 additional_metric_names: problem.objective.additional_metrics.clone(),
             }),
-            algorithm: Some(pb::AlgorithmSpec {
-                algorithm_name: problem.algorithm.name.clone(),
-                algorithm_settings: problem
-                    .algorithm
-                    .settings
-                    .iter()
-                    .map(|(name, value)| pb::AlgorithmSetting {
-                        name: name.clone(),
-                        value: value.clone(),
-                    })
-                    .collect(),
-            }),
+            algorithm: Some(algorithm_spec(&problem.algorithm)),
             early_stopping: problem
                 .early_stopping
                 .as_ref()
@@ -487,6 +476,21 @@ pub fn experiment(problem: &Problem) -> pb::Experiment {
                 .map_or(0, |m| i32::try_from(m).unwrap_or(i32::MAX)),
             nas_config: None,
         }),
+    }
+}
+
+/// An algorithm and its settings, in file order, as Katib's `AlgorithmSpec`.
+pub fn algorithm_spec(a: &kestrel_core::AlgorithmSpec) -> pb::AlgorithmSpec {
+    pb::AlgorithmSpec {
+        algorithm_name: a.name.clone(),
+        algorithm_settings: a
+            .settings
+            .iter()
+            .map(|(name, value)| pb::AlgorithmSetting {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
     }
 }
 
