@@ -343,16 +343,19 @@ fn every_algorithm_runs_end_to_end() {
     let script = "echo \"loss=$(python3 -c \"print(($X - 0.3) ** 2)\")\"";
     // A second parameter z (which the objective ignores), as CMA-ES needs two.
     let script = format!("Z=${{trialParameters.z}}\n{script}");
-    for algo in [
-        "random",
-        "sobol",
-        "tpe",
-        "multivariate-tpe",
-        "bayesianoptimization",
-        "cmaes",
+    // (experiment name, algorithm block)
+    let lq = "cmaes\n    algorithmSettings:\n      - {name: surrogate, value: lq}";
+    for (algo, block) in [
+        ("random", "random"),
+        ("sobol", "sobol"),
+        ("tpe", "tpe"),
+        ("multivariate-tpe", "multivariate-tpe"),
+        ("bayesianoptimization", "bayesianoptimization"),
+        ("cmaes", "cmaes"),
+        ("cmaes-lq", lq),
     ] {
         let yaml = sh_experiment(algo, &script, spec)
-            .replace("algorithmName: random", &format!("algorithmName: {algo}"))
+            .replace("algorithmName: random", &format!("algorithmName: {block}"))
             .replace(
                 "      feasibleSpace: {min: \"0\", max: \"1\"}\n",
                 "      feasibleSpace: {min: \"0\", max: \"1\"}\n    - name: z\n      parameterType: int\n      feasibleSpace: {min: \"1\", max: \"9\"}\n",
