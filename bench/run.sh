@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SEEDS=${SEEDS:-10}
-KESTREL_METHODS=${KESTREL_METHODS:-random,sobol,tpe,multivariate-tpe,bayesianoptimization,cmaes}
+KESTREL_METHODS=${KESTREL_METHODS:-random,sobol,tpe,multivariate-tpe,bayesianoptimization,cmaes,cmaes:surrogate=lq}
 OPTUNA_METHODS=${OPTUNA_METHODS:-random,qmc,tpe,multivariate-tpe,gp,cmaes}
 VENV=${VENV:-.venv}
 ROUNDS=${ROUNDS:-3}

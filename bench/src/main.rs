@@ -34,7 +34,7 @@ enum Cmd {
         /// Comma-separated algorithm names.
         #[arg(
             long,
-            default_value = "random,sobol,tpe,multivariate-tpe,bayesianoptimization"
+            default_value = "random,sobol,tpe,multivariate-tpe,bayesianoptimization,cmaes,cmaes:surrogate=lq"
         )]
         methods: String,
         /// Comma-separated function names (default: all).
