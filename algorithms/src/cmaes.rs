@@ -18,8 +18,8 @@
 //! `random_state`. Like Katib's goptuna service, at least two numeric parameters are needed.
 //!
 //! kestrel's own settings: `popsize` (the first run's `λ`, default `4 + ⌊3 ln n⌋`) and
-//! `surrogate`: `none` (the default, plain CMA-ES as above) or `lq`, lq-CMA-ES (module
-//! `lq`, its model in [`lq_model`]): each generation is ranked by a linear-quadratic model
+//! `surrogate`: `none` (the default, plain CMA-ES as above) or `lq`, lq-CMA-ES (private
+//! modules `lq` and `lq_model`): each generation is ranked by a linear-quadratic model
 //! of all evaluations, and only as many of its candidates are run as the model needs to
 //! rank the evaluated ones right, often one or two instead of `λ`.
 
@@ -419,6 +419,6 @@ impl Suggester for CmaEs {
 }
 
 mod lq;
-pub mod lq_model;
+mod lq_model;
 #[cfg(test)]
 mod tests;

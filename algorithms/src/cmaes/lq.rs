@@ -179,7 +179,11 @@ impl CmaEs {
                             })
                             .collect();
                     }
-                    target += target.div_ceil(2);
+                    // Not trusted: grow the target past what is already evaluated (a
+                    // recheck on the same data would give the same τ).
+                    while target <= done {
+                        target += target.div_ceil(2);
+                    }
                     continue;
                 }
                 let Some(t) = trials.next() else {

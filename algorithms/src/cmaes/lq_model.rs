@@ -122,6 +122,7 @@ impl LqModel {
     }
 
     /// The kind of model that was fitted.
+    #[cfg(test)]
     pub fn kind(&self) -> Kind {
         self.kind
     }
