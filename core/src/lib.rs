@@ -20,6 +20,7 @@
 pub mod error;
 pub mod experiment;
 pub mod metrics;
+pub mod outcome;
 pub mod raw;
 pub mod space;
 pub mod status;
@@ -34,7 +35,8 @@ pub use jiff::Timestamp;
 pub use metrics::{MetricLog, MetricObservation};
 pub use space::{Assignments, Distribution, Domain, ParamSpec, SearchSpace, Value};
 pub use status::{
-    ExperimentRecord, ExperimentState, ExperimentStatus, TrialCounts, TrialRecord, TrialState,
+    ExperimentRecord, ExperimentState, ExperimentStatus, RunRecord, TrialCounts, TrialRecord,
+    TrialState, best_trial,
 };
 pub use validate::{AlgorithmCatalog, ProblemInput};
 

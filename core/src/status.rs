@@ -114,6 +114,23 @@ pub struct TrialRecord {
     pub observation: Vec<MetricObservation>,
     /// The objective value by its strategy, when the trial reported it.
     pub objective: Option<f64>,
+    /// What the executor recorded when it launched the trial (process id, Job name), so
+    /// a later kestrel process can re-attach to it; `None` before launch.
+    #[serde(default)]
+    pub run: Option<RunRecord>,
+    /// How often the trial was re-run because kestrel lost it (crashed, or shut down while
+    /// it ran); such attempts do not count against `maxTrialCount`.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// An executor's record of a launched trial: enough to find it again after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The executor that launched it (`local`, ...).
+    pub executor: String,
+    /// Executor-specific data (a process id and start time, a Job name).
+    pub data: serde_json::Value,
 }
 
 impl TrialRecord {
@@ -139,6 +156,8 @@ impl TrialRecord {
             completed_at: None,
             observation: vec![],
             objective: None,
+            run: None,
+            restarts: 0,
         }
     }
 
@@ -149,6 +168,33 @@ impl TrialRecord {
             .find(|o| o.name == metric)
             .map(|o| o.latest.as_str())
     }
+}
+
+/// The best trial of `trials` by the experiment's objective, among completed trials with
+/// an objective value. When no trial has a numeric objective, the latest trial to complete
+/// with a textual one (Katib compares string metrics, such as DARTS's genotype, as
+/// "latest wins").
+pub fn best_trial<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Option<&'a TrialRecord> {
+    let done = || {
+        trials
+            .iter()
+            .filter(|t| matches!(t.state, TrialState::Succeeded | TrialState::EarlyStopped))
+    };
+    done()
+        .filter_map(|t| t.objective.map(|v| (t, v)))
+        .reduce(|best, cur| {
+            if exp.objective.kind.better(cur.1, best.1) {
+                cur
+            } else {
+                best
+            }
+        })
+        .map(|(t, _)| t)
+        .or_else(|| {
+            done()
+                .filter(|t| t.reported(&exp.objective.metric).is_some())
+                .max_by_key(|t| t.completed_at)
+        })
 }
 
 /// An experiment's state: the type of its latest Katib condition.

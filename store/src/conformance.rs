@@ -10,7 +10,7 @@ use kestrel_core::{
     NasConfig, SearchSpace, TrialRecord, TrialState, Value,
 };
 
-use crate::{Store, StoreError};
+use crate::{Acquire, Lease, Store, StoreError};
 
 struct AnyAlgorithm;
 impl AlgorithmCatalog for AnyAlgorithm {
@@ -89,6 +89,7 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     transitions_are_compare_and_set(&make());
     metrics_keep_order_and_filter(&make());
     delete_cascades(&make());
+    leases_admit_one_holder(&make());
 }
 
 fn experiments_round_trip(s: &impl Store) {
@@ -196,4 +197,71 @@ fn delete_cascades(s: &impl Store) {
     assert!(s.metrics("e-0", None).unwrap().is_empty());
     // The name can be reused.
     s.create_experiment(&experiment("e")).unwrap();
+}
+
+fn lease(holder: &str, sec: i64) -> Lease {
+    let at = Timestamp::from_second(1_700_000_000 + sec).expect("valid");
+    Lease {
+        holder: holder.into(),
+        command: "kestrel run".into(),
+        pid: 42,
+        host: "h".into(),
+        boot_id: None,
+        pid_start: None,
+        acquired_at: at,
+        heartbeat: at,
+    }
+}
+
+fn leases_admit_one_holder(s: &impl Store) {
+    s.create_experiment(&experiment("e")).unwrap();
+    let never = |_: &Lease| false;
+    let always = |_: &Lease| true;
+    assert_eq!(s.lease("e").unwrap(), None);
+    let a = lease("a", 0);
+    assert_eq!(
+        s.acquire_lease("e", &a, &never).unwrap(),
+        Acquire::Acquired { took_over: None }
+    );
+    // Re-acquiring one's own lease succeeds; another live holder is refused and named.
+    assert!(matches!(
+        s.acquire_lease("e", &a, &never).unwrap(),
+        Acquire::Acquired { took_over: None }
+    ));
+    let b = lease("b", 5);
+    assert_eq!(
+        s.acquire_lease("e", &b, &never).unwrap(),
+        Acquire::Held(a.clone())
+    );
+    // Heartbeats are recorded for the holder only.
+    let later = Timestamp::from_second(1_700_000_009).unwrap();
+    assert!(s.renew_lease("e", "a", later).unwrap());
+    assert!(!s.renew_lease("e", "b", later).unwrap());
+    assert_eq!(s.lease("e").unwrap().unwrap().heartbeat, later);
+    // The stale policy sees the current lease; a stale one is taken over.
+    let seen = std::cell::RefCell::new(None);
+    let stale = |l: &Lease| {
+        *seen.borrow_mut() = Some(l.holder.clone());
+        true
+    };
+    match s.acquire_lease("e", &b, &stale).unwrap() {
+        Acquire::Acquired {
+            took_over: Some(old),
+        } => assert_eq!(old.holder, "a"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen.borrow().as_deref(), Some("a"));
+    // The old holder learns it lost the lease; its release does not free b's.
+    assert!(!s.renew_lease("e", "a", later).unwrap());
+    s.release_lease("e", "a").unwrap();
+    assert_eq!(s.lease("e").unwrap().unwrap().holder, "b");
+    s.release_lease("e", "b").unwrap();
+    assert_eq!(s.lease("e").unwrap(), None);
+    assert!(matches!(
+        s.acquire_lease("e", &a, &always).unwrap(),
+        Acquire::Acquired { took_over: None }
+    ));
+    // Deleting the experiment frees its lease.
+    s.delete_experiment("e").unwrap();
+    assert_eq!(s.lease("e").unwrap(), None);
 }

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`Store`]: the trait every backend implements (small required core).
+//! - [`lease`]: which process drives an experiment.
 //! - [`sqlite::SqliteStore`]: the default, an embedded SQLite database in WAL mode.
 //! - [`mem::MemStore`]: in-memory, for tests.
 //! - `conformance` (feature `testing`): the suite every backend must pass.
@@ -12,12 +13,16 @@
 //! version is kept in SQLite's `user_version`. SQLite was chosen over sled after sled lost
 //! acknowledged writes under `kill -9` on this project's machines.
 
+pub mod lease;
 pub mod mem;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
+pub use lease::{Acquire, Lease};
+
+use jiff::Timestamp;
 use kestrel_core::{
     ExperimentRecord, ExperimentStatus, MetricLog, TrialCounts, TrialRecord, TrialState,
 };
@@ -105,6 +110,22 @@ pub trait Store: Send + Sync {
     /// Removes every observation log of `trial`; returns how many were removed.
     fn delete_metrics(&self, trial: &str) -> Result<usize>;
 
+    /// Takes the lease of `experiment` for `me` if it is free, already `me`'s, or held by
+    /// a lease `stale` calls dead (checked and replaced atomically); otherwise returns
+    /// the live holder.
+    fn acquire_lease(
+        &self,
+        experiment: &str,
+        me: &Lease,
+        stale: &dyn Fn(&Lease) -> bool,
+    ) -> Result<Acquire>;
+    /// Records a heartbeat of `holder`; false when it no longer holds the lease.
+    fn renew_lease(&self, experiment: &str, holder: &str, at: Timestamp) -> Result<bool>;
+    /// Gives the lease up if `holder` has it.
+    fn release_lease(&self, experiment: &str, holder: &str) -> Result<()>;
+    /// The current lease of `experiment`.
+    fn lease(&self, experiment: &str) -> Result<Option<Lease>>;
+
     /// Trial counts per state.
     fn counts(&self, experiment: &str) -> Result<TrialCounts> {
         Ok(TrialCounts::of(&self.trials(experiment)?))
@@ -147,5 +168,36 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn delete_metrics(&self, trial: &str) -> Result<usize> {
         (**self).delete_metrics(trial)
+    }
+    fn acquire_lease(
+        &self,
+        experiment: &str,
+        me: &Lease,
+        stale: &dyn Fn(&Lease) -> bool,
+    ) -> Result<Acquire> {
+        (**self).acquire_lease(experiment, me, stale)
+    }
+    fn renew_lease(&self, experiment: &str, holder: &str, at: Timestamp) -> Result<bool> {
+        (**self).renew_lease(experiment, holder, at)
+    }
+    fn release_lease(&self, experiment: &str, holder: &str) -> Result<()> {
+        (**self).release_lease(experiment, holder)
+    }
+    fn lease(&self, experiment: &str) -> Result<Option<Lease>> {
+        (**self).lease(experiment)
+    }
+}
+
+/// The decision shared by every backend's [`Store::acquire_lease`].
+pub(crate) fn decide(
+    current: Option<Lease>,
+    me: &Lease,
+    stale: &dyn Fn(&Lease) -> bool,
+) -> Acquire {
+    match current {
+        None => Acquire::Acquired { took_over: None },
+        Some(c) if c.holder == me.holder => Acquire::Acquired { took_over: None },
+        Some(c) if stale(&c) => Acquire::Acquired { took_over: Some(c) },
+        Some(c) => Acquire::Held(c),
     }
 }

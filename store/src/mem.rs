@@ -5,13 +5,16 @@ use std::sync::Mutex;
 
 use kestrel_core::{ExperimentRecord, ExperimentStatus, MetricLog, TrialRecord, TrialState};
 
-use crate::{Result, Store, StoreError};
+use jiff::Timestamp;
+
+use crate::{Acquire, Lease, Result, Store, StoreError, decide};
 
 #[derive(Debug, Default)]
 struct Inner {
     experiments: Vec<ExperimentRecord>,
     trials: BTreeMap<String, TrialRecord>,
     metrics: Vec<(String, MetricLog)>,
+    leases: BTreeMap<String, Lease>,
 }
 
 /// In-memory store.
@@ -77,6 +80,7 @@ impl Store for MemStore {
             g.trials.remove(t);
         }
         g.metrics.retain(|(t, _)| !doomed.contains(t));
+        g.leases.remove(name);
         Ok(g.experiments.len() != before)
     }
     fn insert_trial(&self, t: &TrialRecord) -> Result<()> {
@@ -146,6 +150,39 @@ impl Store for MemStore {
             .filter(|(t, l)| t == trial && metric.is_none_or(|m| l.name == m))
             .map(|(_, l)| l.clone())
             .collect())
+    }
+    fn acquire_lease(
+        &self,
+        experiment: &str,
+        me: &Lease,
+        stale: &dyn Fn(&Lease) -> bool,
+    ) -> Result<Acquire> {
+        let mut g = self.lock();
+        let a = decide(g.leases.get(experiment).cloned(), me, stale);
+        if matches!(a, Acquire::Acquired { .. }) {
+            g.leases.insert(experiment.to_string(), me.clone());
+        }
+        Ok(a)
+    }
+    fn renew_lease(&self, experiment: &str, holder: &str, at: Timestamp) -> Result<bool> {
+        let mut g = self.lock();
+        match g.leases.get_mut(experiment) {
+            Some(l) if l.holder == holder => {
+                l.heartbeat = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    fn release_lease(&self, experiment: &str, holder: &str) -> Result<()> {
+        let mut g = self.lock();
+        if g.leases.get(experiment).is_some_and(|l| l.holder == holder) {
+            g.leases.remove(experiment);
+        }
+        Ok(())
+    }
+    fn lease(&self, experiment: &str) -> Result<Option<Lease>> {
+        Ok(self.lock().leases.get(experiment).cloned())
     }
 }
 

@@ -4,22 +4,27 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kestrel_core::{ExperimentRecord, ExperimentStatus, MetricLog, TrialRecord, TrialState};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Result, Store, StoreError};
+use crate::{Acquire, Lease, Result, Store, StoreError, decide};
 
 /// 2: observation logs no longer require a known trial (Katib's DB manager keeps logs of
 /// trials it never saw); a trigger removes a deleted trial's logs.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `leases` (one process drives an experiment).
+const SCHEMA_VERSION: i64 = 3;
 
-/// Version 1 to 2: `metric_logs` without the foreign key, rows kept.
+/// How long opening waits for other processes that create or migrate the same store.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Version 1 to 2: `metric_logs` without the foreign key, rows kept (run inside the
+/// opening transaction).
 const MIGRATE_1_TO_2: &str = "
-BEGIN;
 ALTER TABLE metric_logs RENAME TO metric_logs_v1;
 CREATE TABLE metric_logs (
     id    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,7 +36,6 @@ CREATE TABLE metric_logs (
 INSERT INTO metric_logs (id, trial, time, name, value)
     SELECT id, trial, time, name, value FROM metric_logs_v1;
 DROP TABLE metric_logs_v1;
-COMMIT;
 ";
 
 const SCHEMA: &str = "
@@ -62,6 +66,11 @@ CREATE TRIGGER IF NOT EXISTS trial_logs_cascade AFTER DELETE ON trials
 BEGIN
     DELETE FROM metric_logs WHERE trial = OLD.name;
 END;
+CREATE TABLE IF NOT EXISTS leases (
+    experiment TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    record     TEXT NOT NULL
+);
 ";
 
 /// A SQLite-backed store.
@@ -94,27 +103,57 @@ impl SqliteStore {
         Self::init(Connection::open(path)?)
     }
 
+    /// Opens an existing database for reading only: nothing is created or migrated, so
+    /// reading commands work on a store they cannot write. `NotFound` when there is none.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(StoreError::NotFound(format!("store {}", path.display())));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(OPEN_TIMEOUT)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(newer(version));
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
     /// A private in-memory database (for tests).
     pub fn in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(OPEN_TIMEOUT)?;
+        // Several processes may open a new store at once: switching to WAL and creating
+        // the schema take the write lock, and SQLite reports a busy database at once in
+        // some of these cases instead of waiting, so both are retried.
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        retry_busy(deadline, || {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            Ok(())
+        })?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Conflict(format!(
-                "the database has schema version {version}, newer than this kestrel understands ({SCHEMA_VERSION})"
-            )));
-        }
-        if version == 1 {
-            conn.execute_batch(MIGRATE_1_TO_2)?;
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        retry_busy(deadline, || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(newer(version));
+            }
+            if version == 1 {
+                tx.execute_batch(MIGRATE_1_TO_2)?;
+            }
+            tx.execute_batch(SCHEMA)?;
+            if version != SCHEMA_VERSION {
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -124,6 +163,31 @@ impl SqliteStore {
         // Every write is a single statement or transaction, so a poisoned lock still
         // guards a consistent connection.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn newer(version: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "the database has schema version {version}, newer than this kestrel understands ({SCHEMA_VERSION})"
+    ))
+}
+
+fn is_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Runs `f` until it does not fail with a busy or locked database, or `deadline` passes.
+fn retry_busy(deadline: Instant, mut f: impl FnMut() -> Result<()>) -> Result<()> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -199,10 +263,12 @@ impl Store for SqliteStore {
     }
 
     fn delete_experiment(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM experiments WHERE name = ?1", [name])?
-            > 0)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM leases WHERE experiment = ?1", [name])?;
+        let n = tx.execute("DELETE FROM experiments WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn insert_trial(&self, t: &TrialRecord) -> Result<()> {
@@ -315,6 +381,77 @@ impl Store for SqliteStore {
         })
         .collect()
     }
+
+    fn acquire_lease(
+        &self,
+        experiment: &str,
+        me: &Lease,
+        stale: &dyn Fn(&Lease) -> bool,
+    ) -> Result<Acquire> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cur: Option<String> = tx
+            .query_row(
+                "SELECT record FROM leases WHERE experiment = ?1",
+                [experiment],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let cur: Option<Lease> = cur.map(|c| decode(experiment, &c)).transpose()?;
+        let a = decide(cur, me, stale);
+        if matches!(a, Acquire::Acquired { .. }) {
+            tx.execute(
+                "INSERT INTO leases (experiment, holder, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (experiment) DO UPDATE SET holder = ?2, record = ?3",
+                params![experiment, me.holder, encode(me)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(a)
+    }
+
+    fn renew_lease(&self, experiment: &str, holder: &str, at: Timestamp) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cur: Option<String> = tx
+            .query_row(
+                "SELECT record FROM leases WHERE experiment = ?1 AND holder = ?2",
+                [experiment, holder],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(cur) = cur else {
+            return Ok(false);
+        };
+        let mut lease: Lease = decode(experiment, &cur)?;
+        lease.heartbeat = at;
+        tx.execute(
+            "UPDATE leases SET record = ?2 WHERE experiment = ?1",
+            params![experiment, encode(&lease)],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn release_lease(&self, experiment: &str, holder: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM leases WHERE experiment = ?1 AND holder = ?2",
+            [experiment, holder],
+        )?;
+        Ok(())
+    }
+
+    fn lease(&self, experiment: &str) -> Result<Option<Lease>> {
+        let s: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT record FROM leases WHERE experiment = ?1",
+                [experiment],
+                |r| r.get(0),
+            )
+            .optional()?;
+        s.map(|s| decode(experiment, &s)).transpose()
+    }
 }
 
 #[cfg(test)]
@@ -372,5 +509,43 @@ mod tests {
         drop(reader);
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(again.experiments().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn concurrent_opens_of_a_new_store_all_succeed() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("r{round}/kestrel.db"));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let p = path.clone();
+                    std::thread::spawn(move || SqliteStore::open(&p).map(|_| ()))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn read_only_opens_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kestrel.db");
+        assert!(matches!(
+            SqliteStore::open_read_only(&path),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(!path.exists(), "a read-only open created the store");
+        let writer = SqliteStore::open(&path).unwrap();
+        writer
+            .create_experiment(&crate::conformance::experiment("ro"))
+            .unwrap();
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        assert_eq!(reader.experiments().unwrap().len(), 1);
+        assert!(matches!(
+            reader.create_experiment(&crate::conformance::experiment("other")),
+            Err(StoreError::Database(_))
+        ));
     }
 }

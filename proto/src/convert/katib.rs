@@ -365,6 +365,8 @@ fn trial(
         completed_at,
         observation,
         objective,
+        run: None,
+        restarts: 0,
     })
 }
 

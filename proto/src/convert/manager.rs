@@ -128,6 +128,8 @@ pub fn trial_record(
             })
             .collect(),
         objective: t.objective,
+        run: None,
+        restarts: 0,
     })
 }
 
