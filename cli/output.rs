@@ -3,7 +3,7 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, ContentArrangement, Table};
-use kestrel_controller::reconciler::best_trial;
+use kestrel_core::best_trial;
 use kestrel_core::{Experiment, ExperimentRecord, TrialCounts, TrialRecord};
 
 /// Writes one line to stdout. A closed pipe (`kestrel get x | head`) surfaces as an

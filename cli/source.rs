@@ -1,5 +1,5 @@
 //! Where `get`, `list` and `watch` read experiments from: a `kestrel serve` server when
-//! `--server` is given, else the local store.
+//! `--server` is given, else the local store (opened read-only).
 
 use kestrel_core::{ExperimentRecord, TrialRecord};
 
@@ -18,7 +18,10 @@ pub fn experiment(store: &StoreArgs, server: &ServerArgs, name: &str) -> anyhow:
             remote::get(&mut c, name).await
         });
     }
-    let (store, dir) = store.open()?;
+    let (store, dir) = store.open_read_only()?;
+    let Some(store) = store else {
+        return crate::cmd::require(None, name, &dir);
+    };
     let rec = crate::cmd::require(store.experiment(name)?, name, &dir)?;
     let trials = store.trials(name)?;
     Ok((rec, trials))
@@ -37,8 +40,11 @@ pub fn experiments(
         })?;
         return Ok((all, url.clone()));
     }
-    let (store, dir) = store.open()?;
+    let (store, dir) = store.open_read_only()?;
     let mut all = Vec::new();
+    let Some(store) = store else {
+        return Ok((all, dir.display().to_string()));
+    };
     for rec in store.experiments()? {
         let trials = store.trials(rec.name())?;
         all.push((rec, trials));

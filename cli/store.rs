@@ -35,4 +35,16 @@ impl StoreArgs {
             .with_context(|| format!("opening the store {}", db.display()))?;
         Ok((Arc::new(store), dir))
     }
+
+    /// Opens the store for reading only (nothing is created or migrated, so this works on
+    /// a store the user cannot write); `None` when there is no store yet.
+    pub fn open_read_only(&self) -> anyhow::Result<(Option<Arc<dyn Store>>, PathBuf)> {
+        let dir = self.dir()?;
+        let db = dir.join("kestrel.db");
+        match SqliteStore::open_read_only(&db) {
+            Ok(s) => Ok((Some(Arc::new(s)), dir)),
+            Err(kestrel_store::StoreError::NotFound(_)) => Ok((None, dir)),
+            Err(e) => Err(e).with_context(|| format!("opening the store {}", db.display())),
+        }
+    }
 }

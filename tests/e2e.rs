@@ -2,6 +2,7 @@
 //! what it printed, its exit status, and what it left in the store.
 
 mod nas;
+mod restart;
 mod server;
 mod util;
 

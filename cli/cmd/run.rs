@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
-use kestrel_controller::executor::local::ProcessExecutor;
+use kestrel_controller::executor::{ExecutorConfig, ExecutorKind};
 use kestrel_controller::sink::StoreSink;
-use kestrel_controller::{Controller, Halt, Options, Progress};
+use kestrel_controller::{ControllerError, Halt, Options, Progress, Reconciler};
 use kestrel_core::status::reason;
 use kestrel_core::{ExperimentRecord, ExperimentState};
 
@@ -69,22 +69,31 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", base_dir.display()))?;
     let (store, dir) = a.store.open()?;
     let name = exp.name.clone();
-    match store.experiment(&name)? {
-        Some(old) if old.status.state.is_terminal() => {
-            return Err(UsageError(format!(
+    let existing = store.experiment(&name)?;
+    let refuse = |msg: String| Err(UsageError(msg).into());
+    if let Some(old) = &existing {
+        if old.status.state.is_terminal() {
+            return refuse(format!(
                 "experiment {name:?} already exists in {} ({}); run it under another name with --name, or remove it with `kestrel delete {name}`",
                 dir.display(),
                 old.status.state
-            ))
-            .into());
+            ));
         }
-        Some(old) if old.spec != exp => {
-            return Err(UsageError(format!(
+        if old.spec != exp {
+            return refuse(format!(
                 "experiment {name:?} exists in {} with a different spec; use --name",
                 dir.display()
-            ))
-            .into());
+            ));
         }
+    }
+    // One process drives an experiment: a second run of a running one is refused.
+    let lease = match kestrel_controller::lease::acquire(&store, &name, "kestrel run") {
+        Err(e @ ControllerError::Held { .. }) => {
+            return refuse(format!("{e}; wait for it to end or stop it first"));
+        }
+        other => other?,
+    };
+    match existing {
         Some(_) => eprintln!("resuming unfinished experiment {name}"),
         None => {
             let seed = a
@@ -101,23 +110,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             store.create_experiment(&rec)?;
         }
     }
-    let executor = ProcessExecutor::new(
-        Arc::new(StoreSink(store.clone())),
-        Duration::from_secs_f64(a.grace),
+    let executor = kestrel_controller::executor::build(
+        ExecutorKind::Local,
+        ExecutorConfig {
+            sink: Arc::new(StoreSink(store.clone())),
+            grace: Duration::from_secs_f64(a.grace),
+            runs_dir: dir.join("runs"),
+        },
     );
-    let controller = Controller::new(
+    let reconciler = Reconciler::new(
         store.clone(),
         executor,
         Options {
-            base_dir,
-            runs_dir: dir.join("runs"),
             tick: Duration::from_millis(200),
         },
     );
     let bar = progress_bar(exp.max_trial_count);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let status = runtime.block_on(controller.run(
+    let status = runtime.block_on(kestrel_controller::drive(
+        &reconciler,
         &name,
+        lease,
         async {
             shutdown_signal().await;
             Halt::Stop

@@ -87,8 +87,12 @@ async fn poll_store(
     name: String,
     tx: std_mpsc::Sender<Result<Snapshot, String>>,
 ) {
-    let opened = match tokio::task::spawn_blocking(move || store.open()).await {
-        Ok(Ok((s, _))) => s,
+    let opened = match tokio::task::spawn_blocking(move || store.open_read_only()).await {
+        Ok(Ok((Some(s), _))) => s,
+        Ok(Ok((None, dir))) => {
+            let _ = tx.send(Err(format!("no store in {}", dir.display())));
+            return;
+        }
         Ok(Err(e)) => {
             let _ = tx.send(Err(format!("{e:#}")));
             return;
@@ -270,7 +274,7 @@ pub fn draw(f: &mut Frame<'_>, snap: &Snapshot, note: Option<&str>) {
         );
     f.render_widget(chart, chart_area);
 
-    let best = kestrel_controller::reconciler::best_trial(exp, trials).map(|t| t.name.clone());
+    let best = kestrel_core::best_trial(exp, trials).map(|t| t.name.clone());
     let mut header_cells = vec![
         "".to_string(),
         "TRIAL".into(),

@@ -9,7 +9,6 @@ use kestrel_algorithms::early_stopping::{EarlyStopper, Peers, Verdict};
 use kestrel_core::{Experiment, MetricLog, TrialRecord, TrialState};
 use kestrel_store::Store;
 
-use crate::executor::{StopReason, TrialExecutor};
 use crate::reconciler::ControllerError;
 
 /// The early-stopping state of one run.
@@ -49,16 +48,14 @@ impl EarlyStopping {
         }))
     }
 
-    /// Judges every running trial by its reports so far and stops the hopeless ones
-    /// (waiting for their processes to exit, at most the executor's grace period).
-    pub(crate) async fn check<E: TrialExecutor>(
+    /// Judges every running trial by its reports so far; returns the hopeless ones (each
+    /// once), for the caller to stop.
+    pub(crate) fn check(
         &mut self,
         store: &dyn Store,
-        executor: &E,
         exp: &Experiment,
         trials: &[TrialRecord],
-        handles: &HashMap<String, E::Handle>,
-    ) -> Result<(), ControllerError> {
+    ) -> Result<Vec<String>, ControllerError> {
         // Finished trials' reports never change; running trials' are read every tick.
         let mut live: HashMap<&str, Vec<f64>> = HashMap::new();
         for t in trials {
@@ -67,7 +64,7 @@ impl EarlyStopping {
                     let reports = objective_reports(store, exp, &t.name)?;
                     self.finished.insert(t.name.clone(), (t.state, reports));
                 }
-            } else if handles.contains_key(&t.name) {
+            } else if t.state == TrialState::Running {
                 live.insert(t.name.as_str(), objective_reports(store, exp, &t.name)?);
             }
         }
@@ -78,8 +75,8 @@ impl EarlyStopping {
             .map(|(_, r)| r.as_slice())
             .collect();
         let mut doomed = Vec::new();
-        for (name, h) in handles {
-            if self.stopping.contains(name) {
+        for name in live.keys().map(|n| n.to_string()).collect::<Vec<_>>() {
+            if self.stopping.contains(&name) {
                 continue;
             }
             let Some(reports) = live.get(name.as_str()) else {
@@ -103,15 +100,9 @@ impl EarlyStopping {
             if let Verdict::Stop(why) = self.stopper.judge(reports, peers, exp.objective.kind) {
                 tracing::info!(trial = %name, %why, "early stopping");
                 self.stopping.insert(name.clone());
-                doomed.push(h);
+                doomed.push(name);
             }
         }
-        futures::future::join_all(
-            doomed
-                .into_iter()
-                .map(|h| executor.stop(h, StopReason::EarlyStopped)),
-        )
-        .await;
-        Ok(())
+        Ok(doomed)
     }
 }

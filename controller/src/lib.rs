@@ -1,19 +1,24 @@
-//! kestrel-controller: runs an experiment to completion.
+//! kestrel-controller: runs experiments to completion.
 //!
 //! # Layout
-//! - [`plan`]: the pure decision of each reconcile tick (launch n, or finish with reason).
-//! - [`executor`]: the [`executor::TrialExecutor`] seam and the local process executor.
-//! - [`reconciler`]: the level-triggered loop: read the store, plan, ask for suggestions,
-//!   launch, finish trials from their exit status and observation logs.
+//! - [`plan`]: the pure decision of each pass (launch n, or finish with reason).
+//! - [`executor`]: the [`executor::TrialExecutor`] seam, the local process executor, and
+//!   (feature `testing`) a scripted one; [`executor::build`] chooses one at run time.
+//! - [`reconciler`]: one level-triggered reconcile pass over an experiment, and the local
+//!   driver that runs passes until the experiment ends.
+//! - [`lease`]: one process drives an experiment at a time.
 //! - `early`: early stopping of running trials by their intermediate reports.
 //! - [`sink`]: the metrics sink that writes observation logs to the store.
 //! - [`grpc`]: the `kestrel serve` server (Katib's services over the store, management).
+//! - `procinfo`: what `/proc` says about processes (liveness across restarts).
 
 mod early;
 pub mod executor;
 pub mod grpc;
+pub mod lease;
 pub mod plan;
+mod procinfo;
 pub mod reconciler;
 pub mod sink;
 
-pub use reconciler::{Controller, ControllerError, Halt, Options, Progress};
+pub use reconciler::{Action, ControllerError, Halt, Options, Progress, Reconciler, drive};

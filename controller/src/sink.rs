@@ -16,4 +16,14 @@ impl MetricsSink for StoreSink {
             message: format!("{e:#}"),
         })
     }
+
+    fn count(&self, trial: &str) -> Result<usize, SinkError> {
+        self.0
+            .metrics(trial, None)
+            .map(|m| m.len())
+            .map_err(|e| SinkError {
+                trial: trial.to_string(),
+                message: format!("{e:#}"),
+            })
+    }
 }

@@ -28,6 +28,10 @@ pub use parse::{ParseError, Parsed, TextParser};
 pub trait MetricsSink: Send + Sync {
     /// Stores `logs` for `trial`.
     fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError>;
+    /// How many reports the sink holds for `trial`: where a collector that re-reads a
+    /// trial's output from its start (after kestrel restarted) resumes, without
+    /// reporting anything twice.
+    fn count(&self, trial: &str) -> Result<usize, SinkError>;
 }
 
 /// A sink could not store a report.

@@ -1,267 +1,382 @@
-//! Runs trials as host processes.
+//! Runs trials as host processes that outlive kestrel.
 //!
-//! Each trial's program runs in its own process group (so stopping it also stops whatever
-//! it started), with stdout and stderr captured to `<trial dir>/trial.log` and, for the
-//! StdOut collector, parsed line by line as they arrive. A File collector's file is tailed
-//! while the program runs and read to its end after it exits. A trial is reported as
-//! exited only after both streams reached end-of-file and the last partial line was
-//! parsed, so the last metric a program prints is never lost.
+//! Each trial's program runs in its own process group (stopping it also stops whatever it
+//! started) under a small `sh` wrapper that records the program's exit status in the trial
+//! directory. stdout and stderr go straight to `<trial dir>/trial.log`, not through
+//! kestrel, so a trial keeps running when kestrel dies (kill -9, a crash): the next
+//! kestrel adopts it by the process id and start time stored at launch, goes on reading
+//! its metrics (from the log, or the File collector's file) where the store's count of
+//! its reports says, and takes its exit status from the recorded file. A trial whose
+//! process vanished without a status (the machine restarted) is Lost and re-run.
 //!
 //! Environment: the parent's, plus the container's `env`, plus `KATIB_TRIAL_NAME`,
-//! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, `KESTREL_EXPERIMENT_DIR`, and
-//! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
+//! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, `KESTREL_EXPERIMENT_DIR`,
+//! and `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
-use std::io::Write;
-use std::path::Path;
+mod supervise;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
-use kestrel_metrics_collector::lines::LineSplitter;
-use kestrel_metrics_collector::tail::FileTail;
+use kestrel_core::RunRecord;
+use kestrel_core::experiment::CollectorKind;
+use kestrel_core::outcome::StopReason;
+use kestrel_core::template::{expand_env_refs, primary_container};
 use kestrel_metrics_collector::{Collector, MetricsSink};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::watch;
+use serde::{Deserialize, Serialize};
 
-use super::{ExecError, MetricsSource, RunPhase, StopReason, TrialExecutor, TrialRun};
+use super::{ExecError, ExecutorConfig, RenderedTrial, RunPhase, TrialExecutor};
+use crate::procinfo;
+use supervise::{Proc, Source};
 
 /// Name of the combined stdout/stderr log in each trial directory.
 pub const LOG_FILE: &str = "trial.log";
-
-/// How long to wait for output pipes to close after the program exits (a background
-/// grandchild may hold them open; it is then killed).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-const FILE_POLL: Duration = Duration::from_millis(200);
+/// The file the wrapper writes the program's exit status to.
+const STATUS_FILE: &str = "exit-status";
+/// The launch record, also kept in the trial directory so a launch interrupted before the
+/// store recorded it finds the process again instead of starting a second one.
+const RUN_FILE: &str = "run.json";
+/// Runs the program, then records its status. The wrapper outlives a SIGTERM sent to the
+/// group (`trap :`), so a program that exits gracefully still has its status recorded.
+const WRAPPER: &str =
+    r#"trap : TERM INT; "$@"; s=$?; echo "$s" > "$KESTREL_TRIAL_DIR/exit-status"; exit "$s""#;
 
 /// Executes trials as local processes.
 pub struct ProcessExecutor {
     sink: Arc<dyn MetricsSink>,
     grace: Duration,
+    runs_dir: PathBuf,
+    procs: Mutex<HashMap<String, Arc<Proc>>>,
+}
+
+/// What the store keeps of a local trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LocalRun {
+    pid: u32,
+    /// Start time of the process (clock ticks since boot).
+    start: u64,
+    boot: Option<String>,
+    /// The trial directory.
+    dir: PathBuf,
+    /// Where metrics are read: the log, or the File collector's file.
+    metrics_file: PathBuf,
+    /// Offset in `metrics_file` where this run's output begins.
+    offset: u64,
+}
+
+/// The command line and files of a trial.
+struct Command {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    working_dir: PathBuf,
+    trial_dir: PathBuf,
+    collector: Collector,
+    /// The File collector's file; `None` for StdOut (the log is parsed).
+    metrics_file: Option<PathBuf>,
 }
 
 impl ProcessExecutor {
-    /// An executor reporting metrics to `sink`; `grace` is how long a stopped program
-    /// gets between SIGTERM and SIGKILL.
-    pub fn new(sink: Arc<dyn MetricsSink>, grace: Duration) -> Self {
-        ProcessExecutor { sink, grace }
-    }
-}
-
-/// A running local trial.
-#[derive(Debug)]
-pub struct ProcessHandle {
-    pgid: Pid,
-    phase: watch::Receiver<RunPhase>,
-    stopped: Arc<Mutex<Option<StopReason>>>,
-}
-
-struct Pump {
-    trial: String,
-    collector: Collector,
-    sink: Arc<dyn MetricsSink>,
-    log: Mutex<std::fs::File>,
-    parse_output: bool,
-}
-
-impl Pump {
-    fn log(&self, bytes: &[u8]) {
-        let mut f = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = f.write_all(bytes) {
-            tracing::warn!(trial = %self.trial, error = %e, "cannot write trial log");
+    /// An executor reporting metrics to `cfg.sink`, with trial directories under
+    /// `cfg.runs_dir`.
+    pub fn new(cfg: ExecutorConfig) -> Self {
+        ProcessExecutor {
+            sink: cfg.sink,
+            grace: cfg.grace,
+            runs_dir: cfg.runs_dir,
+            procs: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn feed(&self, lines: Vec<String>) {
-        let now = Timestamp::now();
-        let logs: Vec<_> = lines
+    fn procs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Proc>>> {
+        self.procs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn proc(&self, trial: &str) -> Option<Arc<Proc>> {
+        self.procs().get(trial).cloned()
+    }
+
+    /// Derives the command line from the primary container.
+    fn command(&self, t: &RenderedTrial) -> Result<Command, ExecError> {
+        let exp = &t.experiment;
+        let trial_dir = self.runs_dir.join(&exp.name).join(&t.trial);
+        let c = primary_container(&t.spec, &exp.trial_template.primary_container_name)
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let working_dir = c
+            .working_dir
+            .map(|w| t.base_dir.join(w))
+            .unwrap_or_else(|| trial_dir.clone());
+        // Kubernetes expands $(VAR) in command and args from the container's env; local
+        // trials can also refer to the experiment file's directory and their own.
+        let mut vars: BTreeMap<String, String> = c.env.iter().cloned().collect();
+        vars.insert(
+            "KESTREL_EXPERIMENT_DIR".into(),
+            t.base_dir.display().to_string(),
+        );
+        vars.insert("KESTREL_TRIAL_DIR".into(), trial_dir.display().to_string());
+        vars.insert("KESTREL_TRIAL_NAME".into(), t.trial.clone());
+        let argv = c
+            .argv
             .iter()
-            .flat_map(|l| self.collector.feed(l, now))
+            .map(|a| expand_env_refs(a, &|k| vars.get(k).cloned()))
             .collect();
-        if logs.is_empty() {
-            return;
-        }
-        let (sink, trial) = (self.sink.clone(), self.trial.clone());
-        let n = logs.len();
-        match tokio::task::spawn_blocking(move || sink.report(&trial, &logs)).await {
-            Ok(Ok(())) => tracing::debug!(trial = %self.trial, reports = n, "metrics stored"),
-            Ok(Err(e)) => tracing::error!(trial = %self.trial, error = %e, "metrics lost"),
-            Err(e) => tracing::error!(trial = %self.trial, error = %e, "metrics writer panicked"),
-        }
+        let metrics_file = match &exp.metrics_collector.kind {
+            CollectorKind::File { path, .. } => Some(working_dir.join(path)),
+            _ => None,
+        };
+        let metrics = exp.objective.all_metrics().map(str::to_string).collect();
+        let collector = Collector::new(&exp.metrics_collector, metrics)
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        Ok(Command {
+            argv,
+            env: c.env,
+            working_dir,
+            trial_dir,
+            collector,
+            metrics_file,
+        })
     }
 
-    async fn stream<R: AsyncRead + Unpin>(&self, mut r: R) {
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut split = LineSplitter::new();
-        loop {
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    self.log(&buf[..n]);
-                    if self.parse_output {
-                        let lines = split.push(&buf[..n]);
-                        self.feed(lines).await;
-                    }
-                }
-            }
-        }
-        if let Some(last) = split.finish().filter(|_| self.parse_output) {
-            self.feed(vec![last]).await;
+    fn attach(
+        &self,
+        trial: &str,
+        cmd: Command,
+        run: &LocalRun,
+        child: Option<tokio::process::Child>,
+    ) {
+        let proc = Proc::new(run.pid);
+        let source = Source {
+            file: run.metrics_file.clone(),
+            offset: run.offset,
+            collector: cmd.collector,
+        };
+        supervise::spawn(
+            proc.clone(),
+            trial.to_string(),
+            source,
+            self.sink.clone(),
+            run.dir.clone(),
+            child,
+            run.start,
+        );
+        self.procs().insert(trial.to_string(), proc);
+    }
+}
+
+impl Drop for ProcessExecutor {
+    /// Stops watching; the trials themselves keep running, for a later executor to adopt.
+    fn drop(&mut self) {
+        for p in self.procs().values() {
+            p.detach();
         }
     }
 }
 
-fn prepare_dir(dir: &Path) -> Result<(), ExecError> {
-    std::fs::create_dir_all(dir).map_err(|source| ExecError::Prepare {
-        path: dir.display().to_string(),
+fn record(run: &LocalRun) -> RunRecord {
+    RunRecord {
+        executor: "local".into(),
+        data: serde_json::to_value(run).unwrap_or_default(),
+    }
+}
+
+fn prepare(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Prepare {
+        path: path.display().to_string(),
         source,
-    })
+    }
 }
 
-impl TrialExecutor for ProcessExecutor {
-    type Handle = ProcessHandle;
+/// Finds `program` as `execvp` would (relative paths against `dir`), so a missing program
+/// is a clear launch error rather than the wrapper's exit status 127.
+fn resolve(program: &str, dir: &Path, path_var: Option<&str>) -> Result<(), ExecError> {
+    let spawn = |kind, msg: &str| ExecError::Spawn {
+        program: program.to_string(),
+        source: std::io::Error::new(kind, msg.to_string()),
+    };
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err(spawn(
+            std::io::ErrorKind::InvalidInput,
+            "empty program name",
+        ));
+    }
+    if program.contains('/') {
+        return if executable(&dir.join(program)) {
+            Ok(())
+        } else {
+            Err(spawn(
+                std::io::ErrorKind::NotFound,
+                "no such executable file",
+            ))
+        };
+    }
+    let path = path_var.map_or_else(|| std::env::var("PATH").unwrap_or_default(), str::to_string);
+    if path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| executable(&dir.join(d).join(program)))
+    {
+        Ok(())
+    } else {
+        Err(spawn(std::io::ErrorKind::NotFound, "not found in PATH"))
+    }
+}
 
-    async fn launch(&self, run: TrialRun) -> Result<ProcessHandle, ExecError> {
-        prepare_dir(&run.trial_dir)?;
-        if !run.working_dir.is_dir() {
+#[async_trait::async_trait]
+impl TrialExecutor for ProcessExecutor {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn launch(&self, t: &RenderedTrial) -> Result<RunRecord, ExecError> {
+        let cmd = self.command(t)?;
+        let dir = cmd.trial_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(prepare(&dir))?;
+        // A launch interrupted before the store recorded it: the process runs, adopt it.
+        if let Some(prev) = std::fs::read(dir.join(RUN_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LocalRun>(&b).ok())
+            .filter(|r| r.boot == procinfo::boot_id() && procinfo::alive(r.pid, r.start))
+        {
+            tracing::warn!(trial = %t.trial, pid = prev.pid, "trial already running; re-attaching");
+            self.attach(&t.trial, cmd, &prev, None);
+            return Ok(record(&prev));
+        }
+        if !cmd.working_dir.is_dir() {
             return Err(ExecError::Prepare {
-                path: run.working_dir.display().to_string(),
+                path: cmd.working_dir.display().to_string(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "working directory does not exist",
                 ),
             });
         }
-        let log_path = run.trial_dir.join(LOG_FILE);
+        let program = cmd.argv.first().cloned().unwrap_or_default();
+        let path_var = cmd
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        resolve(&program, &cmd.working_dir, path_var)?;
+        // A re-run keeps the previous attempt's log beside the new one.
+        let log_path = dir.join(LOG_FILE);
+        if log_path.exists() {
+            let _ = std::fs::rename(&log_path, dir.join(format!("{LOG_FILE}.previous")));
+        }
+        for stale in [STATUS_FILE, RUN_FILE] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|source| ExecError::Prepare {
-                path: log_path.display().to_string(),
-                source,
-            })?;
-        // The file offset is taken before the program starts, so nothing it writes is skipped.
-        let file = match &run.source {
-            MetricsSource::File(p) => Some(FileTail::new(p.clone())),
-            MetricsSource::Output => None,
+            .map_err(prepare(&log_path))?;
+        let err = log.try_clone().map_err(prepare(&log_path))?;
+        // The offset is taken before the program starts, so nothing it writes is skipped.
+        let (metrics_file, offset) = match &cmd.metrics_file {
+            Some(f) => (
+                f.clone(),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            ),
+            None => (log_path.clone(), 0),
         };
-        let program = run.argv.first().cloned().unwrap_or_default();
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&run.argv[1..])
-            .current_dir(&run.working_dir)
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(WRAPPER)
+            .arg("kestrel-trial")
+            .args(&cmd.argv)
+            .current_dir(&cmd.working_dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .process_group(0);
         if std::env::var_os("PYTHONUNBUFFERED").is_none() {
-            cmd.env("PYTHONUNBUFFERED", "1");
+            c.env("PYTHONUNBUFFERED", "1");
         }
-        cmd.envs(run.env.iter().map(|(k, v)| (k, v)))
-            .env("KATIB_TRIAL_NAME", &run.trial)
-            .env("KESTREL_TRIAL_NAME", &run.trial)
-            .env("KESTREL_EXPERIMENT", &run.experiment)
-            .env("KESTREL_TRIAL_DIR", &run.trial_dir)
-            .env("KESTREL_EXPERIMENT_DIR", &run.experiment_dir);
-        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .env("KATIB_TRIAL_NAME", &t.trial)
+            .env("KESTREL_TRIAL_NAME", &t.trial)
+            .env("KESTREL_EXPERIMENT", &t.experiment.name)
+            .env("KESTREL_TRIAL_DIR", &dir)
+            .env("KESTREL_EXPERIMENT_DIR", &t.base_dir);
+        let child = c.spawn().map_err(|source| ExecError::Spawn {
             program: program.clone(),
             source,
         })?;
-        let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-        let pgid = Pid::from_raw(pid);
-        tracing::info!(trial = %run.trial, pid, ?run.argv, "trial started");
+        let pid = child.id().unwrap_or(0);
+        let run = LocalRun {
+            pid,
+            start: procinfo::start_ticks(pid).unwrap_or(0),
+            boot: procinfo::boot_id(),
+            dir: dir.clone(),
+            metrics_file,
+            offset,
+        };
+        let run_file = dir.join(RUN_FILE);
+        if let Err(e) = std::fs::write(&run_file, serde_json::to_vec(&run).unwrap_or_default()) {
+            tracing::warn!(trial = %t.trial, error = %e, "cannot write {}", run_file.display());
+        }
+        tracing::info!(trial = %t.trial, pid, argv = ?cmd.argv, "trial started");
+        self.attach(&t.trial, cmd, &run, Some(child));
+        Ok(record(&run))
+    }
 
-        let (tx, rx) = watch::channel(RunPhase::Running);
-        let stopped = Arc::new(Mutex::new(None));
-        let pump = Arc::new(Pump {
-            trial: run.trial.clone(),
-            collector: run.collector,
-            sink: self.sink.clone(),
-            log: Mutex::new(log),
-            parse_output: run.source == MetricsSource::Output,
-        });
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let stopped_flag = stopped.clone();
-        tokio::spawn(async move {
-            let out = {
-                let pump = pump.clone();
-                tokio::spawn(async move {
-                    if let Some(s) = stdout {
-                        pump.stream(s).await
-                    }
-                })
-            };
-            let err = {
-                let pump = pump.clone();
-                tokio::spawn(async move {
-                    if let Some(s) = stderr {
-                        pump.stream(s).await
-                    }
-                })
-            };
-            let (done_tx, mut done_rx) = watch::channel(false);
-            let tail = file.map(|mut f| {
-                let pump = pump.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let finished = *done_rx.borrow();
-                        let lines = if finished { f.finish() } else { f.read_new() };
-                        pump.feed(lines).await;
-                        if finished {
-                            break;
-                        }
-                        let _ = tokio::time::timeout(FILE_POLL, done_rx.changed()).await;
-                    }
-                })
-            });
-            let status = child.wait().await;
-            let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                let _ = out.await;
-                let _ = err.await;
-            })
-            .await;
-            if drained.is_err() {
-                tracing::warn!(trial = %pump.trial, "output still open after exit; killing the process group");
+    async fn adopt(&self, t: &RenderedTrial, rec: &RunRecord) -> Result<(), ExecError> {
+        if rec.executor != self.kind() {
+            return Err(ExecError::Record(format!(
+                "trial {} was launched by the {} executor, not local",
+                t.trial, rec.executor
+            )));
+        }
+        let run: LocalRun = serde_json::from_value(rec.data.clone())
+            .map_err(|e| ExecError::Record(format!("trial {}: {e}", t.trial)))?;
+        if run.boot != procinfo::boot_id() {
+            self.procs().insert(
+                t.trial.clone(),
+                Proc::lost("the machine restarted while the trial ran"),
+            );
+            return Ok(());
+        }
+        let cmd = self.command(t)?;
+        tracing::info!(trial = %t.trial, pid = run.pid, alive = procinfo::alive(run.pid, run.start), "re-attaching trial");
+        self.attach(&t.trial, cmd, &run, None);
+        Ok(())
+    }
+
+    async fn status(&self, trial: &str) -> Result<Option<RunPhase>, ExecError> {
+        Ok(self.proc(trial).map(|p| p.phase()))
+    }
+
+    async fn stop(&self, trial: &str, why: StopReason) -> Result<(), ExecError> {
+        let Some(p) = self.proc(trial) else {
+            return Ok(());
+        };
+        if !p.mark_stopped(why) {
+            return Ok(()); // already exited
+        }
+        let pgid = Pid::from_raw(i32::try_from(p.pid).unwrap_or(0));
+        if pgid.as_raw() > 0 {
+            let _ = killpg(pgid, Signal::SIGTERM);
+        }
+        if !p.wait_exit(self.grace).await {
+            if pgid.as_raw() > 0 {
                 let _ = killpg(pgid, Signal::SIGKILL);
             }
-            let _ = done_tx.send(true);
-            if let Some(t) = tail {
-                let _ = t.await;
-            }
-            let code = status.ok().and_then(|s| s.code());
-            let stopped = *stopped_flag.lock().unwrap_or_else(|p| p.into_inner());
-            tracing::info!(trial = %pump.trial, ?code, ?stopped, "trial exited");
-            let _ = tx.send(RunPhase::Exited { code, stopped });
-        });
-        Ok(ProcessHandle {
-            pgid,
-            phase: rx,
-            stopped,
-        })
-    }
-
-    fn status(&self, h: &ProcessHandle) -> RunPhase {
-        h.phase.borrow().clone()
-    }
-
-    async fn stop(&self, h: &ProcessHandle, why: StopReason) {
-        if matches!(*h.phase.borrow(), RunPhase::Exited { .. }) {
-            return;
+            p.wait_exit(Duration::MAX).await;
         }
-        *h.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-        let _ = killpg(h.pgid, Signal::SIGTERM);
-        let mut rx = h.phase.clone();
-        let exited = |p: &RunPhase| matches!(p, RunPhase::Exited { .. });
-        if tokio::time::timeout(self.grace, rx.wait_for(exited))
-            .await
-            .is_err()
-        {
-            let _ = killpg(h.pgid, Signal::SIGKILL);
-            let _ = rx.wait_for(exited).await;
+        Ok(())
+    }
+
+    fn forget(&self, trial: &str) {
+        if let Some(p) = self.procs().remove(trial) {
+            p.detach();
         }
     }
 }

@@ -1,90 +1,81 @@
-//! The trial-executor seam: how a trial's program is started, watched and stopped.
-//! Implementations: [`local::ProcessExecutor`] (host processes); Kubernetes Jobs later.
+//! The trial-executor seam: how a rendered trial is started, watched, stopped, and found
+//! again after kestrel restarted.
+//!
+//! An executor gets the rendered trial (the substituted `trialSpec` plus its identity) and
+//! derives what it needs: the local executor the primary container's command line, a
+//! Kubernetes executor the object to create. What it returns from `launch` is stored with
+//! the trial, so a later kestrel process can `adopt` the trial from it.
+//!
+//! Executors are chosen at run time in one place, [`build`]; adding one touches its own
+//! module and one line there.
 
 pub mod local;
+#[cfg(any(test, feature = "testing"))]
+pub mod scripted;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use kestrel_metrics_collector::Collector;
+use kestrel_core::outcome::{RunEnd, StopReason};
+use kestrel_core::{Experiment, RunRecord};
+use kestrel_metrics_collector::MetricsSink;
 
-/// Everything needed to start one trial.
+/// A trial ready to run: its template rendered with its assignments.
 #[derive(Debug, Clone)]
-pub struct TrialRun {
-    /// Experiment name.
-    pub experiment: String,
-    /// Trial name.
+pub struct RenderedTrial {
+    /// The experiment (metrics collector, primary container name, conditions).
+    pub experiment: Arc<Experiment>,
+    /// The trial's name.
     pub trial: String,
-    /// Program and arguments (after substitution).
-    pub argv: Vec<String>,
-    /// Extra environment variables (after substitution).
-    pub env: Vec<(String, String)>,
-    /// Working directory of the process.
-    pub working_dir: PathBuf,
-    /// Directory of the experiment file (exported as `KESTREL_EXPERIMENT_DIR`).
-    pub experiment_dir: PathBuf,
-    /// The trial's own directory (logs, scratch); created by the executor.
-    pub trial_dir: PathBuf,
-    /// Parser for the trial's metric lines.
-    pub collector: Collector,
-    /// Where metrics come from.
-    pub source: MetricsSource,
+    /// Namespace of the trial (the experiment's, `default` without one).
+    pub namespace: String,
+    /// The substituted `trialSpec`, with `metadata.name` and `namespace` set.
+    pub spec: serde_json::Value,
+    /// Directory relative paths in the trial resolve against (the experiment file's).
+    pub base_dir: PathBuf,
 }
 
-/// Where a trial's metrics are read.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetricsSource {
-    /// The process's stdout and stderr.
-    Output,
-    /// A file the process writes (tailed while it runs, read to the end when it exits).
-    File(PathBuf),
-}
-
-/// Why a trial is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The experiment finished (goal, budget) while the trial ran.
-    ExperimentFinished,
-    /// The user interrupted kestrel.
-    Interrupted,
-    /// The early-stopping rule judged the trial hopeless.
-    EarlyStopped,
-}
-
-/// The state of a launched trial's program.
+/// Where a launched trial is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunPhase {
-    /// Still running (or its output is still being collected).
+    /// Running, or its output is still being collected.
     Running,
-    /// Exited and all its output was collected. `code` is `None` when killed by a signal.
-    Exited {
-        /// Exit status.
-        code: Option<i32>,
-        /// Set when kestrel stopped it.
-        stopped: Option<StopReason>,
-    },
+    /// Ended, and everything it reported has reached the metrics sink.
+    Exited(RunEnd),
+    /// Gone through no fault of its own (kestrel lost it: the machine restarted, its
+    /// record is missing); the trial is run again and does not count against the budget.
+    Lost(String),
 }
 
-/// Launches, watches and stops trials.
+/// Launches, watches, stops and re-attaches trials.
 ///
 /// # Contract
-/// - `launch` returns once the program has started (or failed to start).
-/// - `status` reports `Exited` only after every metric the program wrote has been
-///   delivered to the metrics sink, so the controller can compute the observation.
-/// - `stop` ends the program and everything it started; its phase then becomes
-///   `Exited { stopped: Some(reason), .. }`.
-#[allow(async_fn_in_trait)]
-pub trait TrialExecutor {
-    /// A handle to a running trial.
-    type Handle;
-    /// Starts the trial's program.
-    async fn launch(&self, run: TrialRun) -> Result<Self::Handle, ExecError>;
-    /// The program's current phase.
-    fn status(&self, handle: &Self::Handle) -> RunPhase;
-    /// Stops the program and waits until it is gone.
-    async fn stop(&self, handle: &Self::Handle, why: StopReason);
+/// - `launch` returns once the trial has started (or could not), with what must be stored
+///   to find it again. Launching a trial that already runs re-attaches to it.
+/// - `status` is `None` for a trial this executor is not attached to (launched by an
+///   earlier kestrel process): the caller then calls `adopt` with the stored record.
+/// - `Exited` is reported only after every metric the trial wrote was delivered.
+/// - `stop` ends the trial and everything it started; its phase then becomes `Exited`
+///   with `stopped` set.
+/// - `forget` drops a finished trial's state.
+#[async_trait::async_trait]
+pub trait TrialExecutor: Send + Sync {
+    /// The executor's name, stored in each [`RunRecord`].
+    fn kind(&self) -> &'static str;
+    /// Starts a trial.
+    async fn launch(&self, trial: &RenderedTrial) -> Result<RunRecord, ExecError>;
+    /// Re-attaches to a trial launched earlier (possibly by another kestrel process).
+    async fn adopt(&self, trial: &RenderedTrial, record: &RunRecord) -> Result<(), ExecError>;
+    /// The phase of an attached trial; `None` when not attached.
+    async fn status(&self, trial: &str) -> Result<Option<RunPhase>, ExecError>;
+    /// Stops an attached trial and waits until it is gone.
+    async fn stop(&self, trial: &str, why: StopReason) -> Result<(), ExecError>;
+    /// Drops the state of a finished trial.
+    fn forget(&self, trial: &str);
 }
 
-/// A trial could not be started.
+/// A trial could not be started, watched or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecError {
@@ -106,4 +97,36 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    /// The rendered trial cannot run on this executor.
+    #[error("{0}")]
+    Invalid(String),
+    /// The stored record was not written by this executor or is damaged.
+    #[error("bad run record: {0}")]
+    Record(String),
+}
+
+/// The executors kestrel has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// Host processes.
+    #[default]
+    Local,
+}
+
+/// What every executor may need to be built.
+#[derive(Clone)]
+pub struct ExecutorConfig {
+    /// Where metric reports go.
+    pub sink: Arc<dyn MetricsSink>,
+    /// Time a stopped trial gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Root of the per-trial directories (`<runs_dir>/<experiment>/<trial>/`).
+    pub runs_dir: PathBuf,
+}
+
+/// Builds the executor of `kind`: the one place executors are chosen.
+pub fn build(kind: ExecutorKind, cfg: ExecutorConfig) -> Arc<dyn TrialExecutor> {
+    match kind {
+        ExecutorKind::Local => Arc::new(local::ProcessExecutor::new(cfg)),
+    }
 }

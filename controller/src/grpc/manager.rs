@@ -23,9 +23,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::katib::store_status;
-use crate::executor::local::ProcessExecutor;
-use crate::reconciler::{Controller, Halt, Options, best_trial, preflight};
+use crate::executor::{ExecutorConfig, ExecutorKind};
+use crate::reconciler::{ControllerError, Halt, Options, Reconciler, drive, preflight};
 use crate::sink::StoreSink;
+use kestrel_core::best_trial;
 
 /// How the server runs experiments.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub struct ManagerService {
 struct Inner {
     store: Arc<dyn Store>,
     cfg: RunConfig,
+    reconciler: Arc<Reconciler>,
     running: Mutex<HashMap<String, Running>>,
     changed: watch::Sender<u64>,
     halt: watch::Sender<bool>,
@@ -60,10 +62,24 @@ struct Running {
 impl ManagerService {
     /// The service; call [`ManagerService::resume_unfinished`] once at start-up.
     pub fn new(store: Arc<dyn Store>, cfg: RunConfig) -> Self {
+        let executor = crate::executor::build(
+            ExecutorKind::Local,
+            ExecutorConfig {
+                sink: Arc::new(StoreSink(store.clone())),
+                grace: cfg.grace,
+                runs_dir: cfg.runs_dir.clone(),
+            },
+        );
+        let reconciler = Arc::new(Reconciler::new(
+            store.clone(),
+            executor,
+            Options { tick: cfg.tick },
+        ));
         ManagerService {
             inner: Arc::new(Inner {
                 store,
                 cfg,
+                reconciler,
                 running: Mutex::new(HashMap::new()),
                 changed: watch::channel(0).0,
                 halt: watch::channel(false).0,
@@ -81,9 +97,13 @@ impl ManagerService {
             .map_err(|e| store_status(&e))?;
         let mut names = Vec::new();
         for rec in recs.iter().filter(|r| !r.status.state.is_terminal()) {
-            tracing::info!(experiment = %rec.name(), "resuming");
-            self.inner.start(rec);
-            names.push(rec.name().to_string());
+            match self.inner.start(rec) {
+                Ok(()) => {
+                    tracing::info!(experiment = %rec.name(), "resuming");
+                    names.push(rec.name().to_string());
+                }
+                Err(e) => tracing::warn!(experiment = %rec.name(), error = %e, "not resuming"),
+            }
         }
         Ok(names)
     }
@@ -110,8 +130,10 @@ impl Inner {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start(self: &Arc<Self>, rec: &ExperimentRecord) {
+    /// Starts driving `rec` in a task, once its lease is taken.
+    fn start(self: &Arc<Self>, rec: &ExperimentRecord) -> Result<(), ControllerError> {
         let name = rec.name().to_string();
+        let lease = crate::lease::acquire(&self.store, &name, "kestrel serve")?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = watch::channel(false);
         self.lock().insert(
@@ -122,19 +144,7 @@ impl Inner {
             },
         );
         let inner = self.clone();
-        let base_dir = rec.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         tokio::spawn(async move {
-            let executor =
-                ProcessExecutor::new(Arc::new(StoreSink(inner.store.clone())), inner.cfg.grace);
-            let controller = Controller::new(
-                inner.store.clone(),
-                executor,
-                Options {
-                    base_dir,
-                    runs_dir: inner.cfg.runs_dir.clone(),
-                    tick: inner.cfg.tick,
-                },
-            );
             let mut halt = inner.halt.subscribe();
             let stop = async move {
                 tokio::select! {
@@ -143,11 +153,10 @@ impl Inner {
                 }
             };
             let changed = inner.changed.clone();
-            let result = controller
-                .run(&name, stop, |_| {
-                    changed.send_modify(|n| *n = n.wrapping_add(1));
-                })
-                .await;
+            let result = drive(&inner.reconciler, &name, lease, stop, |_| {
+                changed.send_modify(|n| *n = n.wrapping_add(1));
+            })
+            .await;
             if let Err(e) = result {
                 tracing::error!(experiment = %name, error = %e, "experiment ended with an error");
             }
@@ -155,6 +164,7 @@ impl Inner {
             inner.changed.send_modify(|n| *n = n.wrapping_add(1));
             done_tx.send_replace(true);
         });
+        Ok(())
     }
 
     async fn snapshot(
@@ -233,7 +243,9 @@ impl manager_server::Manager for ManagerService {
         })
         .await?;
         tracing::info!(experiment = %rec.name(), seed, "experiment submitted");
-        self.inner.start(&rec);
+        self.inner
+            .start(&rec)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(info_of(&rec, &[])))
     }
 
