@@ -90,7 +90,24 @@ async fn management_creates_watches_stops_and_deletes() {
     m.create_experiment(create("slow", "30", work.path()))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait (not a fixed sleep) until both of its trials run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = m
+            .get_experiment(mpb::ExperimentRef {
+                name: "slow".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .info
+            .unwrap();
+        if info.counts.unwrap().running == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "trials never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let e = m
         .delete_experiment(mpb::ExperimentRef {
             name: "slow".into(),
