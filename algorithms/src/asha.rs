@@ -11,7 +11,7 @@
 
 use kestrel_core::ObjectiveType;
 
-use crate::early_stopping::{EarlyStopper, Peers, Verdict};
+use crate::early_stopping::{EarlyStopper, KatibRule, Peers, Verdict};
 use crate::error::AlgoError;
 use crate::settings::{self, Kind, SettingSpec};
 
@@ -89,6 +89,14 @@ fn best(v: &[f64], objective: ObjectiveType) -> f64 {
 }
 
 impl EarlyStopper for Asha {
+    fn katib_rule(&self, peers: Peers<'_>, objective: ObjectiveType) -> Option<KatibRule> {
+        self.first_rung_threshold(peers.all, objective)
+            .map(|value| KatibRule {
+                value,
+                start_step: self.min_resource,
+            })
+    }
+
     fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict {
         let Some(rung) = self.rung_at(running.len()) else {
             return Verdict::Continue;

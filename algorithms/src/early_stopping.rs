@@ -38,6 +38,20 @@ pub struct Peers<'a> {
 pub trait EarlyStopper: Send + Sync {
     /// Whether a running trial whose objective reports so far are `running` should stop.
     fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict;
+    /// The rule this stopper gives a new trial over Katib's wire (GetEarlyStoppingRules):
+    /// the trial is stopped when its best objective at report `start_step` or later is
+    /// worse than `value`. `None` when no rule applies yet (too few peers).
+    fn katib_rule(&self, peers: Peers<'_>, objective: ObjectiveType) -> Option<KatibRule>;
+}
+
+/// One Katib early-stopping rule on the objective metric (its name and comparison follow
+/// from the objective).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KatibRule {
+    /// Threshold of the objective's best-so-far.
+    pub value: f64,
+    /// First report the rule applies at (1-based).
+    pub start_step: usize,
 }
 
 /// Katib's median stopping rule, with a true median checked at every step.
@@ -112,6 +126,13 @@ pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 impl EarlyStopper for MedianStop {
+    fn katib_rule(&self, peers: Peers<'_>, _: ObjectiveType) -> Option<KatibRule> {
+        self.threshold(peers.succeeded).map(|value| KatibRule {
+            value,
+            start_step: self.start_step,
+        })
+    }
+
     fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict {
         let k = running.len();
         if k == 0 || k < self.start_step {
@@ -134,17 +155,27 @@ impl EarlyStopper for MedianStop {
     }
 }
 
-/// Early-stopping algorithm names kestrel implements.
-pub const EARLY_STOPPING: &[&str] = &["medianstop", "asha"];
+/// Builds one early stopper from its settings.
+type Build = fn(&[(String, String)]) -> Result<Box<dyn EarlyStopper>, AlgoError>;
+
+/// Every early-stopping algorithm kestrel implements, by name: the one table.
+const STOPPERS: &[(&str, Build)] = &[
+    ("medianstop", |raw| Ok(Box::new(MedianStop::new(raw)?))),
+    ("asha", |raw| Ok(Box::new(crate::asha::Asha::new(raw)?))),
+];
+
+/// Names of the early-stopping algorithms kestrel implements.
+pub fn early_stoppers() -> impl Iterator<Item = &'static str> {
+    STOPPERS.iter().map(|(name, _)| *name)
+}
 
 /// Builds the early stopper `name` with `settings`.
 pub fn build(name: &str, raw: &[(String, String)]) -> Result<Box<dyn EarlyStopper>, AlgoError> {
-    match name {
-        "medianstop" => Ok(Box::new(MedianStop::new(raw)?)),
-        "asha" => Ok(Box::new(crate::asha::Asha::new(raw)?)),
-        other => Err(AlgoError::UnknownAlgorithm {
-            name: other.to_string(),
-            available: EARLY_STOPPING.join(", "),
+    match STOPPERS.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => make(raw),
+        None => Err(AlgoError::UnknownAlgorithm {
+            name: name.to_string(),
+            available: early_stoppers().collect::<Vec<_>>().join(", "),
         }),
     }
 }
@@ -167,6 +198,43 @@ mod tests {
         assert_eq!(rule(3, 2).threshold(done), Some(0.5));
         assert_eq!(rule(4, 2).threshold(done), None);
         assert_eq!(rule(1, 4).threshold(done), None);
+    }
+
+    #[test]
+    fn each_stopper_gives_its_own_katib_rule() {
+        let done: &[&[f64]] = &[&[0.5, 0.3, 0.2], &[0.6, 0.4, 0.3], &[0.9, 0.8, 0.7]];
+        let running: &[&[f64]] = &[&[0.1]];
+        let all: Vec<&[f64]> = done.iter().chain(running).copied().collect();
+        let peers = Peers {
+            succeeded: done,
+            all: &all,
+        };
+        let median = build("medianstop", &[("start_step".into(), "2".into())]).expect("valid");
+        assert_eq!(
+            median.katib_rule(peers, Minimize),
+            Some(KatibRule {
+                value: 0.5,
+                start_step: 2
+            })
+        );
+        // ASHA ranks every trial at its first rung (running ones too): the top third of
+        // 0.5, 0.6, 0.9, 0.1 at report 1 keeps 0.1.
+        let asha = build("asha", &[]).expect("defaults");
+        assert_eq!(
+            asha.katib_rule(peers, Minimize),
+            Some(KatibRule {
+                value: 0.1,
+                start_step: 1
+            })
+        );
+        // Every name in the table builds with its defaults; others are refused by name.
+        assert!(early_stoppers().all(|n| build(n, &[]).is_ok()));
+        match build("pbt", &[]) {
+            Err(AlgoError::UnknownAlgorithm { available, .. }) => {
+                assert_eq!(available, "medianstop, asha")
+            }
+            _ => panic!("pbt is not an early stopper"),
+        }
     }
 
     #[test]

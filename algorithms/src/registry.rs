@@ -10,18 +10,55 @@ use crate::random::Random;
 use crate::sobol::Sobol;
 use crate::tpe;
 
-/// Algorithm names kestrel implements (`auto` picks one of them, see [`auto_choice`]).
-pub const ALGORITHMS: &[&str] = &[
-    "random",
-    "grid",
-    "sobol",
-    "tpe",
-    "multivariate-tpe",
-    "bayesianoptimization",
-    "cmaes",
-    "hyperband",
-    "auto",
+/// Builds one algorithm from its spec, the search space and the trial budget.
+type Build = fn(&AlgorithmSpec, &SearchSpace, Option<u32>) -> Result<Box<dyn Suggester>, AlgoError>;
+
+/// Every algorithm kestrel implements, by name: the one table that names, validation and
+/// construction come from (`auto` picks one of the others, see [`auto_choice`]).
+const TABLE: &[(&str, Build)] = &[
+    ("random", |s, _, _| Ok(Box::new(Random::new(&s.settings)?))),
+    ("grid", |s, space, max| {
+        Ok(Box::new(Grid::new(&s.settings, space, max)?))
+    }),
+    ("sobol", |s, space, _| {
+        Ok(Box::new(Sobol::new(&s.settings, space.len())?))
+    }),
+    ("tpe", |s, _, _| {
+        Ok(Box::new(tpe::build("tpe", &s.settings, false)?))
+    }),
+    ("multivariate-tpe", |s, _, _| {
+        Ok(Box::new(tpe::build("multivariate-tpe", &s.settings, true)?))
+    }),
+    ("bayesianoptimization", |s, _, _| {
+        Ok(Box::new(crate::gp::build(&s.settings)?))
+    }),
+    ("cmaes", |s, space, _| {
+        Ok(Box::new(crate::cmaes::CmaEs::new(&s.settings, space)?))
+    }),
+    ("hyperband", |s, space, _| {
+        Ok(Box::new(crate::hyperband::Hyperband::new(
+            &s.settings,
+            space,
+        )?))
+    }),
+    ("auto", |s, space, max| {
+        crate::settings::parse("auto", &s.settings, &[crate::settings::RANDOM_STATE])?;
+        let chosen = AlgorithmSpec {
+            name: auto_choice(space, max).into(),
+            settings: s.settings.clone(),
+        };
+        build(&chosen, space, max)
+    }),
 ];
+
+/// Names of the algorithms kestrel implements, in the table's order.
+pub fn algorithms() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|(name, _)| *name)
+}
+
+fn available() -> String {
+    algorithms().collect::<Vec<_>>().join(", ")
+}
 
 /// Neural architecture search algorithms (they search `spec.nasConfig`, not parameters).
 pub const NAS_ALGORITHMS: &[&str] = &["darts"];
@@ -29,7 +66,7 @@ pub const NAS_ALGORITHMS: &[&str] = &["darts"];
 /// Katib algorithm names kestrel does not implement yet.
 pub const KATIB_PENDING: &[&str] = &["pbt", "enas"];
 
-pub use crate::early_stopping::EARLY_STOPPING;
+pub use crate::early_stopping::early_stoppers;
 
 /// Builds the algorithm `spec` names for `space`, validating its settings.
 pub fn build(
@@ -37,37 +74,17 @@ pub fn build(
     space: &SearchSpace,
     max_trials: Option<u32>,
 ) -> Result<Box<dyn Suggester>, AlgoError> {
+    if let Some((_, make)) = TABLE.iter().find(|(name, _)| *name == spec.name) {
+        return make(spec, space, max_trials);
+    }
     match spec.name.as_str() {
-        "random" => Ok(Box::new(Random::new(&spec.settings)?)),
-        "grid" => Ok(Box::new(Grid::new(&spec.settings, space, max_trials)?)),
-        "sobol" => Ok(Box::new(Sobol::new(&spec.settings, space.len())?)),
-        "tpe" => Ok(Box::new(tpe::build("tpe", &spec.settings, false)?)),
-        "multivariate-tpe" => Ok(Box::new(tpe::build(
-            "multivariate-tpe",
-            &spec.settings,
-            true,
-        )?)),
-        "bayesianoptimization" => Ok(Box::new(crate::gp::build(&spec.settings)?)),
-        "cmaes" => Ok(Box::new(crate::cmaes::CmaEs::new(&spec.settings, space)?)),
-        "hyperband" => Ok(Box::new(crate::hyperband::Hyperband::new(
-            &spec.settings,
-            space,
-        )?)),
-        "auto" => {
-            crate::settings::parse("auto", &spec.settings, &[crate::settings::RANDOM_STATE])?;
-            let chosen = AlgorithmSpec {
-                name: auto_choice(space, max_trials).into(),
-                settings: spec.settings.clone(),
-            };
-            build(&chosen, space, max_trials)
-        }
         other if NAS_ALGORITHMS.contains(&other) => Err(AlgoError::InvalidSpace {
             path: "spec.algorithm.algorithmName".into(),
             message: format!("{other} searches architectures: it needs spec.nasConfig"),
         }),
         other => Err(AlgoError::UnknownAlgorithm {
             name: other.to_string(),
-            available: ALGORITHMS.join(", "),
+            available: available(),
         }),
     }
 }
@@ -125,7 +142,7 @@ impl AlgorithmCatalog for Catalog {
         max_trial_count: Option<u32>,
     ) -> Vec<FieldError> {
         let path = "spec.algorithm";
-        if !ALGORITHMS.contains(&algorithm.name.as_str())
+        if !algorithms().any(|a| a == algorithm.name)
             && !NAS_ALGORITHMS.contains(&algorithm.name.as_str())
         {
             let what = if KATIB_PENDING.contains(&algorithm.name.as_str()) {
@@ -138,7 +155,7 @@ impl AlgorithmCatalog for Catalog {
             };
             return vec![FieldError::new(
                 format!("{path}.algorithmName"),
-                format!("{what} (available: {})", ALGORITHMS.join(", ")),
+                format!("{what} (available: {})", available()),
             )];
         }
         let Some(space) = space else { return vec![] };
@@ -156,7 +173,7 @@ impl AlgorithmCatalog for Catalog {
     }
 
     fn check_early_stopping(&self, early_stopping: &AlgorithmSpec) -> Vec<FieldError> {
-        if EARLY_STOPPING.contains(&early_stopping.name.as_str()) {
+        if early_stoppers().any(|e| e == early_stopping.name) {
             return match crate::early_stopping::build(
                 &early_stopping.name,
                 &early_stopping.settings,
@@ -165,10 +182,11 @@ impl AlgorithmCatalog for Catalog {
                 Err(e) => to_field_errors(e, "spec.earlyStopping"),
             };
         }
-        let available = if EARLY_STOPPING.is_empty() {
+        let names: Vec<&str> = early_stoppers().collect();
+        let available = if names.is_empty() {
             "none yet".to_string()
         } else {
-            EARLY_STOPPING.join(", ")
+            names.join(", ")
         };
         vec![FieldError::new(
             "spec.earlyStopping.algorithmName",

@@ -2,16 +2,17 @@
 //!
 //! DBManager keeps observation logs of any trial name, as Katib's does; a kestrel trial's
 //! logs reported here (by `kestrel collect`) are what the controller reads when the trial
-//! ends. `GetEarlyStoppingRules` computes median-stop rules from the logs in the store (the
-//! server is its own DBManager; `db_manager_address` is not dialled). `SetTrialStatus` marks a running kestrel trial EarlyStopped, the call Katib's
-//! metrics collector makes after it stopped the training process itself.
+//! ends. `GetEarlyStoppingRules` asks the experiment's early stopper for its Katib rule,
+//! computed from the logs in the store (the server is its own DBManager;
+//! `db_manager_address` is not dialled). `SetTrialStatus` marks a running kestrel trial
+//! EarlyStopped, the call Katib's metrics collector makes after it stopped the training
+//! process itself.
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use kestrel_algorithms::Catalog;
-use kestrel_algorithms::asha::Asha;
-use kestrel_algorithms::early_stopping::MedianStop;
+use kestrel_algorithms::early_stopping::{self, Peers};
 use kestrel_core::{MetricLog, ObjectiveType, TrialState};
 use kestrel_proto::convert::{self, katib as conv};
 use kestrel_proto::katib::{self as pb, db_manager_server, early_stopping_server};
@@ -153,24 +154,25 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
                 let values: Vec<f64> = logs.iter().filter_map(MetricLog::number).collect();
                 reports.push((t.state, values));
             }
-            let of = |succeeded_only: bool| -> Vec<&[f64]> {
-                reports
-                    .iter()
-                    .filter(|(s, r)| {
-                        !r.is_empty() && (!succeeded_only || *s == TrialState::Succeeded)
-                    })
-                    .map(|(_, r)| r.as_slice())
-                    .collect()
+            let succeeded: Vec<&[f64]> = reports
+                .iter()
+                .filter(|(s, r)| !r.is_empty() && *s == TrialState::Succeeded)
+                .map(|(_, r)| r.as_slice())
+                .collect();
+            let all: Vec<&[f64]> = reports
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(_, r)| r.as_slice())
+                .collect();
+            let stopper =
+                early_stopping::build(&es.name, &es.settings).map_err(|e| algo_status(&e))?;
+            let peers = Peers {
+                succeeded: &succeeded,
+                all: &all,
             };
-            // The catalog accepted the name, so it is one of these two.
-            let rule = if es.name == "asha" {
-                let asha = Asha::new(&es.settings).map_err(|e| algo_status(&e))?;
-                asha.first_rung_threshold(&of(false), problem.objective.kind)
-                    .map(|v| (v, asha.min_resource))
-            } else {
-                let median = MedianStop::new(&es.settings).map_err(|e| algo_status(&e))?;
-                median.threshold(&of(true)).map(|v| (v, median.start_step))
-            };
+            let rule = stopper
+                .katib_rule(peers, problem.objective.kind)
+                .map(|r| (r.value, r.start_step));
             let rules = rule
                 .map(|(value, start_step)| pb::EarlyStoppingRule {
                     name: metric.clone(),
