@@ -280,6 +280,68 @@ fn collect_reports_every_line_the_exit_status_and_early_stops() {
 }
 
 #[test]
+fn collect_killed_with_sigkill_loses_at_most_the_last_tenth_of_a_second() {
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // The trial prints a metric every 20 ms and notes when it printed each one.
+    let times = k.work.path().join("times");
+    let script = format!(
+        "import time\ni = 0\nwhile i < 2000:\n    i += 1\n    t = time.time()\n    print(f'loss={{i}}', flush=True)\n    open({:?}, 'a').write(f'{{i}} {{t}}\\n')\n    time.sleep(0.02)\n",
+        times.display().to_string()
+    );
+    let mut child = k
+        .cmd(&[
+            "collect",
+            "--trial",
+            "t-kill",
+            "--metrics",
+            "loss",
+            "--db-manager",
+            &addr,
+            "--",
+            "python3",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    child.kill().unwrap(); // SIGKILL; the trial then dies writing to the broken pipe
+    child.wait().unwrap();
+    let stored: std::collections::BTreeSet<u64> = k
+        .metric_rows("t-kill")
+        .iter()
+        .map(|(_, v)| v.parse().unwrap())
+        .collect();
+    let printed: Vec<(u64, f64)> = std::fs::read_to_string(&times)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (i, t) = l.split_once(' ').unwrap();
+            (i.parse().unwrap(), t.parse().unwrap())
+        })
+        .collect();
+    assert!(printed.len() > 30, "{}", printed.len());
+    // Reports wait at most 100 ms in the batch; 50 ms more covers the report's round trip.
+    let missing: Vec<&(u64, f64)> = printed
+        .iter()
+        .filter(|(i, t)| *t < killed_at - 0.15 && !stored.contains(i))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost {missing:?} (killed at {killed_at})"
+    );
+    drop(server);
+}
+
+#[test]
 fn tls_and_token_protect_the_management_api() {
     let k = Kestrel::new();
     let dir = k.work.path();

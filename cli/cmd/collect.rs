@@ -2,9 +2,12 @@
 //! command (its output passes through), collects the objective and additional metrics
 //! from its stdout/stderr or from a file it writes (Katib's text or JSON formats), and
 //! reports them to a DBManager (`kestrel serve`, or Katib's) with ReportObservationLog,
-//! every `--interval` seconds and once more after the command exits, so the last lines
-//! are never lost. A metric the objective never got is reported as `unavailable`, as
-//! Katib does.
+//! batched: a metric is sent within `--interval` (0.1 s) of being printed, and what is
+//! left once more after the command exits (also on SIGTERM, after stopping it), so the
+//! last lines are never lost. A metric the objective never got is reported as
+//! `unavailable`, as Katib does. The moving parts (pipe pump, file follower, batching,
+//! group stop, DBManager sink) are `kestrel-metrics-collector`'s, shared with the local
+//! executor.
 //!
 //! With `--stop-rule name;value;comparison;start_step` (Katib's EarlyStoppingRule), the
 //! command's process group is stopped once every rule is met; its metrics are reported
@@ -13,6 +16,7 @@
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,19 +24,15 @@ use jiff::Timestamp;
 use kestrel_core::experiment::{CollectorKind, FileFormat, MetricsCollector};
 use kestrel_core::metrics::UNAVAILABLE;
 use kestrel_core::{MetricLog, ObjectiveType};
-use kestrel_metrics_collector::Collector;
-use kestrel_metrics_collector::lines::LineSplitter;
+use kestrel_metrics_collector::dbmanager::{DbManagerSink, url};
 use kestrel_metrics_collector::rules::{RuleSet, StopRule};
+use kestrel_metrics_collector::runtime::{Batch, pump, spawn_follow, terminate_group};
 use kestrel_metrics_collector::tail::FileTail;
-use kestrel_proto::convert::katib::observation_log;
-use kestrel_proto::katib::db_manager_client::DbManagerClient;
+use kestrel_metrics_collector::{Collector, MetricsSink, MetricsSource};
+use kestrel_proto::katib::SetTrialStatusRequest;
 use kestrel_proto::katib::early_stopping_client::EarlyStoppingClient;
-use kestrel_proto::katib::{ReportObservationLogRequest, SetTrialStatusRequest};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::UsageError;
 
@@ -99,8 +99,8 @@ pub struct Args {
     /// Objective direction, for rules on the objective metric.
     #[arg(long, value_enum, default_value_t)]
     objective_type: Direction,
-    /// Seconds between reports while the command runs.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    /// Longest a metric waits before it is reported, in seconds (reports are batched).
+    #[arg(long, default_value_t = 0.1, value_name = "SECONDS")]
     interval: f64,
     /// Seconds the command gets between SIGTERM and SIGKILL when stopped.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
@@ -108,14 +108,6 @@ pub struct Args {
     /// The training command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
-}
-
-fn address(a: &str) -> String {
-    if a.contains("://") {
-        a.to_string()
-    } else {
-        format!("http://{a}")
-    }
 }
 
 /// Runs the command under collection.
@@ -165,95 +157,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(collect(a, trial, collector))
 }
 
-/// Copies `r` to `w`, sending complete lines to `lines` when given.
-async fn pass_through(
-    mut r: impl AsyncRead + Unpin,
-    mut w: impl AsyncWrite + Unpin,
-    lines: Option<mpsc::UnboundedSender<String>>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut split = LineSplitter::new();
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = w.write_all(&buf[..n]).await;
-                let _ = w.flush().await;
-                if let Some(tx) = &lines {
-                    for l in split.push(&buf[..n]) {
-                        let _ = tx.send(l);
-                    }
-                }
-            }
-        }
-    }
-    if let (Some(tx), Some(last)) = (&lines, split.finish()) {
-        let _ = tx.send(last);
-    }
-}
-
-struct Reporter {
-    client: DbManagerClient<Channel>,
-    trial: String,
-    pending: Vec<MetricLog>,
-}
-
-impl Reporter {
-    /// Sends what is pending; on failure it stays pending for the next attempt.
-    async fn flush(&mut self) -> Result<(), tonic::Status> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let req = ReportObservationLogRequest {
-            trial_name: self.trial.clone(),
-            observation_log: Some(observation_log(&self.pending)),
-        };
-        self.client.report_observation_log(req).await?;
-        tracing::debug!(trial = %self.trial, reports = self.pending.len(), "reported");
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// The last flush: retried with backoff, then an error (nothing dropped silently).
-    async fn flush_final(&mut self) -> anyhow::Result<()> {
-        let mut delay = Duration::from_millis(250);
-        for attempt in 1..=6 {
-            match self.flush().await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 6 => {
-                    tracing::warn!(error = %e.message(), attempt, "report failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        "could not report {} metric logs of trial {}: {} ({:?})",
-                        self.pending.len(),
-                        self.trial,
-                        e.message(),
-                        e.code()
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result<ExitCode> {
-    let db_addr = address(&a.db_manager);
-    let channel = Endpoint::from_shared(db_addr.clone())
-        .map_err(|e| UsageError(format!("--db-manager {:?}: {e}", a.db_manager)))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
-    let mut reporter = Reporter {
-        client: DbManagerClient::new(channel),
-        trial: trial.clone(),
-        pending: Vec::new(),
+    let source = if a.source == Source::File {
+        a.path.clone().map(MetricsSource::File)
+    } else {
+        Some(MetricsSource::Output)
     };
+    let sink: Arc<dyn MetricsSink> = Arc::new(
+        DbManagerSink::new(&a.db_manager)
+            .map_err(|e| UsageError(format!("--db-manager {:?}: {e}", a.db_manager)))?,
+    );
+    let mut batch = Batch::new(sink, &trial, Duration::from_secs_f64(a.interval));
     // Taken before the command starts: what the file holds now is not this trial's.
-    let tail = match (a.source, &a.path) {
-        (Source::File, Some(path)) => Some(FileTail::new(path.clone())),
+    let tail = match &source {
+        Some(MetricsSource::File(path)) => Some(FileTail::new(path.clone())),
         _ => None,
     };
     let mut child = tokio::process::Command::new(&a.command[0])
@@ -265,57 +182,49 @@ async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result
         .process_group(0)
         .spawn()
         .map_err(|e| UsageError(format!("cannot run {:?}: {e}", a.command[0])))?;
-    let pgid = Pid::from_raw(child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0));
+    let pgid = child.id().unwrap_or(0);
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let parse_output = a.source == Source::Stdout;
+    let parse_output = source == Some(MetricsSource::Output);
     let out = child.stdout.take().map(|s| {
-        tokio::spawn(pass_through(
+        tokio::spawn(pump(
             s,
-            tokio::io::stdout(),
+            Some(tokio::io::stdout()),
             parse_output.then(|| tx.clone()),
         ))
     });
     let err = child.stderr.take().map(|s| {
-        tokio::spawn(pass_through(
+        tokio::spawn(pump(
             s,
-            tokio::io::stderr(),
+            Some(tokio::io::stderr()),
             parse_output.then(|| tx.clone()),
         ))
     });
-    let (done_tx, mut done_rx) = watch::channel(false);
-    if let Some(mut tail) = tail {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            loop {
-                let finished = *done_rx.borrow();
-                let lines = if finished {
-                    tail.finish()
-                } else {
-                    tail.read_new()
-                };
-                for l in lines {
-                    let _ = tx.send(l);
-                }
-                if finished {
-                    break;
-                }
-                let _ = tokio::time::timeout(Duration::from_millis(200), done_rx.changed()).await;
-            }
-        });
+    let (done_tx, done_rx) = watch::channel(false);
+    let (exited_tx, exited_rx) = watch::channel(false);
+    if let Some(tail) = tail {
+        spawn_follow(tail, Duration::from_millis(100), done_rx, tx.clone());
     }
     drop(tx);
     let waiter = tokio::spawn(async move {
         let status = child.wait().await;
-        // Output tasks end at end-of-file; the file tail is then read to its end.
+        exited_tx.send_replace(true);
+        // Output pumps end at end-of-file; the file follower then reads to the end.
         if let Some(t) = out {
             let _ = t.await;
         }
         if let Some(t) = err {
             let _ = t.await;
         }
-        let _ = done_tx.send(true);
+        done_tx.send_replace(true);
         status
     });
+    let grace = Duration::from_secs_f64(a.grace);
+    let stop = move || {
+        let mut exited = exited_rx.clone();
+        tokio::spawn(terminate_group(pgid, grace, async move {
+            let _ = exited.wait_for(|e| *e).await;
+        }));
+    };
 
     let objective = a.metrics[0].clone();
     let kind = match a.objective_type {
@@ -326,8 +235,6 @@ async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result
     let mut seen_objective = false;
     let mut early_stopped = false;
     let mut interrupted = false;
-    let grace = Duration::from_secs_f64(a.grace);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(a.interval));
     let mut shutdown = std::pin::pin!(super::run::shutdown_signal());
     loop {
         tokio::select! {
@@ -338,20 +245,20 @@ async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result
                     if !early_stopped && rules.observe(&log) {
                         early_stopped = true;
                         tracing::warn!(trial = %trial, "early-stopping rules met; stopping the command");
-                        stop_group(pgid, grace);
+                        stop();
                     }
-                    reporter.pending.push(log);
+                    batch.push(log);
                 }
             }
-            _ = ticker.tick() => {
-                if let Err(e) = reporter.flush().await {
-                    tracing::warn!(error = %e.message(), "report failed; will retry");
+            () = batch.due() => {
+                if let Err(e) = batch.flush().await {
+                    tracing::warn!(error = %e, "report failed; will retry");
                 }
             }
             () = &mut shutdown, if !interrupted => {
                 interrupted = true;
                 tracing::warn!("interrupted; stopping the command");
-                stop_group(pgid, grace);
+                stop();
             }
         }
     }
@@ -360,18 +267,18 @@ async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result
         .context("waiting for the command")?
         .context("waiting for the command")?;
     if !seen_objective {
-        reporter.pending.push(MetricLog {
+        batch.push(MetricLog {
             time: Timestamp::now(),
             name: objective.clone(),
             value: UNAVAILABLE.into(),
         });
     }
-    reporter.flush_final().await?;
+    batch.finish().await?;
     if early_stopped {
         let addr = a
             .early_stopping
             .as_deref()
-            .map_or_else(|| db_addr.clone(), address);
+            .map_or_else(|| url(&a.db_manager), url);
         mark_early_stopped(&addr, &trial).await;
         return Ok(ExitCode::SUCCESS);
     }
@@ -381,18 +288,6 @@ async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-}
-
-/// SIGTERM to the command's process group, SIGKILL after `grace` if it is still there.
-fn stop_group(pgid: Pid, grace: Duration) {
-    if pgid.as_raw() <= 0 {
-        return;
-    }
-    let _ = killpg(pgid, Signal::SIGTERM);
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        let _ = killpg(pgid, Signal::SIGKILL);
-    });
 }
 
 async fn mark_early_stopped(addr: &str, trial: &str) {

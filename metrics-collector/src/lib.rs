@@ -7,12 +7,20 @@
 //! - [`tail`]: follows a metrics file as a trial appends to it.
 //! - [`rules`]: Katib's early-stopping rules, evaluated report by report.
 //! - [`Collector`]: one trial's parser state, turning lines into [`MetricLog`]s.
-//! - [`MetricsSink`]: where reports go (the store in local mode, DBManager for `kestrel collect`).
+//! - [`MetricsSource`]: the one mapping from a collector kind to where metrics are read.
+//! - [`MetricsSink`]: where reports go (the store in local mode, a DBManager,
+//!   [`dbmanager::DbManagerSink`], for `kestrel collect`).
+//! - [`runtime`]: the moving parts both the local executor and `kestrel collect` run:
+//!   following a file, pumping a pipe, batching reports, stopping a process group.
 
+pub mod dbmanager;
 pub mod lines;
 pub mod parse;
 pub mod rules;
+pub mod runtime;
 pub mod tail;
+
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use kestrel_core::MetricLog;
@@ -25,13 +33,38 @@ pub use parse::{ParseError, Parsed, TextParser};
 /// # Contract
 /// A report that returns `Ok` is durable: it will be visible to readers of the trial's
 /// observation log. Reports of one trial arrive in order.
+#[async_trait::async_trait]
 pub trait MetricsSink: Send + Sync {
     /// Stores `logs` for `trial`.
-    fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError>;
+    async fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError>;
     /// How many reports the sink holds for `trial`: where a collector that re-reads a
     /// trial's output from its start (after kestrel restarted) resumes, without
     /// reporting anything twice.
-    fn count(&self, trial: &str) -> Result<usize, SinkError>;
+    async fn count(&self, trial: &str) -> Result<usize, SinkError>;
+}
+
+/// Where a trial's metrics are read: the one mapping from `metricsCollectorSpec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsSource {
+    /// The program's stdout and stderr (`StdOut`).
+    Output,
+    /// A file the program writes (`File`), resolved against the working directory.
+    File(PathBuf),
+    /// The program reports itself (`Push`); nothing is read.
+    Pushed,
+}
+
+impl MetricsSource {
+    /// The source of `spec` for a program running in `working_dir`; `None` for kinds
+    /// kestrel cannot collect (TensorFlowEvent, PrometheusMetric, Custom).
+    pub fn of(spec: &MetricsCollector, working_dir: &Path) -> Option<Self> {
+        match &spec.kind {
+            CollectorKind::StdOut => Some(MetricsSource::Output),
+            CollectorKind::File { path, .. } => Some(MetricsSource::File(working_dir.join(path))),
+            CollectorKind::Push => Some(MetricsSource::Pushed),
+            CollectorKind::Unsupported { .. } => None,
+        }
+    }
 }
 
 /// A sink could not store a report.

@@ -22,12 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kestrel_core::RunRecord;
-use kestrel_core::experiment::CollectorKind;
 use kestrel_core::outcome::StopReason;
 use kestrel_core::template::{expand_env_refs, primary_container};
-use kestrel_metrics_collector::{Collector, MetricsSink};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use kestrel_metrics_collector::runtime::terminate_group;
+use kestrel_metrics_collector::{Collector, MetricsSink, MetricsSource};
 use serde::{Deserialize, Serialize};
 
 use super::{ExecError, ExecutorConfig, RenderedTrial, RunPhase, TrialExecutor};
@@ -124,9 +122,14 @@ impl ProcessExecutor {
             .iter()
             .map(|a| expand_env_refs(a, &|k| vars.get(k).cloned()))
             .collect();
-        let metrics_file = match &exp.metrics_collector.kind {
-            CollectorKind::File { path, .. } => Some(working_dir.join(path)),
-            _ => None,
+        let metrics_file = match MetricsSource::of(&exp.metrics_collector, &working_dir) {
+            Some(MetricsSource::File(f)) => Some(f),
+            Some(MetricsSource::Output) => None,
+            Some(MetricsSource::Pushed) | None => {
+                return Err(ExecError::Invalid(
+                    "spec.metricsCollectorSpec: the local executor collects StdOut and File metrics only".into(),
+                ));
+            }
         };
         let metrics = exp.objective.all_metrics().map(str::to_string).collect();
         let collector = Collector::new(&exp.metrics_collector, metrics)
@@ -361,16 +364,10 @@ impl TrialExecutor for ProcessExecutor {
         if !p.mark_stopped(why) {
             return Ok(()); // already exited
         }
-        let pgid = Pid::from_raw(i32::try_from(p.pid).unwrap_or(0));
-        if pgid.as_raw() > 0 {
-            let _ = killpg(pgid, Signal::SIGTERM);
-        }
-        if !p.wait_exit(self.grace).await {
-            if pgid.as_raw() > 0 {
-                let _ = killpg(pgid, Signal::SIGKILL);
-            }
+        terminate_group(p.pid, self.grace, async {
             p.wait_exit(Duration::MAX).await;
-        }
+        })
+        .await;
         Ok(())
     }
 

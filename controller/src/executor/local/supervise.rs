@@ -123,12 +123,9 @@ impl Feeder {
         if logs.is_empty() {
             return;
         }
-        let (sink, trial) = (self.sink.clone(), self.trial.clone());
-        let n = logs.len();
-        match tokio::task::spawn_blocking(move || sink.report(&trial, &logs)).await {
-            Ok(Ok(())) => tracing::debug!(trial = %self.trial, reports = n, "metrics stored"),
-            Ok(Err(e)) => tracing::error!(trial = %self.trial, error = %e, "metrics lost"),
-            Err(e) => tracing::error!(trial = %self.trial, error = %e, "metrics writer panicked"),
+        match self.sink.report(&self.trial, &logs).await {
+            Ok(()) => tracing::debug!(trial = %self.trial, reports = logs.len(), "metrics stored"),
+            Err(e) => tracing::error!(trial = %self.trial, error = %e, "metrics lost"),
         }
     }
 }
@@ -165,14 +162,12 @@ pub(super) fn spawn(
         let skip = if child.is_some() {
             0
         } else {
-            let (s, t) = (sink.clone(), trial.clone());
-            match tokio::task::spawn_blocking(move || s.count(&t)).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
+            match sink.count(&trial).await {
+                Ok(n) => n,
+                Err(e) => {
                     tracing::error!(trial = %trial, error = %e, "cannot count stored metrics; reports may repeat");
                     0
                 }
-                Err(_) => 0,
             }
         };
         let mut feeder = Feeder {

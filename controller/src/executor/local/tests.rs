@@ -8,15 +8,16 @@ use kestrel_metrics_collector::SinkError;
 #[derive(Default)]
 struct VecSink(Mutex<Vec<(String, MetricLog)>>);
 
+#[async_trait::async_trait]
 impl MetricsSink for VecSink {
-    fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError> {
+    async fn report(&self, trial: &str, logs: &[MetricLog]) -> Result<(), SinkError> {
         self.0
             .lock()
             .unwrap()
             .extend(logs.iter().map(|l| (trial.to_string(), l.clone())));
         Ok(())
     }
-    fn count(&self, trial: &str) -> Result<usize, SinkError> {
+    async fn count(&self, trial: &str) -> Result<usize, SinkError> {
         Ok(self
             .0
             .lock()
