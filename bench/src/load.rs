@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kestrel_controller::grpc::{RunConfig, Security, serve};
 use kestrel_proto::katib::suggestion_client::SuggestionClient;
 use kestrel_proto::katib::{self as pb, trial_status::TrialConditionType};
+use kestrel_server::{RunConfig, Security, serve};
 use kestrel_store::mem::MemStore;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

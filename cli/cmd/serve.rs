@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use kestrel_controller::grpc::{RunConfig, Security, serve};
+use kestrel_server::{RunConfig, Security, serve};
 
 use super::UsageError;
 use crate::store::StoreArgs;

@@ -9,12 +9,10 @@
 //! - [`lease`]: one process drives an experiment at a time.
 //! - `early`: early stopping of running trials by their intermediate reports.
 //! - [`sink`]: the metrics sink that writes observation logs to the store.
-//! - [`grpc`]: the `kestrel serve` server (Katib's services over the store, management).
 //! - `procinfo`: what `/proc` says about processes (liveness across restarts).
 
 mod early;
 pub mod executor;
-pub mod grpc;
 pub mod lease;
 pub mod plan;
 mod procinfo;

@@ -3,7 +3,6 @@
 pub use std::sync::Arc;
 pub use std::time::Duration;
 
-pub use kestrel_controller::grpc::{RunConfig, Security, serve};
 pub use kestrel_core::{Timestamp, TrialRecord, TrialState, Value};
 pub use kestrel_proto::health::health_client::HealthClient;
 pub use kestrel_proto::health::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -13,6 +12,7 @@ pub use kestrel_proto::katib::suggestion_client::SuggestionClient;
 pub use kestrel_proto::katib::{self as pb, trial_status::TrialConditionType};
 pub use kestrel_proto::manager::manager_client::ManagerClient;
 pub use kestrel_proto::manager::{self as mpb, event::Kind};
+pub use kestrel_server::{RunConfig, Security, serve};
 pub use kestrel_store::Store;
 pub use kestrel_store::mem::MemStore;
 pub use tokio::sync::oneshot;

@@ -22,10 +22,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::katib::store_status;
-use crate::executor::{ExecutorConfig, ExecutorKind};
-use crate::reconciler::{ControllerError, Halt, Options, Reconciler, drive, preflight};
-use crate::sink::StoreSink;
+use crate::katib::store_status;
+use kestrel_controller::executor::{ExecutorConfig, ExecutorKind};
+use kestrel_controller::reconciler::{
+    ControllerError, Halt, Options, Reconciler, drive, preflight,
+};
+use kestrel_controller::sink::StoreSink;
 use kestrel_core::best_trial;
 
 /// How the server runs experiments.
@@ -62,7 +64,7 @@ struct Running {
 impl ManagerService {
     /// The service; call [`ManagerService::resume_unfinished`] once at start-up.
     pub fn new(store: Arc<dyn Store>, cfg: RunConfig) -> Self {
-        let executor = crate::executor::build(
+        let executor = kestrel_controller::executor::build(
             ExecutorKind::Local,
             ExecutorConfig {
                 sink: Arc::new(StoreSink(store.clone())),
@@ -133,7 +135,7 @@ impl Inner {
     /// Starts driving `rec` in a task, once its lease is taken.
     fn start(self: &Arc<Self>, rec: &ExperimentRecord) -> Result<(), ControllerError> {
         let name = rec.name().to_string();
-        let lease = crate::lease::acquire(&self.store, &name, "kestrel serve")?;
+        let lease = kestrel_controller::lease::acquire(&self.store, &name, "kestrel serve")?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = watch::channel(false);
         self.lock().insert(

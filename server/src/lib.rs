@@ -1,5 +1,10 @@
-//! The `kestrel serve` server: Katib's Suggestion, EarlyStopping and DBManager services,
-//! gRPC health, and kestrel's management API, on one listener.
+//! kestrel-server: the `kestrel serve` server: Katib's Suggestion, EarlyStopping and
+//! DBManager services, gRPC health, and kestrel's management API, on one listener. It runs
+//! experiments with `kestrel-controller`'s reconciler, one task per experiment.
+//!
+//! # Layout
+//! - [`katib`]: Katib's DBManager and EarlyStopping services over the store.
+//! - [`manager`]: kestrel's management service (create, get, list, stop, delete, watch).
 //!
 //! Security: experiments run commands, so the management API accepts only loopback
 //! clients unless the server has a token, which clients then send as
