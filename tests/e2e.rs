@@ -189,6 +189,12 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
             assert!(err.contains(want), "{sub}: missing {want:?} in:\n{err}");
         }
     }
+    // An unknown executor is refused before anything is stored.
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}";
+    let good = k.write("good.yaml", &sh_experiment("good", "echo loss=1", spec));
+    let out = k.run(&["run", good.to_str().unwrap(), "--executor", "slurm"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains(r#"--executor "slurm": not one of local"#));
     assert!(stdout(&k.run(&["list"])).contains("no experiments"));
     assert!(!k.store.path().join("runs").exists());
 }

@@ -105,6 +105,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                 runs_dir: runs,
                 grace: Duration::from_secs(1),
                 tick: Duration::from_millis(200),
+                executor: "local".into(),
             },
             Security::default(),
             async {

@@ -45,6 +45,20 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
     }
 }
 
+/// Fails with a usage error when `name` is not an executor kestrel has (`--executor`).
+pub fn check_executor(name: &str) -> anyhow::Result<()> {
+    let mut all = kestrel_controller::executor::executors();
+    if all.any(|e| e == name) {
+        return Ok(());
+    }
+    let names: Vec<&str> = kestrel_controller::executor::executors().collect();
+    Err(UsageError(format!(
+        "--executor {name:?}: not one of {}",
+        names.join(", ")
+    ))
+    .into())
+}
+
 /// Fails with a usage error when `name` is not a stored experiment.
 pub fn require<T>(found: Option<T>, name: &str, store: &Path) -> anyhow::Result<T> {
     found

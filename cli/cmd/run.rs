@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
-use kestrel_controller::executor::{ExecutorConfig, ExecutorKind};
+use kestrel_controller::executor::{DEFAULT_EXECUTOR, ExecutorConfig};
 use kestrel_controller::sink::StoreSink;
 use kestrel_controller::{ControllerError, Halt, Options, Progress, Reconciler};
 use kestrel_core::status::reason;
@@ -40,6 +40,9 @@ pub struct Args {
     /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     grace: f64,
+    /// Where trials run (local: processes on this machine).
+    #[arg(long, default_value = DEFAULT_EXECUTOR, value_name = "NAME")]
+    executor: String,
 }
 
 /// Runs the experiment.
@@ -58,6 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    super::check_executor(&a.executor)?;
     let base_dir = a
         .file
         .parent()
@@ -111,13 +115,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let executor = kestrel_controller::executor::build(
-        ExecutorKind::Local,
+        &a.executor,
         ExecutorConfig {
             sink: Arc::new(StoreSink(store.clone())),
             grace: Duration::from_secs_f64(a.grace),
             runs_dir: dir.join("runs"),
         },
-    );
+    )
+    .map_err(|e| UsageError(format!("--executor: {e}")))?;
     let reconciler = Reconciler::new(
         store.clone(),
         executor,

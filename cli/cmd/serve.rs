@@ -36,6 +36,9 @@ pub struct Args {
     /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     grace: f64,
+    /// Where trials run (local: processes on this machine).
+    #[arg(long, default_value = kestrel_controller::executor::DEFAULT_EXECUTOR, value_name = "NAME")]
+    executor: String,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -47,6 +50,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if !(a.grace.is_finite() && a.grace >= 0.0) {
         return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
     }
+    super::check_executor(&a.executor)?;
     if a.token.as_deref().is_some_and(str::is_empty) {
         return Err(UsageError("--token: must not be empty".into()).into());
     }
@@ -80,6 +84,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 runs_dir: dir.join("runs"),
                 grace: Duration::from_secs_f64(a.grace),
                 tick: Duration::from_millis(200),
+                executor: a.executor.clone(),
             },
             Security {
                 token: a.token,

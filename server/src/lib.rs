@@ -51,6 +51,9 @@ pub enum ServeError {
     /// The transport failed (bad TLS material, listener error).
     #[error("gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The configured executor does not exist.
+    #[error(transparent)]
+    Executor(#[from] kestrel_controller::executor::UnknownExecutor),
     /// Stored experiments could not be read at start-up.
     #[error("cannot resume stored experiments: {0}")]
     Resume(String),
@@ -113,7 +116,7 @@ pub async fn serve(
     security: Security,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let manager = ManagerService::new(store.clone(), run);
+    let manager = ManagerService::new(store.clone(), run)?;
     manager
         .resume_unfinished()
         .map_err(|s| ServeError::Resume(s.message().to_string()))?;

@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::katib::store_status;
-use kestrel_controller::executor::{ExecutorConfig, ExecutorKind};
+use kestrel_controller::executor::{ExecutorConfig, UnknownExecutor};
 use kestrel_controller::reconciler::{
     ControllerError, Halt, Options, Reconciler, drive, preflight,
 };
@@ -39,6 +39,8 @@ pub struct RunConfig {
     pub grace: Duration,
     /// Reconcile interval.
     pub tick: Duration,
+    /// The executor trials run on (a name of `kestrel_controller::executor::executors`).
+    pub executor: String,
 }
 
 /// The management service.
@@ -63,21 +65,21 @@ struct Running {
 
 impl ManagerService {
     /// The service; call [`ManagerService::resume_unfinished`] once at start-up.
-    pub fn new(store: Arc<dyn Store>, cfg: RunConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, cfg: RunConfig) -> Result<Self, UnknownExecutor> {
         let executor = kestrel_controller::executor::build(
-            ExecutorKind::Local,
+            &cfg.executor,
             ExecutorConfig {
                 sink: Arc::new(StoreSink(store.clone())),
                 grace: cfg.grace,
                 runs_dir: cfg.runs_dir.clone(),
             },
-        );
+        )?;
         let reconciler = Arc::new(Reconciler::new(
             store.clone(),
             executor,
             Options { tick: cfg.tick },
         ));
-        ManagerService {
+        Ok(ManagerService {
             inner: Arc::new(Inner {
                 store,
                 cfg,
@@ -86,7 +88,7 @@ impl ManagerService {
                 changed: watch::channel(0).0,
                 halt: watch::channel(false).0,
             }),
-        }
+        })
     }
 
     /// Restarts every stored experiment that has not finished (a previous server died or

@@ -105,14 +105,6 @@ pub enum ExecError {
     Record(String),
 }
 
-/// The executors kestrel has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExecutorKind {
-    /// Host processes.
-    #[default]
-    Local,
-}
-
 /// What every executor may need to be built.
 #[derive(Clone)]
 pub struct ExecutorConfig {
@@ -124,9 +116,58 @@ pub struct ExecutorConfig {
     pub runs_dir: PathBuf,
 }
 
-/// Builds the executor of `kind`: the one place executors are chosen.
-pub fn build(kind: ExecutorKind, cfg: ExecutorConfig) -> Arc<dyn TrialExecutor> {
-    match kind {
-        ExecutorKind::Local => Arc::new(local::ProcessExecutor::new(cfg)),
+/// Builds one executor.
+type Build = fn(ExecutorConfig) -> Arc<dyn TrialExecutor>;
+
+/// Every executor, by the name users choose it with (`--executor`): the one place
+/// executors are registered.
+const EXECUTORS: &[(&str, Build)] = &[("local", |c| Arc::new(local::ProcessExecutor::new(c)))];
+
+/// The default executor's name.
+pub const DEFAULT_EXECUTOR: &str = "local";
+
+/// Names of the executors kestrel has.
+pub fn executors() -> impl Iterator<Item = &'static str> {
+    EXECUTORS.iter().map(|(name, _)| *name)
+}
+
+/// An executor name kestrel does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown executor {name:?} (available: {available})")]
+pub struct UnknownExecutor {
+    /// The name asked for.
+    pub name: String,
+    /// The names there are.
+    pub available: String,
+}
+
+/// Builds the executor named `name`: the one place executors are chosen at run time.
+pub fn build(name: &str, cfg: ExecutorConfig) -> Result<Arc<dyn TrialExecutor>, UnknownExecutor> {
+    match EXECUTORS.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => Ok(make(cfg)),
+        None => Err(UnknownExecutor {
+            name: name.to_string(),
+            available: executors().collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn executors_are_built_by_name() {
+        let cfg = super::ExecutorConfig {
+            sink: std::sync::Arc::new(crate::sink::StoreSink(std::sync::Arc::new(
+                kestrel_store::mem::MemStore::new(),
+            ))),
+            grace: std::time::Duration::from_secs(1),
+            runs_dir: "/nonexistent".into(),
+        };
+        assert_eq!(super::build("local", cfg.clone()).unwrap().kind(), "local");
+        let e = super::build("slurm", cfg).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "unknown executor \"slurm\" (available: local)"
+        );
     }
 }

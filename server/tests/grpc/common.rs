@@ -39,6 +39,7 @@ impl Server {
                 runs_dir: runs.path().to_path_buf(),
                 grace: Duration::from_millis(500),
                 tick: Duration::from_millis(50),
+                executor: "local".into(),
             },
             Security {
                 token: token.map(String::from),
