@@ -154,15 +154,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let collector = Collector::new(&spec, a.metrics.clone())
         .map_err(|e| UsageError(format!("--filter: {e}")))?;
     let runtime = crate::remote::runtime()?;
-    runtime.block_on(collect(a, trial, collector))
+    // Relative paths stay relative to the working directory the command shares.
+    let source = MetricsSource::of(&spec, std::path::Path::new(""));
+    runtime.block_on(collect(a, trial, collector, source))
 }
 
-async fn collect(a: Args, trial: String, collector: Collector) -> anyhow::Result<ExitCode> {
-    let source = if a.source == Source::File {
-        a.path.clone().map(MetricsSource::File)
-    } else {
-        Some(MetricsSource::Output)
-    };
+async fn collect(
+    a: Args,
+    trial: String,
+    collector: Collector,
+    source: Option<MetricsSource>,
+) -> anyhow::Result<ExitCode> {
     let sink: Arc<dyn MetricsSink> = Arc::new(
         DbManagerSink::new(&a.db_manager)
             .map_err(|e| UsageError(format!("--db-manager {:?}: {e}", a.db_manager)))?,
