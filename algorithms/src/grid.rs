@@ -6,6 +6,10 @@
 //! trial `k` gets point `(a*k + b) mod N` for a seed-derived `a` coprime with `N`: a
 //! permutation of the grid that needs no memory and no history, so proposal `k` depends
 //! only on `(seed, k)`. Fewer proposals than asked means the grid is exhausted.
+//!
+//! Levels are computed from their index, never listed, so a grid's size costs nothing
+//! until it is visited: a double step of 1e-300 is a grid of too many points (an error),
+//! not an allocation.
 
 use kestrel_core::{Domain, SearchSpace, Value};
 
@@ -21,11 +25,56 @@ pub const SETTINGS: &[SettingSpec] = &[RANDOM_STATE];
 /// The largest grid kestrel enumerates.
 pub const MAX_POINTS: u128 = 1 << 62;
 
+/// One parameter's levels, by index.
+#[derive(Debug, Clone)]
+enum Levels {
+    Double {
+        min: f64,
+        max: f64,
+        step: f64,
+        n: u64,
+    },
+    Int {
+        min: i64,
+        step: i64,
+        n: u64,
+    },
+    List(Vec<String>),
+}
+
+impl Levels {
+    fn len(&self) -> u64 {
+        match self {
+            Levels::Double { n, .. } | Levels::Int { n, .. } => *n,
+            Levels::List(v) => v.len() as u64,
+        }
+    }
+
+    fn get(&self, k: u64) -> Value {
+        match self {
+            Levels::Double { min, max, step, .. } => {
+                Value::Double(tidy(min + k as f64 * step).min(*max))
+            }
+            // k < n, so min + k * step lies in [min, max].
+            Levels::Int { min, step, .. } => Value::Int(
+                i64::try_from(i128::from(*min) + i128::from(k) * i128::from(*step)).unwrap_or(*min),
+            ),
+            Levels::List(v) => Value::Str(
+                usize::try_from(k)
+                    .ok()
+                    .and_then(|k| v.get(k))
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 /// Grid search over a space fixed at construction.
 #[derive(Debug, Clone)]
 pub struct Grid {
     names: Vec<String>,
-    levels: Vec<Vec<Value>>,
+    levels: Vec<Levels>,
     total: u64,
 }
 
@@ -38,7 +87,11 @@ impl Grid {
         max_trials: Option<u32>,
     ) -> Result<Self, AlgoError> {
         settings::parse("grid", raw, SETTINGS)?;
-        let mut levels: Vec<Vec<Value>> = Vec::with_capacity(space.len());
+        let mut levels: Vec<Levels> = Vec::with_capacity(space.len());
+        let too_many = |i: usize| AlgoError::InvalidSpace {
+            path: format!("spec.parameters[{i}].feasibleSpace.step"),
+            message: format!("the step gives more than {MAX_POINTS} grid points"),
+        };
         for (i, p) in space.params.iter().enumerate() {
             levels.push(match &p.domain {
                 Domain::Double { step: None, .. } => {
@@ -53,22 +106,36 @@ impl Grid {
                     step: Some(s),
                     ..
                 } => {
-                    let n = ((max - min) / s + 1e-9).floor() as u64;
-                    (0..=n)
-                        .map(|k| Value::Double(tidy(min + k as f64 * s).min(*max)))
-                        .collect()
+                    let n = ((max - min) / s + 1e-9).floor() + 1.0;
+                    if !(n.is_finite() && n >= 1.0 && n <= MAX_POINTS as f64) {
+                        return Err(too_many(i));
+                    }
+                    Levels::Double {
+                        min: *min,
+                        max: *max,
+                        step: *s,
+                        n: n as u64,
+                    }
                 }
                 Domain::Int { min, max, step, .. } => {
-                    let n = (max - min) / step;
-                    (0..=n).map(|k| Value::Int(min + k * step)).collect()
+                    let n = (i128::from(*max) - i128::from(*min)) / i128::from((*step).max(1)) + 1;
+                    let n = u64::try_from(n)
+                        .ok()
+                        .filter(|n| u128::from(*n) <= MAX_POINTS)
+                        .ok_or_else(|| too_many(i))?;
+                    Levels::Int {
+                        min: *min,
+                        step: (*step).max(1),
+                        n,
+                    }
                 }
                 Domain::Discrete { values, .. } | Domain::Categorical { values } => {
-                    values.iter().cloned().map(Value::Str).collect()
+                    Levels::List(values.clone())
                 }
             });
         }
         let total = levels.iter().try_fold(1u128, |acc, l| {
-            acc.checked_mul(l.len() as u128)
+            acc.checked_mul(u128::from(l.len()))
                 .filter(|t| *t <= MAX_POINTS)
         });
         let Some(total) = total else {
@@ -111,8 +178,8 @@ impl Grid {
         let mut idx = ((u128::from(a) * u128::from(k) + u128::from(b)) % u128::from(n)) as u64;
         let mut point = Vec::with_capacity(self.levels.len());
         for l in self.levels.iter().rev() {
-            let len = l.len() as u64;
-            point.push(l[(idx % len) as usize].clone());
+            let len = l.len();
+            point.push(l.get(idx % len));
             idx /= len;
         }
         point.reverse();
@@ -232,6 +299,44 @@ mod tests {
             "spec.maxTrialCount: 25 exceeds the 24 points of the grid"
         );
         assert!(Grid::new(&[], &space(), Some(24)).is_ok());
+    }
+
+    #[test]
+    fn huge_grids_cost_nothing_until_visited_and_absurd_ones_are_errors() {
+        let mut s = space();
+        s.params.truncate(1);
+        let double = |step| Domain::Double {
+            min: 0.0,
+            max: 1.0,
+            step: Some(step),
+            distribution: Distribution::Uniform,
+        };
+        // 10^8 levels: built at once (nothing is listed), points computed on demand.
+        s.params[0].domain = double(1e-8);
+        let g = Grid::new(&[], &s, None).unwrap();
+        assert_eq!(g.len(), 100_000_001);
+        assert!(g.point(1, 99_999_999).is_some());
+        // 10^300 levels: refused, naming the step.
+        s.params[0].domain = double(1e-300);
+        let e = Grid::new(&[], &s, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("spec.parameters[0].feasibleSpace.step: the step gives more than"),
+            "{e}"
+        );
+        // The widest int range there is: its levels are counted without overflow.
+        s.params[0].domain = Domain::Int {
+            min: i64::MIN,
+            max: i64::MAX,
+            step: 1 << 20,
+            distribution: Distribution::Uniform,
+        };
+        let g = Grid::new(&[], &s, None).unwrap();
+        assert_eq!(g.len(), 1 << 44);
+        let Some(p) = g.point(3, 12345) else {
+            panic!("a point")
+        };
+        assert!(matches!(p[0], Value::Int(_)));
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub const RUNG: &str = "hyperband.kestrel.dev/rung";
 /// Label: the trial a promotion continues.
 pub const PARENT: &str = "hyperband.kestrel.dev/parent";
 
+/// Most brackets a schedule may have (eta = 2 reaches it at r_l = 2^32).
+pub const MAX_BRACKETS: u32 = 32;
+/// Most configurations the brackets' first rungs may start together.
+pub const MAX_CONFIGS: u64 = 1_000_000;
+
 const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "r_l",
@@ -126,6 +131,21 @@ impl Hyperband {
                     "resource_name {resource:?} is not a parameter of the experiment"
                 ))
             })?;
+        // Bound the schedule before building it: r_l and eta come from the request.
+        let s_max = (r_l.ln() / eta.ln() + 1e-9).floor().max(0.0);
+        if s_max > f64::from(MAX_BRACKETS) {
+            return Err(invalid(format!(
+                "eta = {eta} and r_l = {r_l} give {s_max} brackets (at most {MAX_BRACKETS}); raise eta or lower r_l"
+            )));
+        }
+        let first_rungs: f64 = (0..=s_max as u32)
+            .map(|s| ((s_max + 1.0) / (f64::from(s) + 1.0) * eta.powi(s as i32)).ceil())
+            .sum();
+        if !first_rungs.is_finite() || first_rungs > MAX_CONFIGS as f64 {
+            return Err(invalid(format!(
+                "eta = {eta} and r_l = {r_l} start {first_rungs:e} configurations (at most {MAX_CONFIGS})"
+            )));
+        }
         let brackets = brackets(r_l, eta);
         let smallest = brackets[0].rungs[0].resource;
         let fits = |lo: f64, hi: f64| smallest >= lo - 1e-9 && r_l <= hi + 1e-9;

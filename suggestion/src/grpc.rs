@@ -42,13 +42,19 @@ pub fn seed_of(problem: &kestrel_core::Problem) -> u64 {
 }
 
 fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Status> {
-    let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
     let count = usize::try_from(req.current_request_number).map_err(|_| {
         Status::invalid_argument(format!(
             "current_request_number: {} is negative",
             req.current_request_number
         ))
     })?;
+    if count > crate::MAX_REQUEST {
+        return Err(Status::invalid_argument(format!(
+            "current_request_number: {count} trials asked for at once (at most {})",
+            crate::MAX_REQUEST
+        )));
+    }
+    let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
     let trials = conv::trials(&problem, &req.trials)?;
     // Katib counts requests, not trials: trial k of the experiment is request k.
     let earlier = i64::from(req.total_request_number) - i64::from(req.current_request_number);

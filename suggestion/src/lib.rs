@@ -16,6 +16,11 @@ use std::collections::BTreeSet;
 use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, Suggester, rng};
 use kestrel_core::{Problem, SearchSpace, TrialRecord};
 
+/// Most trials one request may ask for: a request's count sizes the work and the reply,
+/// so it is bounded before anything is done (Katib's controller asks for at most
+/// `parallelTrialCount` at a time; kestrel's reconciler asks in chunks of this size).
+pub const MAX_REQUEST: usize = 1000;
+
 /// A named proposal: one new trial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedProposal {
@@ -75,6 +80,15 @@ fn algorithm(problem: &Problem) -> Result<(Box<dyn Suggester>, Cow<'_, SearchSpa
 /// Proposes up to `req.count` named trials; fewer means the algorithm is exhausted, or
 /// waits for running trials when [`Batch::waiting`] is set.
 pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
+    if req.count > MAX_REQUEST {
+        return Err(AlgoError::InvalidSpace {
+            path: "current_request_number".into(),
+            message: format!(
+                "{} trials asked for at once (at most {MAX_REQUEST})",
+                req.count
+            ),
+        });
+    }
     let exp = req.problem;
     let (algorithm, space) = algorithm(exp)?;
     let next = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);

@@ -93,6 +93,26 @@ fn settings_are_checked_against_the_space() {
     }
 }
 
+#[test]
+fn schedules_too_large_to_run_are_refused_before_they_are_built() {
+    // eta 1.0001 and r_l 1000 would be 69,000 brackets; eta 1e10 and r_l 1e300, 10^300
+    // configurations. Both are refused at once, naming the limit.
+    let many = hb(&[
+        ("r_l", "1000"),
+        ("resource_name", "epochs"),
+        ("eta", "1.0001"),
+    ]);
+    let e = many.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("brackets (at most 32)"), "{e}");
+    let huge = hb(&[
+        ("r_l", "1e300"),
+        ("resource_name", "epochs"),
+        ("eta", "1e10"),
+    ]);
+    let e = huge.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("configurations (at most 1000000)"), "{e}");
+}
+
 /// Loss of a configuration trained for `epochs`: lower lr and more epochs are better.
 fn loss(a: &kestrel_core::Assignments) -> f64 {
     let Some(Value::Double(lr)) = a.get("lr") else {

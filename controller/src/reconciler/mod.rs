@@ -245,31 +245,34 @@ impl Reconciler {
                     .await?;
                 return Ok(Action::Done(status));
             }
-            Plan::Launch(n) if n > 0 => match self.suggest(&rec, &trials, n as usize).await {
-                Ok((new, waiting)) => {
-                    let exhausted = !waiting && new.len() < n as usize;
-                    self.cache(name, |c| c.exhausted = exhausted);
-                    busy |= !new.is_empty();
-                    for t in new {
-                        self.store.insert_trial(&t)?;
-                        self.launch(&rec, &exp, t).await?;
+            Plan::Launch(n) if n > 0 => {
+                let n = (n as usize).min(kestrel_suggestion::MAX_REQUEST);
+                match self.suggest(&rec, &trials, n).await {
+                    Ok((new, waiting)) => {
+                        let exhausted = !waiting && new.len() < n;
+                        self.cache(name, |c| c.exhausted = exhausted);
+                        busy |= !new.is_empty();
+                        for t in new {
+                            self.store.insert_trial(&t)?;
+                            self.launch(&rec, &exp, t).await?;
+                        }
+                    }
+                    Err(e) => {
+                        let message = format!("suggestion failed: {e}");
+                        tracing::error!(experiment = %name, %message);
+                        let status = self
+                            .end_experiment(
+                                &rec,
+                                StopReason::ExperimentFinished,
+                                ExperimentState::Failed,
+                                reason::FAILED,
+                                &message,
+                            )
+                            .await?;
+                        return Ok(Action::Done(status));
                     }
                 }
-                Err(e) => {
-                    let message = format!("suggestion failed: {e}");
-                    tracing::error!(experiment = %name, %message);
-                    let status = self
-                        .end_experiment(
-                            &rec,
-                            StopReason::ExperimentFinished,
-                            ExperimentState::Failed,
-                            reason::FAILED,
-                            &message,
-                        )
-                        .await?;
-                    return Ok(Action::Done(status));
-                }
-            },
+            }
             Plan::Launch(_) => {}
         }
         Ok(Action::Requeue(if busy {
