@@ -17,16 +17,20 @@ pub struct Args {
 
 /// Deletes the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    kestrel_core::validate::experiment_name(&a.name).map_err(super::UsageError)?;
     let (store, dir) = a.store.open()?;
-    let rec = super::require(store.experiment(&a.name)?, &a.name, &dir)?;
-    if !rec.status.state.is_terminal() {
-        eprintln!(
-            "warning: {} is {}; if a kestrel process is still running it, stop that first",
-            a.name, rec.status.state
-        );
+    super::require(store.experiment(&a.name)?, &a.name, &dir)?;
+    if let Some(h) = kestrel_controller::lease::live_holder(&*store, &a.name)? {
+        return Err(super::UsageError(format!(
+            "experiment {:?} is being run by {}; stop it first",
+            a.name,
+            kestrel_controller::lease::describe(&h)
+        ))
+        .into());
     }
     store.delete_experiment(&a.name)?;
-    let runs = dir.join("runs").join(&a.name);
+    let runs = kestrel_controller::paths::experiment_dir(&dir.join("runs"), &a.name)
+        .context("the experiment's directory")?;
     if runs.exists() {
         std::fs::remove_dir_all(&runs).with_context(|| format!("removing {}", runs.display()))?;
     }

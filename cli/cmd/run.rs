@@ -51,7 +51,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     kestrel_controller::reconciler::preflight(&exp)
         .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
     if let Some(n) = &a.name {
-        check_name(n)?;
+        kestrel_core::validate::experiment_name(n)
+            .map_err(|m| UsageError(format!("--name: {m}")))?;
         exp.name = n.clone();
     }
     if !(a.grace.is_finite() && a.grace >= 0.0) {
@@ -199,19 +200,6 @@ fn exit_code(rec: &ExperimentRecord) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
-}
-
-fn check_name(n: &str) -> anyhow::Result<()> {
-    let ok = n.len() <= 40
-        && n.starts_with(|c: char| c.is_ascii_lowercase())
-        && !n.ends_with('-')
-        && n.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(UsageError(format!("--name {n:?}: must start with a lowercase letter, use only lowercase letters, digits and '-', and be at most 40 characters")).into())
     }
 }
 

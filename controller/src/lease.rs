@@ -106,6 +106,15 @@ pub fn acquire(
     }
 }
 
+/// The live holder of `experiment`'s lease, if any (a stale lease does not count).
+pub fn live_holder(store: &dyn Store, experiment: &str) -> Result<Option<Lease>, ControllerError> {
+    let now = Timestamp::now();
+    let here = me("", now);
+    Ok(store
+        .lease(experiment)?
+        .filter(|l| l.holder == here.holder || !is_stale(l, &here, now, &process_alive)))
+}
+
 /// `kestrel run (pid 42 on host h, since 2026-12-02T10:00:00Z)`.
 pub fn describe(l: &Lease) -> String {
     format!(

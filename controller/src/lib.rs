@@ -7,6 +7,7 @@
 //! - [`reconciler`]: one level-triggered reconcile pass over an experiment, and the local
 //!   driver that runs passes until the experiment ends.
 //! - [`lease`]: one process drives an experiment at a time.
+//! - [`paths`]: trial directories, only under the store.
 //! - `early`: early stopping of running trials by their intermediate reports.
 //! - [`sink`]: the metrics sink that writes observation logs to the store.
 //! - `procinfo`: what `/proc` says about processes (liveness across restarts).
@@ -14,6 +15,7 @@
 mod early;
 pub mod executor;
 pub mod lease;
+pub mod paths;
 pub mod plan;
 mod procinfo;
 pub mod reconciler;

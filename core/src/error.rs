@@ -3,6 +3,19 @@
 
 use std::fmt;
 
+/// Most characters of an input value quoted in a message.
+const SHOWN: usize = 64;
+
+/// `value` quoted for a message, cut to its first 64 characters (with its length) when
+/// longer, so an error never echoes a huge input.
+pub fn shown(value: &str) -> String {
+    if value.chars().count() <= SHOWN {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(SHOWN).collect();
+    format!("{head:?}... ({} bytes)", value.len())
+}
+
 /// One problem with one field of the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

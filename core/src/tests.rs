@@ -401,3 +401,32 @@ fn nas_and_parameters_are_exclusive() {
         ["spec.nasConfig: must not be set together with spec.parameters"]
     );
 }
+
+#[test]
+fn experiment_names_follow_katib_and_messages_stay_short() {
+    use crate::validate::experiment_name;
+    for ok in ["a", "digits-tpe", "x1-2", &"a".repeat(40)] {
+        assert_eq!(experiment_name(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "..",
+        "../../victim",
+        "a/b",
+        "A",
+        "1a",
+        "a-",
+        "a_b",
+        "a\0b",
+        "é",
+        &"a".repeat(41),
+    ] {
+        assert!(experiment_name(bad).is_err(), "{bad:?}");
+    }
+    // A huge value is quoted by its start and length only.
+    let huge = "x".repeat(10_000_000);
+    let m = experiment_name(&huge).unwrap_err();
+    assert!(m.len() < 200, "{}", m.len());
+    assert!(m.contains("(10000000 bytes)"), "{m}");
+    assert_eq!(crate::error::shown("abc"), "\"abc\"");
+}

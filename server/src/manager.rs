@@ -188,6 +188,12 @@ impl Inner {
     }
 }
 
+/// Refuses a name that is not a valid experiment name (it would become a path).
+fn valid_name(name: &str) -> Result<(), Status> {
+    kestrel_core::validate::experiment_name(name)
+        .map_err(|m| Status::invalid_argument(format!("name: {m}")))
+}
+
 /// The summary message of an experiment and its trials.
 pub fn info_of(rec: &ExperimentRecord, trials: &[TrialRecord]) -> pb::ExperimentInfo {
     conv::info(rec, &TrialCounts::of(trials), best_trial(&rec.spec, trials))
@@ -221,6 +227,7 @@ impl manager_server::Manager for ManagerService {
         };
         preflight(&exp).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if !req.name.is_empty() {
+            valid_name(&req.name)?;
             exp.name = req.name.clone();
         }
         let base_dir = PathBuf::from(&req.base_dir);
@@ -257,7 +264,9 @@ impl manager_server::Manager for ManagerService {
         &self,
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::ExperimentDetail>, Status> {
-        let (rec, trials) = self.inner.snapshot(request.into_inner().name).await?;
+        let name = request.into_inner().name;
+        valid_name(&name)?;
+        let (rec, trials) = self.inner.snapshot(name).await?;
         let info = info_of(&rec, &trials);
         Ok(Response::new(detail_of(&rec, &trials, info)))
     }
@@ -289,6 +298,7 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::ExperimentInfo>, Status> {
         let name = request.into_inner().name;
+        valid_name(&name)?;
         let done = {
             let mut running = self.inner.lock();
             running.get_mut(&name).map(|r| {
@@ -310,14 +320,24 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::DeleteExperimentReply>, Status> {
         let name = request.into_inner().name;
+        valid_name(&name)?;
         if self.inner.lock().contains_key(&name) {
             return Err(Status::failed_precondition(format!(
                 "experiment {name:?} is running; stop it first"
             )));
         }
         let store = self.inner.store.clone();
-        let runs = self.inner.cfg.runs_dir.join(&name);
+        let runs = kestrel_controller::paths::experiment_dir(&self.inner.cfg.runs_dir, &name)
+            .ok_or_else(|| Status::invalid_argument("name: not an experiment name"))?;
         blocking(move || {
+            let holder = kestrel_controller::lease::live_holder(&*store, &name)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            if let Some(h) = holder {
+                return Err(Status::failed_precondition(format!(
+                    "experiment {name:?} is being run by {}; stop it first",
+                    kestrel_controller::lease::describe(&h)
+                )));
+            }
             if !store
                 .delete_experiment(&name)
                 .map_err(|e| store_status(&e))?
@@ -341,6 +361,7 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<Self::WatchExperimentStream>, Status> {
         let name = request.into_inner().name;
+        valid_name(&name)?;
         // Fail fast on an unknown name, before the stream starts.
         self.inner.snapshot(name.clone()).await?;
         let (tx, rx) = mpsc::channel(256);

@@ -297,25 +297,40 @@ fn metadata_name(name: Option<&str>, errs: &mut Vec<FieldError>) -> Option<Strin
         errs.push(FieldError::new("metadata.name", "is required"));
         return None;
     };
+    if let Err(m) = experiment_name(n) {
+        errs.push(FieldError::new("metadata.name", m));
+    }
+    Some(n.to_string())
+}
+
+/// Longest experiment name (Katib's limit; trial names and Kubernetes object names are
+/// built from it).
+pub const MAX_NAME: usize = 40;
+
+/// Checks an experiment name as Katib does: a lowercase letter first, then lowercase
+/// letters, digits and '-', not ending in '-', at most [`MAX_NAME`] characters. Every
+/// entry point (YAML, `--name`, gRPC) uses this, and only such names become paths.
+pub fn experiment_name(n: &str) -> Result<(), String> {
+    if n.len() > MAX_NAME {
+        return Err(format!(
+            "{} is longer than {MAX_NAME} characters",
+            crate::error::shown(n)
+        ));
+    }
     let bytes = n.as_bytes();
-    let ok = bytes[0].is_ascii_lowercase()
+    let ok = bytes.first().is_some_and(u8::is_ascii_lowercase)
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && !n.ends_with('-');
-    if !ok {
-        errs.push(FieldError::new(
-            "metadata.name",
-            format!("{n:?} must start with a lowercase letter and contain only lowercase letters, digits and '-', not ending in '-'"),
-        ));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} must start with a lowercase letter and contain only lowercase letters, digits and '-', not ending in '-'",
+            crate::error::shown(n)
+        ))
     }
-    if n.len() > 40 {
-        errs.push(FieldError::new(
-            "metadata.name",
-            format!("{n:?} is longer than 40 characters"),
-        ));
-    }
-    Some(n.to_string())
 }
 
 fn count(s: Option<&Scalar>, path: &str, min: i64, errs: &mut Vec<FieldError>) -> Option<u32> {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod hostile;
 mod katib_services;
 mod manager;
 mod suggestion;
