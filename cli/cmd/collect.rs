@@ -9,6 +9,9 @@
 //! group stop, DBManager sink) are `kestrel-metrics-collector`'s, shared with the local
 //! executor.
 //!
+//! Reports carry the trial's credential from `KESTREL_TRIAL_TOKEN` when kestrel started the
+//! trial (a kestrel server accepts writes about its own trials only with it).
+//!
 //! With `--stop-rule name;value;comparison;start_step` (Katib's EarlyStoppingRule), the
 //! command's process group is stopped once every rule is met; its metrics are reported
 //! and the trial is marked EarlyStopped with SetTrialStatus. Exit status: the command's
@@ -24,7 +27,7 @@ use jiff::Timestamp;
 use kestrel_core::experiment::{CollectorKind, FileFormat, MetricsCollector};
 use kestrel_core::metrics::UNAVAILABLE;
 use kestrel_core::{MetricLog, ObjectiveType};
-use kestrel_metrics_collector::dbmanager::{DbManagerSink, url};
+use kestrel_metrics_collector::dbmanager::{DbManagerSink, url, with_credential};
 use kestrel_metrics_collector::rules::{RuleSet, StopRule};
 use kestrel_metrics_collector::runtime::{Batch, pump, spawn_follow, terminate_group};
 use kestrel_metrics_collector::tail::FileTail;
@@ -165,8 +168,12 @@ async fn collect(
     collector: Collector,
     source: Option<MetricsSource>,
 ) -> anyhow::Result<ExitCode> {
+    // The trial's own credential, when kestrel started it (see `kestrel serve`).
+    let credential = std::env::var("KESTREL_TRIAL_TOKEN")
+        .ok()
+        .filter(|c| !c.is_empty());
     let sink: Arc<dyn MetricsSink> = Arc::new(
-        DbManagerSink::new(&a.db_manager)
+        DbManagerSink::new(&a.db_manager, credential.clone())
             .map_err(|e| UsageError(format!("--db-manager {:?}: {e}", a.db_manager)))?,
     );
     let mut batch = Batch::new(sink, &trial, Duration::from_secs_f64(a.interval));
@@ -281,7 +288,7 @@ async fn collect(
             .early_stopping
             .as_deref()
             .map_or_else(|| url(&a.db_manager), url);
-        mark_early_stopped(&addr, &trial).await;
+        mark_early_stopped(&addr, &trial, credential.as_deref()).await;
         return Ok(ExitCode::SUCCESS);
     }
     use std::os::unix::process::ExitStatusExt;
@@ -292,13 +299,16 @@ async fn collect(
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-async fn mark_early_stopped(addr: &str, trial: &str) {
+async fn mark_early_stopped(addr: &str, trial: &str, credential: Option<&str>) {
     let result = async {
         let ch = Endpoint::from_shared(addr.to_string())?.connect().await?;
         EarlyStoppingClient::new(ch)
-            .set_trial_status(SetTrialStatusRequest {
-                trial_name: trial.to_string(),
-            })
+            .set_trial_status(with_credential(
+                SetTrialStatusRequest {
+                    trial_name: trial.to_string(),
+                },
+                credential,
+            ))
             .await?;
         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     }

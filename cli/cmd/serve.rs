@@ -11,10 +11,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use kestrel_server::access::KatibAccess;
 use kestrel_server::{RunConfig, Security, serve};
 
 use super::UsageError;
 use crate::store::StoreArgs;
+
+/// Who may write results of trials kestrel does not run through Katib's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum KatibAuth {
+    /// Anyone, as with Katib (its collectors send no credentials).
+    #[default]
+    Open,
+    /// Only clients with the server's token.
+    Token,
+}
 
 /// Arguments of `kestrel serve`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +47,10 @@ pub struct Args {
     /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     grace: f64,
+    /// Writes through Katib's services about trials kestrel does not run: open (as Katib)
+    /// or token. kestrel's own trials always need their credential or the token.
+    #[arg(long, value_enum, default_value_t)]
+    katib_auth: KatibAuth,
     /// Where trials run (local: processes on this machine).
     #[arg(long, default_value = kestrel_controller::executor::DEFAULT_EXECUTOR, value_name = "NAME")]
     executor: String,
@@ -51,6 +66,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
     }
     super::check_executor(&a.executor)?;
+    if a.katib_auth == KatibAuth::Token && a.token.is_none() {
+        return Err(
+            UsageError("--katib-auth token needs --token (or KESTREL_TOKEN)".into()).into(),
+        );
+    }
     if a.token.as_deref().is_some_and(str::is_empty) {
         return Err(UsageError("--token: must not be empty".into()).into());
     }
@@ -89,6 +109,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Security {
                 token: a.token,
                 tls,
+                katib: match a.katib_auth {
+                    KatibAuth::Open => KatibAccess::Open,
+                    KatibAuth::Token => KatibAccess::Token,
+                },
             },
             super::run::shutdown_signal(),
         )

@@ -122,6 +122,11 @@ pub struct TrialRecord {
     /// it ran); such attempts do not count against `maxTrialCount`.
     #[serde(default)]
     pub restarts: u32,
+    /// SHA-256 (hex) of the secret the trial's current run was given
+    /// (`KESTREL_TRIAL_TOKEN`): reports about the trial over Katib's services must carry
+    /// it while the trial runs. The secret itself is never stored.
+    #[serde(default)]
+    pub credential: Option<String>,
 }
 
 /// An executor's record of a launched trial: enough to find it again after a restart.
@@ -158,6 +163,7 @@ impl TrialRecord {
             objective: None,
             run: None,
             restarts: 0,
+            credential: None,
         }
     }
 

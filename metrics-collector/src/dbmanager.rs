@@ -15,6 +15,16 @@ use crate::{MetricsSink, SinkError};
 #[derive(Debug, Clone)]
 pub struct DbManagerSink {
     client: DbManagerClient<Channel>,
+    credential: Option<String>,
+}
+
+/// `message` as a request carrying `credential` as its bearer token.
+pub fn with_credential<T>(message: T, credential: Option<&str>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    if let Some(v) = credential.and_then(|c| format!("Bearer {c}").parse().ok()) {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
 }
 
 /// `host:port` or a URL; a bare address gets `http://`.
@@ -27,14 +37,16 @@ pub fn url(address: &str) -> String {
 }
 
 impl DbManagerSink {
-    /// A sink for `address` (connected on first use).
-    pub fn new(address: &str) -> Result<Self, tonic::transport::Error> {
+    /// A sink for `address` (connected on first use), sending `credential` (the trial's
+    /// secret, or a server token) with each request.
+    pub fn new(address: &str, credential: Option<String>) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(url(address))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
         Ok(DbManagerSink {
             client: DbManagerClient::new(channel),
+            credential,
         })
     }
 }
@@ -55,7 +67,7 @@ impl MetricsSink for DbManagerSink {
         };
         self.client
             .clone()
-            .report_observation_log(req)
+            .report_observation_log(with_credential(req, self.credential.as_deref()))
             .await
             .map(|_| ())
             .map_err(|s| sink_error(trial, &s))
@@ -69,7 +81,7 @@ impl MetricsSink for DbManagerSink {
         let reply = self
             .client
             .clone()
-            .get_observation_log(req)
+            .get_observation_log(with_credential(req, self.credential.as_deref()))
             .await
             .map_err(|s| sink_error(trial, &s))?;
         Ok(reply

@@ -17,6 +17,8 @@ use kestrel_core::{MetricLog, ObjectiveType, TrialState};
 use kestrel_proto::convert::{self, katib as conv};
 use kestrel_proto::katib::{self as pb, db_manager_server, early_stopping_server};
 use kestrel_store::{Store, StoreError};
+
+use crate::access::{Access, Write, bearer};
 use kestrel_suggestion::grpc::{algo_status, blocking};
 use tonic::{Request, Response, Status};
 
@@ -44,13 +46,26 @@ fn required(value: &str, field: &str) -> Result<(), Status> {
 #[derive(Clone)]
 pub struct DbManagerService {
     store: Arc<dyn Store>,
+    access: Access,
 }
 
 impl DbManagerService {
-    /// The service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        DbManagerService { store }
+    /// The service over `store`, with `access` deciding who may write.
+    pub fn new(store: Arc<dyn Store>, access: Access) -> Self {
+        DbManagerService { store, access }
     }
+}
+
+/// Refuses a write about trial `name` that `access` does not allow (see [`Access`]).
+fn authorize(
+    store: &dyn Store,
+    access: &Access,
+    given: Option<&str>,
+    name: &str,
+    what: Write,
+) -> Result<(), Status> {
+    let trial = store.trial(name).map_err(|e| store_status(&e))?;
+    access.check(given, name, trial.as_ref(), what)
 }
 
 #[tonic::async_trait]
@@ -59,6 +74,7 @@ impl db_manager_server::DbManager for DbManagerService {
         &self,
         request: Request<pb::ReportObservationLogRequest>,
     ) -> Result<Response<pb::ReportObservationLogReply>, Status> {
+        let given = bearer(request.metadata());
         let req = request.into_inner();
         required(&req.trial_name, "trial_name")?;
         let logs = conv::metric_logs(req.observation_log.as_ref(), Timestamp::now())?;
@@ -67,8 +83,15 @@ impl db_manager_server::DbManager for DbManagerService {
                 "observation_log.metric_logs: is empty (nothing to report)",
             ));
         }
-        let store = self.store.clone();
+        let (store, access) = (self.store.clone(), self.access.clone());
         blocking(move || {
+            authorize(
+                &*store,
+                &access,
+                given.as_deref(),
+                &req.trial_name,
+                Write::Report,
+            )?;
             store
                 .append_metrics(&req.trial_name, &logs)
                 .map_err(|e| store_status(&e))
@@ -105,10 +128,18 @@ impl db_manager_server::DbManager for DbManagerService {
         &self,
         request: Request<pb::DeleteObservationLogRequest>,
     ) -> Result<Response<pb::DeleteObservationLogReply>, Status> {
+        let given = bearer(request.metadata());
         let req = request.into_inner();
         required(&req.trial_name, "trial_name")?;
-        let store = self.store.clone();
+        let (store, access) = (self.store.clone(), self.access.clone());
         blocking(move || {
+            authorize(
+                &*store,
+                &access,
+                given.as_deref(),
+                &req.trial_name,
+                Write::Delete,
+            )?;
             store
                 .delete_metrics(&req.trial_name)
                 .map_err(|e| store_status(&e))
@@ -122,12 +153,13 @@ impl db_manager_server::DbManager for DbManagerService {
 #[derive(Clone)]
 pub struct EarlyStoppingService {
     store: Arc<dyn Store>,
+    access: Access,
 }
 
 impl EarlyStoppingService {
-    /// The service; `SetTrialStatus` updates trials in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        EarlyStoppingService { store }
+    /// The service; `SetTrialStatus` updates trials in `store` when `access` allows.
+    pub fn new(store: Arc<dyn Store>, access: Access) -> Self {
+        EarlyStoppingService { store, access }
     }
 }
 
@@ -199,9 +231,10 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
         &self,
         request: Request<pb::SetTrialStatusRequest>,
     ) -> Result<Response<pb::SetTrialStatusReply>, Status> {
+        let given = bearer(request.metadata());
         let req = request.into_inner();
         required(&req.trial_name, "trial_name")?;
-        let store = self.store.clone();
+        let (store, access) = (self.store.clone(), self.access.clone());
         blocking(move || {
             let mut t = store
                 .trial(&req.trial_name)
@@ -211,6 +244,12 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
             if from == TrialState::EarlyStopped {
                 return Ok(pb::SetTrialStatusReply {});
             }
+            access.check(
+                given.as_deref(),
+                &req.trial_name,
+                Some(&t),
+                Write::SetStatus,
+            )?;
             if from.is_terminal() {
                 return Err(Status::failed_precondition(format!(
                     "trial {:?} already finished ({from})",

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`katib`]: Katib's DBManager and EarlyStopping services over the store.
+//! - [`access`]: who may write trial results through them (per-trial credentials).
 //! - [`manager`]: kestrel's management service (create, get, list, stop, delete, watch).
 //!
 //! Security: experiments run commands, so the management API accepts only loopback
@@ -11,6 +12,7 @@
 //! `authorization: Bearer <token>`. Katib's services stay open, as Katib's controller
 //! calls them without credentials. TLS (rustls) is used when a certificate is given.
 
+pub mod access;
 pub mod katib;
 pub mod manager;
 
@@ -42,6 +44,8 @@ pub struct Security {
     pub token: Option<String>,
     /// PEM certificate chain and private key; serves TLS when set.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Who may write results of trials kestrel does not run through Katib's services.
+    pub katib: access::KatibAccess,
 }
 
 /// Why the server could not run.
@@ -74,28 +78,16 @@ impl Gate {
     }
 }
 
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Interceptor for Gate {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
         match &self.token {
-            Some(token) => {
-                let given = req
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
-                match given {
-                    Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(req),
-                    Some(_) => Err(Status::unauthenticated("wrong token")),
-                    None => Err(Status::unauthenticated(
-                        "this server requires a token (kestrel --token or KESTREL_TOKEN)",
-                    )),
-                }
-            }
+            Some(token) => match access::bearer(req.metadata()) {
+                Some(g) if access::same(g.as_bytes(), token.as_bytes()) => Ok(req),
+                Some(_) => Err(Status::unauthenticated("wrong token")),
+                None => Err(Status::unauthenticated(
+                    "this server requires a token (kestrel --token or KESTREL_TOKEN)",
+                )),
+            },
             None => match req.remote_addr() {
                 Some(a) if a.ip().is_loopback() => Ok(req),
                 _ => Err(Status::permission_denied(
@@ -117,6 +109,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let manager = ManagerService::new(store.clone(), run)?;
+    let access = access::Access::new(security.token.as_deref(), security.katib);
     manager
         .resume_unfinished()
         .map_err(|s| ServeError::Resume(s.message().to_string()))?;
@@ -147,11 +140,14 @@ pub async fn serve(
             SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            EarlyStoppingServer::new(katib::EarlyStoppingService::new(store.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            EarlyStoppingServer::new(katib::EarlyStoppingService::new(
+                store.clone(),
+                access.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            DbManagerServer::new(katib::DbManagerService::new(store))
+            DbManagerServer::new(katib::DbManagerService::new(store, access))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(HealthServer::new(health))
@@ -178,6 +174,10 @@ mod tests {
         // No peer address (not a TCP connection from loopback): refused.
         let e = gate.call(Request::new(())).expect_err("refused");
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
-        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+        assert!(
+            access::same(b"abc", b"abc")
+                && !access::same(b"abc", b"abd")
+                && !access::same(b"abc", b"ab")
+        );
     }
 }

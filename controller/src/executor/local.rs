@@ -11,7 +11,8 @@
 //!
 //! Environment: the parent's, plus the container's `env`, plus `KATIB_TRIAL_NAME`,
 //! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, `KESTREL_EXPERIMENT_DIR`,
-//! and `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
+//! `KESTREL_TRIAL_TOKEN` (the run's secret, for reporting about itself), and
+//! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
 mod supervise;
 
@@ -309,6 +310,9 @@ impl TrialExecutor for ProcessExecutor {
             .env("KESTREL_EXPERIMENT", &t.experiment.name)
             .env("KESTREL_TRIAL_DIR", &dir)
             .env("KESTREL_EXPERIMENT_DIR", &t.base_dir);
+        if let Some(secret) = &t.secret {
+            c.env(crate::credentials::ENV, secret);
+        }
         let child = c.spawn().map_err(|source| ExecError::Spawn {
             program: program.clone(),
             source,

@@ -34,6 +34,9 @@ pub struct RenderedTrial {
     pub spec: serde_json::Value,
     /// Directory relative paths in the trial resolve against (the experiment file's).
     pub base_dir: PathBuf,
+    /// The run's secret, given to the trial as `KESTREL_TRIAL_TOKEN` (see
+    /// [`crate::credentials`]); `None` when re-rendered to adopt a running trial.
+    pub secret: Option<String>,
 }
 
 /// Where a launched trial is.

@@ -57,6 +57,7 @@ impl Reconciler {
             namespace,
             spec,
             base_dir: rec.base_dir.clone().unwrap_or_else(|| ".".into()),
+            secret: None,
         })
     }
 
@@ -81,8 +82,12 @@ impl Reconciler {
             // A re-run starts with an empty observation log.
             self.store.delete_metrics(&t.name)?;
         }
+        let (secret, credential) = crate::credentials::issue();
         let launched = match self.render(rec, exp, &t) {
-            Ok(r) => self.executor.launch(&r).await.map_err(|e| error_chain(&e)),
+            Ok(mut r) => {
+                r.secret = Some(secret);
+                self.executor.launch(&r).await.map_err(|e| error_chain(&e))
+            }
             Err(m) => Err(m),
         };
         let now = Timestamp::now();
@@ -93,6 +98,7 @@ impl Reconciler {
                 t.message = "Trial is running".into();
                 t.started_at = Some(now);
                 t.run = Some(run);
+                t.credential = Some(credential);
                 self.attached(&exp.name, &t.name, true);
             }
             Err(message) => {
@@ -187,6 +193,7 @@ impl Reconciler {
         n.started_at = None;
         n.observation.clear();
         n.objective = None;
+        n.credential = None;
         lost_race(self.store.update_trial(&n, TrialState::Running))?;
         self.executor.forget(&t.name);
         self.attached(&t.experiment, &t.name, false);

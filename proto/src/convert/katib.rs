@@ -367,6 +367,7 @@ fn trial(
         objective,
         run: None,
         restarts: 0,
+        credential: None,
     })
 }
 

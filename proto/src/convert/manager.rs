@@ -130,6 +130,7 @@ pub fn trial_record(
         objective: t.objective,
         run: None,
         restarts: 0,
+        credential: None,
     })
 }
 

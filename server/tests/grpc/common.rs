@@ -28,6 +28,15 @@ pub struct Server {
 
 impl Server {
     pub async fn start_with(store: Arc<dyn Store>, token: Option<&str>) -> Server {
+        let security = Security {
+            token: token.map(String::from),
+            tls: None,
+            katib: Default::default(),
+        };
+        Self::start_secured(store, security).await
+    }
+
+    pub async fn start_secured(store: Arc<dyn Store>, security: Security) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let runs = tempfile::tempdir().unwrap();
@@ -41,10 +50,7 @@ impl Server {
                 tick: Duration::from_millis(50),
                 executor: "local".into(),
             },
-            Security {
-                token: token.map(String::from),
-                tls: None,
-            },
+            security,
             async {
                 let _ = rx.await;
             },

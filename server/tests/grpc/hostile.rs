@@ -147,3 +147,158 @@ async fn experiment_names_never_become_paths_outside_the_store() {
     healthy(&s).await;
     s.shutdown().await;
 }
+
+/// Waits until experiment `name` has `n` running trials; returns their names.
+async fn running(m: &mut ManagerClient<Channel>, name: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = m
+            .get_experiment(mpb::ExperimentRef { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        let names: Vec<String> = d
+            .trials
+            .iter()
+            .filter(|t| t.state == "Running")
+            .map(|t| t.name.clone())
+            .collect();
+        if names.len() == n {
+            return names;
+        }
+        assert!(std::time::Instant::now() < deadline, "trials never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn report(trial: &str, value: &str) -> pb::ReportObservationLogRequest {
+    pb::ReportObservationLogRequest {
+        trial_name: trial.into(),
+        observation_log: Some(pb::ObservationLog {
+            metric_logs: vec![log("2026-12-01T00:00:00Z", "loss", value)],
+        }),
+    }
+}
+
+fn bearer<T>(message: T, credential: &str) -> tonic::Request<T> {
+    kestrel_metrics_collector::dbmanager::with_credential(message, Some(credential))
+}
+
+#[tokio::test]
+async fn results_of_kestrel_trials_cannot_be_forged_or_erased() {
+    let store: Arc<dyn Store> = Arc::new(MemStore::default());
+    // No server token: only each trial's own credential can write about it.
+    let s = Server::start_with(store.clone(), None).await;
+    let mut m = ManagerClient::new(s.channel().await);
+    let mut db = DbManagerClient::new(s.channel().await);
+    let mut es = EarlyStoppingClient::new(s.channel().await);
+    let work = tempfile::tempdir().unwrap();
+    // Each trial writes down the credential it was given, then runs for 30 s.
+    let script = "0; echo $KESTREL_TRIAL_TOKEN > $KESTREL_EXPERIMENT_DIR/$KESTREL_TRIAL_NAME.token; sleep 30";
+    m.create_experiment(create("guarded", script, work.path()))
+        .await
+        .unwrap();
+    let names = running(&mut m, "guarded", 2).await;
+    let victim = &names[0];
+    let token_file = work.path().join(format!("{victim}.token"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&token_file).is_ok_and(|t| t.ends_with('\n')) {
+        assert!(std::time::Instant::now() < deadline, "no token file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secret = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    // Forgeries: no credential, another trial's, a guess.
+    let other = std::fs::read_to_string(work.path().join(format!("{}.token", names[1])))
+        .unwrap_or_default();
+    for given in [None, Some("guess"), Some(other.trim())] {
+        let r = match given {
+            Some(g) => {
+                db.report_observation_log(bearer(report(victim, "-1e9"), g))
+                    .await
+            }
+            None => db.report_observation_log(report(victim, "-1e9")).await,
+        };
+        assert_eq!(r.unwrap_err().code(), Code::Unauthenticated, "{given:?}");
+        let r = match given {
+            Some(g) => {
+                es.set_trial_status(bearer(
+                    pb::SetTrialStatusRequest {
+                        trial_name: victim.clone(),
+                    },
+                    g,
+                ))
+                .await
+            }
+            None => {
+                es.set_trial_status(pb::SetTrialStatusRequest {
+                    trial_name: victim.clone(),
+                })
+                .await
+            }
+        };
+        assert_eq!(r.unwrap_err().code(), Code::Unauthenticated, "{given:?}");
+    }
+    let r = db
+        .delete_observation_log(bearer(
+            pb::DeleteObservationLogRequest {
+                trial_name: victim.clone(),
+            },
+            &secret,
+        ))
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::PermissionDenied);
+    assert!(
+        store.metrics(victim, None).unwrap().is_empty(),
+        "a forgery was stored"
+    );
+    assert_eq!(
+        store.trial(victim).unwrap().unwrap().state,
+        TrialState::Running
+    );
+
+    // The trial's own credential works; Katib-style trials kestrel does not run stay open.
+    db.report_observation_log(bearer(report(victim, "0.5"), &secret))
+        .await
+        .unwrap();
+    assert_eq!(store.metrics(victim, None).unwrap().len(), 1);
+    db.report_observation_log(report("katib-trial-1", "0.1"))
+        .await
+        .unwrap();
+
+    // Once the trial has ended, its results are final, even with its credential.
+    m.stop_experiment(mpb::ExperimentRef {
+        name: "guarded".into(),
+    })
+    .await
+    .unwrap();
+    let r = db
+        .report_observation_log(bearer(report(victim, "0.1"), &secret))
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::FailedPrecondition);
+    healthy(&s).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn katib_auth_token_closes_the_katib_services_to_anonymous_writes() {
+    let security = Security {
+        token: Some("server-token".into()),
+        tls: None,
+        katib: kestrel_server::access::KatibAccess::Token,
+    };
+    let s = Server::start_secured(Arc::new(MemStore::default()), security).await;
+    let mut db = DbManagerClient::new(s.channel().await);
+    let e = db
+        .report_observation_log(report("katib-trial-1", "0.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    db.report_observation_log(bearer(report("katib-trial-1", "0.1"), "server-token"))
+        .await
+        .unwrap();
+    s.shutdown().await;
+}

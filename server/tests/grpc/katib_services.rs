@@ -157,10 +157,15 @@ async fn early_stopping_validates_and_marks_running_trials() {
         Timestamp::now(),
     );
     t.state = TrialState::Running;
+    t.credential = Some(kestrel_controller::credentials::hash("es-t-secret"));
     store.insert_trial(&t).unwrap();
-    es.set_trial_status(pb::SetTrialStatusRequest {
-        trial_name: "es-t".into(),
-    })
+    // The trial's collector marks it with the trial's own credential.
+    es.set_trial_status(kestrel_metrics_collector::dbmanager::with_credential(
+        pb::SetTrialStatusRequest {
+            trial_name: "es-t".into(),
+        },
+        Some("es-t-secret"),
+    ))
     .await
     .unwrap();
     let after = store.trial("es-t").unwrap().unwrap();

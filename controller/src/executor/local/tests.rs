@@ -78,6 +78,7 @@ fn trial(dir: &Path, script: &str, collector: &str) -> RenderedTrial {
         namespace: "default".into(),
         spec,
         base_dir: dir.to_path_buf(),
+        secret: Some("s3cret".into()),
     }
 }
 
@@ -113,14 +114,13 @@ async fn collects_every_line_including_an_unterminated_last_one() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(VecSink::default());
     let ex = executor(dir.path(), sink.clone(), Duration::from_secs(2));
-    let script =
-        "echo \"loss=0.5 $GREETING $KATIB_TRIAL_NAME\"; echo acc=0.1 >&2; printf loss=0.25; exit 3";
+    let script = "echo \"loss=0.5 $GREETING $KATIB_TRIAL_NAME $KESTREL_TRIAL_TOKEN\"; echo acc=0.1 >&2; printf loss=0.25; exit 3";
     ex.launch(&trial(dir.path(), script, "")).await.unwrap();
     assert_eq!(code(&wait(&ex, "exp-t1").await), Some(3));
     // stdout and stderr share one file, in the order written.
     assert_eq!(sink.values(), ["loss=0.5", "acc=0.1", "loss=0.25"]);
     let log = std::fs::read_to_string(dir.path().join("runs/exp/exp-t1").join(LOG_FILE)).unwrap();
-    assert!(log.contains("loss=0.5 hi exp-t1"), "{log}");
+    assert!(log.contains("loss=0.5 hi exp-t1 s3cret"), "{log}");
 }
 
 #[tokio::test]
