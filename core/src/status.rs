@@ -167,6 +167,15 @@ impl TrialRecord {
         }
     }
 
+    /// Whether the trial reported a usable objective `metric`: a finite number, or text
+    /// that is no number at all (DARTS's genotype). Only `inf` or `nan` is not one.
+    pub fn has_objective(&self, metric: &str) -> bool {
+        self.objective.is_some()
+            || self
+                .reported(metric)
+                .is_some_and(|v| v.trim().parse::<f64>().is_err())
+    }
+
     /// The latest report of `metric`, numeric or not (a DARTS objective is a genotype).
     pub fn reported(&self, metric: &str) -> Option<&str> {
         self.observation

@@ -262,6 +262,11 @@ const INVALID: &[(&str, &str, &[&str])] = &[
     ),
     (
         "  algorithm:\n",
+        "  maxTrialCount: 1099511627776\n  algorithm:\n",
+        &["spec.maxTrialCount: 1099511627776 is larger than 4294967295 (the most kestrel counts)"],
+    ),
+    (
+        "  algorithm:\n",
         "  maxFailedTrialCount: -1\n  algorithm:\n",
         &["spec.maxFailedTrialCount: -1 must not be negative"],
     ),

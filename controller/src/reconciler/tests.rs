@@ -222,6 +222,29 @@ async fn failures_fail_the_experiment_with_reasons() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_non_finite_objective_is_metrics_unavailable_and_text_succeeds() {
+    let s = Setup::new(
+        "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 3\n  parallelTrialCount: 1",
+    );
+    let r = s.reconciler(by_order(|i, t| {
+        let mut sc = reports_x(t);
+        let v = ["1e999", "nan", "normal_conv_3x3"][i];
+        sc.reports = vec![(Duration::from_secs(1), "loss".into(), v.into())];
+        sc
+    }));
+    to_end(&r).await;
+    let states = s.states();
+    assert_eq!(
+        states,
+        [
+            TrialState::MetricsUnavailable,
+            TrialState::MetricsUnavailable,
+            TrialState::Succeeded
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_trial_that_cannot_start_is_failed_with_the_reason() {
     let s = Setup::new(
         "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 3\n  maxFailedTrialCount: 1\n  parallelTrialCount: 1",

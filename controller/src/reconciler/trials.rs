@@ -157,7 +157,7 @@ impl Reconciler {
         t.observation = observe(&exp.objective, &logs);
         t.objective = objective_value(&exp.objective, &t.observation);
         let metric = &exp.objective.metric;
-        let o = outcome(end, t.reported(metric).is_some(), metric);
+        let o = outcome(end, t.has_objective(metric), metric);
         if o.unavailable {
             // Katib records the objective as unavailable in the observation log.
             self.store.append_metrics(

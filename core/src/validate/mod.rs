@@ -335,7 +335,14 @@ pub fn experiment_name(n: &str) -> Result<(), String> {
 
 fn count(s: Option<&Scalar>, path: &str, min: i64, errs: &mut Vec<FieldError>) -> Option<u32> {
     let v = params::integer(Some(s?), path, errs)?;
-    if v < min || v > i64::from(u32::MAX) {
+    if v > i64::from(u32::MAX) {
+        errs.push(FieldError::new(
+            path,
+            format!("{v} is larger than {} (the most kestrel counts)", u32::MAX),
+        ));
+        return None;
+    }
+    if v < min {
         let what = if min == 0 {
             "must not be negative"
         } else {
