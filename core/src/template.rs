@@ -220,7 +220,7 @@ pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, Te
     })
 }
 
-fn find_container<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
+pub(crate) fn find_container<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
     match v {
         Json::Object(o) => {
             let direct = match o.get("containers") {

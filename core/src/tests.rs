@@ -160,6 +160,25 @@ fn maximize_defaults_strategies_to_max_and_accepts_overrides() {
 /// (what to replace in MINIMAL, replacement, expected error lines)
 const INVALID: &[(&str, &str, &[&str])] = &[
     (
+        r#"{min: "0.01", max: "0.1"}"#,
+        r#"{min: "-1.7e308", max: "1.7e308"}"#,
+        &[
+            "spec.parameters[0].feasibleSpace.max: the range -1.7e308 to 1.7e308 is too wide (its width is not a finite number)",
+        ],
+    ),
+    (
+        "{min: 1, max: 4}",
+        "{min: -9223372036854775808, max: 9223372036854775807}",
+        &[
+            "spec.parameters[1].feasibleSpace.max: the range -9223372036854775808 to 9223372036854775807 is wider than a 64-bit integer holds",
+        ],
+    ),
+    (
+        "primaryContainerName: main",
+        "primaryContainerName: trainer",
+        &[r#"spec.trialTemplate.primaryContainerName: "trainer" names no container of trialSpec"#],
+    ),
+    (
         r#"min: "0.01""#,
         r#"min: "abc""#,
         &[r#"spec.parameters[0].feasibleSpace.min: "abc" is not a number"#],

@@ -82,6 +82,12 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             });
             let (min, max) = (min?, max?);
             bounds(min, max, dist, &fsp, errs);
+            if !(max - min).is_finite() {
+                errs.push(FieldError::new(
+                    format!("{fsp}.max"),
+                    format!("the range {min:e} to {max:e} is too wide (its width is not a finite number)"),
+                ));
+            }
             Domain::Double {
                 min,
                 max,
@@ -109,6 +115,12 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             };
             let (min, max) = (min?, max?);
             bounds(min as f64, max as f64, dist, &fsp, errs);
+            if min <= max && max.checked_sub(min).is_none() {
+                errs.push(FieldError::new(
+                    format!("{fsp}.max"),
+                    format!("the range {min} to {max} is wider than a 64-bit integer holds"),
+                ));
+            }
             Domain::Int {
                 min,
                 max,

@@ -216,6 +216,18 @@ pub(crate) fn trial_template(
             ));
             String::new()
         });
+    if let Some(TemplateSource::Inline(spec)) = &source
+        && !primary_container_name.is_empty()
+        && crate::template::find_container(spec, &primary_container_name).is_none()
+    {
+        errs.push(FieldError::new(
+            format!("{p}.primaryContainerName"),
+            format!(
+                "{} names no container of trialSpec",
+                crate::error::shown(&primary_container_name)
+            ),
+        ));
+    }
     let mut condition = |v: Option<String>, field: &str, default: Option<&str>| {
         v.filter(|s| !s.is_empty()).or(default.map(str::to_string)).unwrap_or_else(|| {
             errs.push(FieldError::new(
