@@ -34,7 +34,7 @@ pub enum Format {
 /// Reads and validates an experiment file; validation errors become a [`UsageError`]
 /// listing every problem.
 pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
-    let text = std::fs::read_to_string(path)
+    let text = read_bounded(path, kestrel_core::MAX_DOCUMENT_BYTES)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     match kestrel_core::parse_experiment(&text, &kestrel_algorithms::Catalog) {
         Ok(exp) => Ok((exp, text)),
@@ -57,6 +57,24 @@ pub fn check_executor(name: &str) -> anyhow::Result<()> {
         names.join(", ")
     ))
     .into())
+}
+
+/// The text of `path`, refusing one longer than `limit` bytes without reading more
+/// (`/dev/zero` is not read until memory runs out).
+pub fn read_bounded(path: &Path, limit: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the {limit} bytes an Experiment may have"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// Fails with a usage error when `name` is not a stored experiment.

@@ -25,12 +25,28 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Longest message (or path) an error keeps; a longer one, which can only come from
+/// quoting input, is cut and says how long it was.
+pub const MAX_MESSAGE: usize = 512;
+
+/// `s` cut to [`MAX_MESSAGE`] bytes (on a character boundary) with its length noted.
+pub fn bounded(s: String) -> String {
+    if s.len() <= MAX_MESSAGE {
+        return s;
+    }
+    let mut end = MAX_MESSAGE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
 impl FieldError {
-    /// A new error at `path`.
+    /// A new error at `path` (both cut to [`MAX_MESSAGE`] bytes).
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
-            path: path.into(),
-            message: message.into(),
+            path: bounded(path.into()),
+            message: bounded(message.into()),
         }
     }
 }

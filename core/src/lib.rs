@@ -40,6 +40,10 @@ pub use status::{
 };
 pub use validate::{AlgorithmCatalog, ProblemInput};
 
+/// Largest Experiment document accepted (Kubernetes objects are limited to about 1.5 MB;
+/// this leaves room for large inline templates and NAS spaces).
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
 /// Parses and validates a Katib Experiment YAML document.
 ///
 /// Returns every rule violation at once ([`SpecError::Invalid`]), or the first structural
@@ -49,8 +53,17 @@ pub fn parse_experiment(
     yaml: &str,
     catalog: &dyn AlgorithmCatalog,
 ) -> Result<Experiment, SpecError> {
+    if yaml.len() > MAX_DOCUMENT_BYTES {
+        return Err(SpecError::Shape {
+            path: "<document>".into(),
+            message: format!(
+                "{} bytes is larger than the {MAX_DOCUMENT_BYTES} bytes an Experiment may have",
+                yaml.len()
+            ),
+        });
+    }
     let tree: serde_json::Value = serde_saphyr::from_str(yaml).map_err(|e| SpecError::Yaml {
-        message: e.to_string(),
+        message: error::bounded(e.to_string()),
     })?;
     if !tree.is_object() {
         return Err(SpecError::Shape {
@@ -63,8 +76,8 @@ pub fn parse_experiment(
     }
     let raw: raw::RawExperiment =
         serde_path_to_error::deserialize(&tree).map_err(|e| SpecError::Shape {
-            path: shape_path(e.path()),
-            message: e.inner().to_string(),
+            path: error::bounded(shape_path(e.path())),
+            message: error::bounded(e.inner().to_string()),
         })?;
     validate::experiment(raw, catalog)
 }

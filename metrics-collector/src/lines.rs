@@ -5,7 +5,15 @@
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     partial: Vec<u8>,
+    /// The current line passed [`MAX_LINE`]: its bytes are dropped up to its newline.
+    overlong: bool,
+    /// Lines dropped for length.
+    dropped: u64,
 }
+
+/// Longest line kept (64 KiB). Metric lines are short; a longer line (a progress bar
+/// without newlines, binary output) is dropped as a whole, so memory stays bounded.
+pub const MAX_LINE: usize = 64 << 10;
 
 impl LineSplitter {
     /// An empty splitter.
@@ -18,9 +26,18 @@ impl LineSplitter {
         let mut out = Vec::new();
         for &b in bytes {
             if b == b'\n' {
-                out.push(finish(std::mem::take(&mut self.partial)));
-            } else {
-                self.partial.push(b);
+                if std::mem::take(&mut self.overlong) {
+                    self.dropped += 1;
+                } else {
+                    out.push(finish(std::mem::take(&mut self.partial)));
+                }
+            } else if !self.overlong {
+                if self.partial.len() == MAX_LINE {
+                    self.overlong = true;
+                    self.partial = Vec::new();
+                } else {
+                    self.partial.push(b);
+                }
             }
         }
         out
@@ -28,7 +45,18 @@ impl LineSplitter {
 
     /// Ends the stream, returning the last line if it had no newline.
     pub fn finish(&mut self) -> Option<String> {
+        if std::mem::take(&mut self.overlong) {
+            self.dropped += 1;
+            return None;
+        }
         (!self.partial.is_empty()).then(|| finish(std::mem::take(&mut self.partial)))
+    }
+}
+
+impl LineSplitter {
+    /// How many lines were dropped for being longer than [`MAX_LINE`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
 
@@ -52,5 +80,24 @@ mod tests {
         assert_eq!(s.finish().as_deref(), Some("x"));
         assert_eq!(s.finish(), None);
         assert_eq!(s.push(b"\xff\n"), ["\u{fffd}"]);
+    }
+
+    #[test]
+    fn an_overlong_line_is_dropped_whole_and_memory_stays_bounded() {
+        let mut s = LineSplitter::new();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..50 {
+            assert!(s.push(&chunk).is_empty());
+            assert!(s.partial.capacity() <= 2 * MAX_LINE);
+        }
+        // The 50 MB line is dropped; the lines around it are kept.
+        assert_eq!(s.push(b"\nloss=1\n"), ["loss=1"]);
+        assert_eq!(s.dropped(), 1);
+        let exact = vec![b'y'; MAX_LINE];
+        assert_eq!(s.push(&exact).len(), 0);
+        assert_eq!(s.push(b"\n")[0].len(), MAX_LINE);
+        s.push(&chunk);
+        assert_eq!(s.finish(), None);
+        assert_eq!(s.dropped(), 2);
     }
 }

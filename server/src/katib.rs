@@ -34,9 +34,16 @@ pub fn store_status(e: &StoreError) -> Status {
     }
 }
 
+/// A trial name a request gives: required, and at most a Kubernetes name long.
 fn required(value: &str, field: &str) -> Result<(), Status> {
     if value.trim().is_empty() {
         Err(Status::invalid_argument(format!("{field}: is required")))
+    } else if value.len() > conv::MAX_TRIAL_NAME {
+        Err(Status::invalid_argument(format!(
+            "{field}: {} bytes (at most {})",
+            value.len(),
+            conv::MAX_TRIAL_NAME
+        )))
     } else {
         Ok(())
     }

@@ -396,6 +396,15 @@ pub fn metric_logs(
     received: Timestamp,
 ) -> Result<Vec<MetricLog>, ConvertError> {
     let logs = log.map_or(&[][..], |l| &l.metric_logs[..]);
+    if logs.len() > MAX_LOGS_PER_REQUEST {
+        return Err(ConvertError::Invalid(vec![FieldError::new(
+            "observation_log.metric_logs",
+            format!(
+                "{} logs in one request (at most {MAX_LOGS_PER_REQUEST})",
+                logs.len()
+            ),
+        )]));
+    }
     let mut errs = Vec::new();
     let mut out = Vec::with_capacity(logs.len());
     for (i, l) in logs.iter().enumerate() {
@@ -404,6 +413,17 @@ pub fn metric_logs(
             errs.push(FieldError::new(format!("{at}.metric.name"), "is required"));
             continue;
         };
+        if m.name.len() > MAX_METRIC_NAME || m.value.len() > MAX_METRIC_VALUE {
+            errs.push(FieldError::new(
+                format!("{at}.metric"),
+                format!(
+                    "name of {} bytes or value of {} bytes (at most {MAX_METRIC_NAME} and {MAX_METRIC_VALUE})",
+                    m.name.len(),
+                    m.value.len()
+                ),
+            ));
+            continue;
+        }
         match time(&l.time_stamp, &format!("{at}.time_stamp")) {
             Ok(t) => out.push(MetricLog {
                 time: t.unwrap_or(received),
@@ -419,6 +439,15 @@ pub fn metric_logs(
         Err(ConvertError::Invalid(errs))
     }
 }
+
+/// Most metric logs one ReportObservationLog may carry.
+pub const MAX_LOGS_PER_REQUEST: usize = 10_000;
+/// Longest metric name.
+pub const MAX_METRIC_NAME: usize = 256;
+/// Longest metric value (a DARTS genotype is a few hundred bytes).
+pub const MAX_METRIC_VALUE: usize = 16 << 10;
+/// Longest trial name (a Kubernetes object name).
+pub const MAX_TRIAL_NAME: usize = 253;
 
 /// Metric logs as a Katib observation log (times in RFC 3339, UTC).
 pub fn observation_log(logs: &[MetricLog]) -> pb::ObservationLog {

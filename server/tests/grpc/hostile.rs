@@ -302,3 +302,38 @@ async fn katib_auth_token_closes_the_katib_services_to_anonymous_writes() {
         .unwrap();
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn observation_log_writes_are_bounded_per_request() {
+    let store: Arc<dyn Store> = Arc::new(MemStore::default());
+    let s = Server::start_with(store.clone(), None).await;
+    let mut db = DbManagerClient::new(s.channel().await);
+    // A 100 KB trial name times 2,000 logs grew the store by 780 MB.
+    let mut big = report(&"t".repeat(100_000), "1");
+    big.observation_log.as_mut().unwrap().metric_logs =
+        vec![log("2026-12-01T00:00:00Z", "loss", "1"); 2000];
+    let e = db.report_observation_log(big).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("trial_name: 100000 bytes"),
+        "{}",
+        e.message()
+    );
+    let mut many = report("t-many", "1");
+    many.observation_log.as_mut().unwrap().metric_logs =
+        vec![log("2026-12-01T00:00:00Z", "loss", "1"); 10_001];
+    let e = db.report_observation_log(many).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("at most 10000"), "{}", e.message());
+    let huge_value = report("t-value", &"9".repeat(1 << 20));
+    let e = db.report_observation_log(huge_value).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // Nothing of the refused requests was stored; a normal one is.
+    assert!(store.metrics("t-many", None).unwrap().is_empty());
+    db.report_observation_log(report("t-ok", "1"))
+        .await
+        .unwrap();
+    assert_eq!(store.metrics("t-ok", None).unwrap().len(), 1);
+    healthy(&s).await;
+    s.shutdown().await;
+}
