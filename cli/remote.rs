@@ -23,12 +23,36 @@ pub struct ServerArgs {
     /// store.
     #[arg(long, env = "KESTREL_SERVER", value_name = "URL")]
     pub server: Option<String>,
-    /// Token the server requires (see `kestrel serve --token`).
-    #[arg(long, env = "KESTREL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// File holding the token the server requires (default: $KESTREL_TOKEN). There is no
+    /// flag for the token itself: command lines are visible to every local user (`ps`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) to trust for an https:// server.
     #[arg(long, value_name = "PEM")]
     pub tls_ca: Option<PathBuf>,
+}
+
+/// The token from `file` (first line, trimmed) or else `$KESTREL_TOKEN`; an empty one is
+/// a usage error.
+pub fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let (token, from) = match file {
+        Some(f) => {
+            let text = crate::cmd::read_bounded(f, 4096)
+                .map_err(|e| UsageError(format!("--token-file {}: {e}", f.display())))?;
+            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            (Some(first), format!("--token-file {}", f.display()))
+        }
+        None => (
+            std::env::var("KESTREL_TOKEN").ok(),
+            "KESTREL_TOKEN".to_string(),
+        ),
+    };
+    match token {
+        Some(t) if t.trim().is_empty() => {
+            Err(UsageError(format!("{from}: the token is empty")).into())
+        }
+        other => Ok(other.map(|t| t.trim().to_string())),
+    }
 }
 
 /// Adds the bearer token to every call.
@@ -66,11 +90,11 @@ pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
         .connect()
         .await
         .with_context(|| format!("cannot reach the kestrel server at {url}"))?;
-    let token = match &args.token {
+    let token = match read_token(args.token_file.as_deref())? {
         Some(t) => Some(
             format!("Bearer {t}")
                 .parse()
-                .map_err(|_| UsageError("--token: must be printable ASCII".into()))?,
+                .map_err(|_| UsageError("the token must be printable ASCII".into()))?,
         ),
         None => None,
     };

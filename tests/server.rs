@@ -350,6 +350,8 @@ fn tls_and_token_protect_the_management_api() {
         dir.join("key.pem"),
         dir.join("ca.pem"),
     );
+    // The token comes from a file: a --token flag would show in `ps`.
+    let token = k.write("token", "s3cret\n");
     std::fs::write(
         dir.join("leaf.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
@@ -377,8 +379,8 @@ fn tls_and_token_protect_the_management_api() {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
-            "--token",
-            "s3cret",
+            "--token-file",
+            token.to_str().unwrap(),
         ],
     );
     assert!(
@@ -389,8 +391,15 @@ fn tls_and_token_protect_the_management_api() {
     let url = server.url.replace("127.0.0.1", "localhost");
     let ca = ca.to_str().unwrap();
     // Right CA and token: served.
+    let token = token.to_str().unwrap();
     let ok = k.run(&[
-        "list", "--server", &url, "--tls-ca", ca, "--token", "s3cret",
+        "list",
+        "--server",
+        &url,
+        "--tls-ca",
+        ca,
+        "--token-file",
+        token,
     ]);
     assert!(
         ok.status.success(),
@@ -403,7 +412,7 @@ fn tls_and_token_protect_the_management_api() {
     assert_eq!(no_token.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("token"));
     // A client that does not trust the certificate cannot connect.
-    let untrusted = k.run(&["list", "--server", &url, "--token", "s3cret"]);
+    let untrusted = k.run(&["list", "--server", &url, "--token-file", token]);
     assert!(!untrusted.status.success());
     assert!(server.terminate().success());
 }

@@ -35,9 +35,11 @@ pub struct Args {
     listen: String,
     #[command(flatten)]
     store: StoreArgs,
-    /// Token management clients must send; without one, management is loopback-only.
-    #[arg(long, env = "KESTREL_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// File holding the token management clients must send (default: $KESTREL_TOKEN);
+    /// without one, management is loopback-only. There is no flag for the token itself:
+    /// command lines are visible to every local user (`ps`).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); serves TLS together with --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -66,13 +68,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
     }
     super::check_executor(&a.executor)?;
-    if a.katib_auth == KatibAuth::Token && a.token.is_none() {
-        return Err(
-            UsageError("--katib-auth token needs --token (or KESTREL_TOKEN)".into()).into(),
-        );
-    }
-    if a.token.as_deref().is_some_and(str::is_empty) {
-        return Err(UsageError("--token: must not be empty".into()).into());
+    let token = crate::remote::read_token(a.token_file.as_deref())?;
+    if a.katib_auth == KatibAuth::Token && token.is_none() {
+        return Err(UsageError(
+            "--katib-auth token needs a token (--token-file or KESTREL_TOKEN)".into(),
+        )
+        .into());
     }
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => Some((
@@ -94,8 +95,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             dir.display()
         );
         std::io::stdout().flush().ok();
-        if a.token.is_none() && !local.ip().is_loopback() {
-            tracing::warn!("no --token: the management API answers loopback clients only");
+        if token.is_none() && !local.ip().is_loopback() {
+            tracing::warn!("no token: the management API answers loopback clients only");
         }
         serve(
             listener,
@@ -107,7 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 executor: a.executor.clone(),
             },
             Security {
-                token: a.token,
+                token,
                 tls,
                 katib: match a.katib_auth {
                     KatibAuth::Open => KatibAccess::Open,
