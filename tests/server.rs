@@ -372,6 +372,19 @@ fn tls_and_token_protect_the_management_api() {
         eprintln!("skipped: openssl could not make test certificates: {made:?}");
         return;
     }
+    // A certificate and key that do not fit are refused before "serving on" is printed.
+    let swapped = k.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        key.to_str().unwrap(),
+        "--tls-key",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(swapped.status.code(), Some(2));
+    assert!(stdout(&swapped).is_empty(), "{}", stdout(&swapped));
+    assert!(String::from_utf8_lossy(&swapped.stderr).contains("not a usable certificate"));
     let server = Served::start(
         &k,
         &[

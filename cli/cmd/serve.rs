@@ -82,6 +82,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         )),
         _ => None,
     };
+    if let Some((cert, key)) = &tls {
+        kestrel_server::check_tls(cert, key).map_err(|e| {
+            UsageError(format!(
+                "--tls-cert/--tls-key: not a usable certificate and key ({:#})",
+                anyhow::Error::from(e)
+            ))
+        })?;
+    }
     let (store, dir) = a.store.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -98,6 +98,13 @@ impl Interceptor for Gate {
     }
 }
 
+/// Checks a PEM certificate chain and key before anything is announced: a bad pair is
+/// an error at once, not after "serving on" was printed.
+pub fn check_tls(cert: &[u8], key: &[u8]) -> Result<(), ServeError> {
+    Server::builder().tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+    Ok(())
+}
+
 /// Serves every service on `listener` until `shutdown` completes, then kills running
 /// trials (their experiments resume when a server starts on the same store again) and
 /// returns after in-flight requests finish.
