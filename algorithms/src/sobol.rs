@@ -38,12 +38,23 @@ impl Sobol {
     }
 }
 
+/// Points `sobol_burley` gives per scramble seed.
+const BLOCK: u64 = 1 << 16;
+
 /// Coordinate `dim` of point `index` (scrambled by `seed`), in `[0, 1)`.
 pub fn point(index: u64, dim: usize, seed: u64) -> f64 {
-    // The sequence has 2^32 points; a 32-bit scramble seed is folded from the 64-bit one.
-    let idx = (index % (1u64 << 32)) as u32;
+    // `sobol_burley` has 2^16 points per scramble seed: the first block is the sequence
+    // scrambled by the (folded) experiment seed; each later block of 2^16 trials is a
+    // whole sequence scrambled by a seed derived from the block number, so any index
+    // (a Katib request's total_request_number) has a point.
     let s = (seed ^ (seed >> 32)) as u32;
-    f64::from(sobol_burley::sample(idx, dim as u32, s))
+    let block = index / BLOCK;
+    let s = if block == 0 {
+        s
+    } else {
+        s ^ (crate::rng::key(seed, block, 3) as u32)
+    };
+    f64::from(sobol_burley::sample((index % BLOCK) as u32, dim as u32, s))
 }
 
 impl Suggester for Sobol {
@@ -66,6 +77,23 @@ mod tests {
     #[test]
     fn conforms() {
         crate::testing::check_suggester("sobol", &[], &crate::space::tests::mixed_space());
+    }
+
+    #[test]
+    fn every_index_has_a_point_in_the_unit_interval() {
+        // Indices past 2^16 (the crate's limit per scramble) once panicked.
+        for index in [
+            0,
+            BLOCK - 1,
+            BLOCK,
+            3 * BLOCK + 5,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let x = point(index, 3, 11);
+            assert!((0.0..1.0).contains(&x), "{index}: {x}");
+        }
+        assert_ne!(point(BLOCK, 0, 11), point(0, 0, 11));
     }
 
     #[test]

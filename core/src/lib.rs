@@ -88,4 +88,6 @@ fn shape_path(p: &serde_path_to_error::Path) -> String {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;

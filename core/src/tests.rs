@@ -33,7 +33,7 @@ impl AlgorithmCatalog for TwoAlgorithms {
     }
 }
 
-const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 apiVersion: kubeflow.org/v1beta1
 kind: Experiment
 metadata:
@@ -161,9 +161,16 @@ fn maximize_defaults_strategies_to_max_and_accepts_overrides() {
 const INVALID: &[(&str, &str, &[&str])] = &[
     (
         r#"{min: "0.01", max: "0.1"}"#,
+        r#"{min: "0", max: "1e10", step: "1e-300"}"#,
+        &[
+            "spec.parameters[0].feasibleSpace.step: 1e-300 is too small for the range 0 to 10000000000 (more than 2^53 steps)",
+        ],
+    ),
+    (
+        r#"{min: "0.01", max: "0.1"}"#,
         r#"{min: "-1.7e308", max: "1.7e308"}"#,
         &[
-            "spec.parameters[0].feasibleSpace.max: the range -1.7e308 to 1.7e308 is too wide (its width is not a finite number)",
+            "spec.parameters[0].feasibleSpace.max: the range -1.7e308 to 1.7e308 goes beyond ±1e300 (the algorithms' arithmetic would overflow)",
         ],
     ),
     (

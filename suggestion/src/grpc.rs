@@ -174,6 +174,9 @@ impl health_server::Health for HealthService {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -82,10 +82,19 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             });
             let (min, max) = (min?, max?);
             bounds(min, max, dist, &fsp, errs);
-            if !(max - min).is_finite() {
+            if min.abs() > MAX_MAGNITUDE || max.abs() > MAX_MAGNITUDE {
                 errs.push(FieldError::new(
                     format!("{fsp}.max"),
-                    format!("the range {min:e} to {max:e} is too wide (its width is not a finite number)"),
+                    format!("the range {min:e} to {max:e} goes beyond ±1e300 (the algorithms' arithmetic would overflow)"),
+                ));
+            } else if let Some(st) = step
+                && (max - min) / st > MAX_STEPS
+            {
+                errs.push(FieldError::new(
+                    format!("{fsp}.step"),
+                    format!(
+                        "{st:e} is too small for the range {min} to {max} (more than 2^53 steps)"
+                    ),
                 ));
             }
             Domain::Double {
@@ -159,6 +168,14 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
     };
     (errs.len() == before).then_some(d)
 }
+
+/// Largest magnitude of a double's bounds: sampling pads the range and takes
+/// differences, which must stay finite.
+const MAX_MAGNITUDE: f64 = 1e300;
+
+/// Most steps a double's range may have: beyond 2^53, `min + k * step` can no longer
+/// tell neighbouring steps apart.
+const MAX_STEPS: f64 = 9_007_199_254_740_992.0;
 
 fn forbid(present: bool, fsp: &str, field: &str, ty: &str, errs: &mut Vec<FieldError>) {
     if present {
