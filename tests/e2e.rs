@@ -1,6 +1,7 @@
 //! End-to-end tests: drive the real `kestrel` binary on real trial programs and check
 //! what it printed, its exit status, and what it left in the store.
 
+mod crash;
 mod nas;
 mod restart;
 mod server;

@@ -14,6 +14,7 @@
 //! `KESTREL_TRIAL_TOKEN` (the run's secret, for reporting about itself), and
 //! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
+mod record;
 mod supervise;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,23 +28,20 @@ use kestrel_core::outcome::StopReason;
 use kestrel_core::template::{expand_env_refs, primary_container};
 use kestrel_metrics_collector::runtime::terminate_group;
 use kestrel_metrics_collector::{Collector, MetricsSink, MetricsSource};
-use serde::{Deserialize, Serialize};
 
 use super::{ExecError, ExecutorConfig, RenderedTrial, RunPhase, TrialExecutor};
 use crate::procinfo;
+use record::{LocalRun, PID_FILE, RUN_FILE};
 use supervise::{Proc, Source};
 
 /// Name of the combined stdout/stderr log in each trial directory.
 pub const LOG_FILE: &str = "trial.log";
 /// The file the wrapper writes the program's exit status to.
 const STATUS_FILE: &str = "exit-status";
-/// The launch record, also kept in the trial directory so a launch interrupted before the
-/// store recorded it finds the process again instead of starting a second one.
-const RUN_FILE: &str = "run.json";
-/// Runs the program, then records its status. The wrapper outlives a SIGTERM sent to the
-/// group (`trap :`), so a program that exits gracefully still has its status recorded.
-const WRAPPER: &str =
-    r#"trap : TERM INT; "$@"; s=$?; echo "$s" > "$KESTREL_TRIAL_DIR/exit-status"; exit "$s""#;
+/// Notes its process id, runs the program, then records its status. The wrapper outlives
+/// a SIGTERM sent to the group (`trap :`), so a program that exits gracefully still has
+/// its status recorded.
+const WRAPPER: &str = r#"echo $$ > "$KESTREL_TRIAL_DIR/pid"; trap : TERM INT; "$@"; s=$?; echo "$s" > "$KESTREL_TRIAL_DIR/exit-status"; exit "$s""#;
 
 /// Executes trials as local processes.
 pub struct ProcessExecutor {
@@ -51,21 +49,6 @@ pub struct ProcessExecutor {
     grace: Duration,
     runs_dir: PathBuf,
     procs: Mutex<HashMap<String, Arc<Proc>>>,
-}
-
-/// What the store keeps of a local trial.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LocalRun {
-    pid: u32,
-    /// Start time of the process (clock ticks since boot).
-    start: u64,
-    boot: Option<String>,
-    /// The trial directory.
-    dir: PathBuf,
-    /// Where metrics are read: the log, or the File collector's file.
-    metrics_file: PathBuf,
-    /// Offset in `metrics_file` where this run's output begins.
-    offset: u64,
 }
 
 /// The command line and files of a trial.
@@ -243,13 +226,10 @@ impl TrialExecutor for ProcessExecutor {
         let cmd = self.command(t)?;
         let dir = cmd.trial_dir.clone();
         std::fs::create_dir_all(&dir).map_err(prepare(&dir))?;
-        // A launch interrupted before the store recorded it: the process runs, adopt it.
-        if let Some(prev) = std::fs::read(dir.join(RUN_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<LocalRun>(&b).ok())
-            .filter(|r| r.boot == procinfo::boot_id() && procinfo::alive(r.pid, r.start))
-        {
-            tracing::warn!(trial = %t.trial, pid = prev.pid, "trial already running; re-attaching");
+        // This attempt was started before, but the store never recorded it (kestrel died
+        // in between): re-attach to it, whether it still runs or has ended meanwhile.
+        if let Some(prev) = record::previous(&dir, t.attempt).await {
+            tracing::warn!(trial = %t.trial, pid = prev.pid, "trial was already started; re-attaching");
             self.attach(&t.trial, cmd, &prev, None);
             return Ok(record(&prev));
         }
@@ -274,7 +254,7 @@ impl TrialExecutor for ProcessExecutor {
         if log_path.exists() {
             let _ = std::fs::rename(&log_path, dir.join(format!("{LOG_FILE}.previous")));
         }
-        for stale in [STATUS_FILE, RUN_FILE] {
+        for stale in [STATUS_FILE, RUN_FILE, PID_FILE] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
         let log = std::fs::OpenOptions::new()
@@ -291,6 +271,18 @@ impl TrialExecutor for ProcessExecutor {
             ),
             None => (log_path.clone(), 0),
         };
+        // Recorded before the process starts: a kestrel that dies before the second write
+        // still finds this attempt (through the wrapper's pid file).
+        let mut run = LocalRun {
+            pid: 0,
+            start: 0,
+            boot: procinfo::boot_id(),
+            dir: dir.clone(),
+            metrics_file,
+            offset,
+            attempt: t.attempt,
+        };
+        record::write(&run).map_err(prepare(&dir))?;
         let mut c = tokio::process::Command::new("/bin/sh");
         c.arg("-c")
             .arg(WRAPPER)
@@ -318,17 +310,10 @@ impl TrialExecutor for ProcessExecutor {
             source,
         })?;
         let pid = child.id().unwrap_or(0);
-        let run = LocalRun {
-            pid,
-            start: procinfo::start_ticks(pid).unwrap_or(0),
-            boot: procinfo::boot_id(),
-            dir: dir.clone(),
-            metrics_file,
-            offset,
-        };
-        let run_file = dir.join(RUN_FILE);
-        if let Err(e) = std::fs::write(&run_file, serde_json::to_vec(&run).unwrap_or_default()) {
-            tracing::warn!(trial = %t.trial, error = %e, "cannot write {}", run_file.display());
+        run.pid = pid;
+        run.start = procinfo::start_ticks(pid).unwrap_or(0);
+        if let Err(e) = record::write(&run) {
+            tracing::warn!(trial = %t.trial, error = %e, "cannot write the run record");
         }
         tracing::info!(trial = %t.trial, pid, argv = ?cmd.argv, "trial started");
         self.attach(&t.trial, cmd, &run, Some(child));

@@ -34,6 +34,9 @@ pub struct RenderedTrial {
     pub spec: serde_json::Value,
     /// Directory relative paths in the trial resolve against (the experiment file's).
     pub base_dir: PathBuf,
+    /// Which run of the trial this is (its re-run count): a launch interrupted by a crash
+    /// is found again only for the same attempt.
+    pub attempt: u32,
     /// The run's secret, given to the trial as `KESTREL_TRIAL_TOKEN` (see
     /// [`crate::credentials`]); `None` when re-rendered to adopt a running trial.
     pub secret: Option<String>,
@@ -55,7 +58,9 @@ pub enum RunPhase {
 ///
 /// # Contract
 /// - `launch` returns once the trial has started (or could not), with what must be stored
-///   to find it again. Launching a trial that already runs re-attaches to it.
+///   to find it again. Launching an attempt that was already started (kestrel died before
+///   recording the launch) re-attaches to it, running or ended, instead of starting it
+///   twice.
 /// - `status` is `None` for a trial this executor is not attached to (launched by an
 ///   earlier kestrel process): the caller then calls `adopt` with the stored record.
 /// - `Exited` is reported only after every metric the trial wrote was delivered.

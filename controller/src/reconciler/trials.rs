@@ -57,6 +57,7 @@ impl Reconciler {
             namespace,
             spec,
             base_dir: rec.base_dir.clone().unwrap_or_else(|| ".".into()),
+            attempt: t.restarts,
             secret: None,
         })
     }

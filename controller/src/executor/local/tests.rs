@@ -78,6 +78,7 @@ fn trial(dir: &Path, script: &str, collector: &str) -> RenderedTrial {
         namespace: "default".into(),
         spec,
         base_dir: dir.to_path_buf(),
+        attempt: 0,
         secret: Some("s3cret".into()),
     }
 }
@@ -241,17 +242,33 @@ async fn a_trial_outlives_its_executor_and_is_adopted_without_repeating_reports(
 }
 
 #[tokio::test]
-async fn relaunching_a_running_trial_attaches_instead_of_starting_another() {
+async fn relaunching_a_started_attempt_attaches_instead_of_starting_another() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(VecSink::default());
-    let t = trial(dir.path(), "echo loss=1; sleep 0.5", "");
+    let script = "echo started >> ../../../starts; echo loss=1; sleep 0.3; exit 7";
+    let mut t = trial(dir.path(), script, "");
+    let starts = || std::fs::read_to_string(dir.path().join("starts")).unwrap_or_default();
+    // kestrel dies right after starting the trial, before the store recorded it.
     let first = executor(dir.path(), sink.clone(), Duration::from_secs(1));
     let a = first.launch(&t).await.unwrap();
     drop(first);
+    // Launched again while it runs: found again.
     let second = executor(dir.path(), sink.clone(), Duration::from_secs(1));
-    let b = second.launch(&t).await.unwrap();
-    assert_eq!(a, b, "the running process was found again");
-    assert_eq!(code(&wait(&second, "exp-t1").await), Some(0));
+    assert_eq!(second.launch(&t).await.unwrap(), a);
+    assert_eq!(code(&wait(&second, "exp-t1").await), Some(7));
+    drop(second);
+    // Launched again after it ended: found again, ended, with its exit status.
+    let third = executor(dir.path(), sink.clone(), Duration::from_secs(1));
+    assert_eq!(third.launch(&t).await.unwrap(), a);
+    assert_eq!(code(&wait(&third, "exp-t1").await), Some(7));
+    assert_eq!(starts().lines().count(), 1, "started twice");
+    assert_eq!(sink.values(), ["loss=1"]);
+    // A re-run (the next attempt) starts anew.
+    t.attempt = 1;
+    third.forget("exp-t1");
+    assert_ne!(third.launch(&t).await.unwrap(), a);
+    assert_eq!(code(&wait(&third, "exp-t1").await), Some(7));
+    assert_eq!(starts().lines().count(), 2);
 }
 
 #[tokio::test]
@@ -276,4 +293,34 @@ async fn missing_program_or_directory_is_a_launch_error() {
         ex.launch(&t).await,
         Err(ExecError::Prepare { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_launch_cut_short_before_the_pid_was_known_is_found_by_the_wrappers_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(VecSink::default());
+    let t = trial(
+        dir.path(),
+        "echo started >> ../../../starts; echo loss=2; exit 4",
+        "",
+    );
+    let ex = executor(dir.path(), sink.clone(), Duration::from_secs(1));
+    ex.launch(&t).await.unwrap();
+    assert_eq!(code(&wait(&ex, "exp-t1").await), Some(4));
+    drop(ex);
+    // Make it look as if kestrel died between writing its intent and learning the pid:
+    // the record has no pid, only the wrapper's own note of it.
+    let run_file = dir.path().join("runs/exp/exp-t1/run.json");
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&run_file).unwrap()).unwrap();
+    rec["pid"] = serde_json::json!(0);
+    rec["start"] = serde_json::json!(0);
+    std::fs::write(&run_file, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let again = executor(dir.path(), sink.clone(), Duration::from_secs(1));
+    let found = again.launch(&t).await.unwrap();
+    assert_ne!(found.data["pid"], serde_json::json!(0));
+    assert_eq!(code(&wait(&again, "exp-t1").await), Some(4));
+    let starts = std::fs::read_to_string(dir.path().join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 1, "started twice");
+    assert_eq!(sink.values(), ["loss=2"]);
 }
