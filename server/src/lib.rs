@@ -98,6 +98,27 @@ impl Interceptor for Gate {
     }
 }
 
+/// A request body that does not decode is the client's fault: tonic answers it INTERNAL;
+/// it becomes INVALID_ARGUMENT (the message, which says what failed, is kept).
+fn undecodable_is_invalid(
+    mut res: tonic::codegen::http::Response<tonic::body::Body>,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    let h = res.headers_mut();
+    let decode = h.get("grpc-status").is_some_and(|v| v == "13")
+        && h.get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| {
+                m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
+            });
+    if decode {
+        h.insert(
+            "grpc-status",
+            tonic::codegen::http::HeaderValue::from_static("3"),
+        );
+    }
+    res
+}
+
 /// Checks a PEM certificate chain and key before anything is announced: a bad pair is
 /// an error at once, not after "serving on" was printed.
 pub fn check_tls(cert: &[u8], key: &[u8]) -> Result<(), ServeError> {
@@ -120,7 +141,8 @@ pub async fn serve(
     manager
         .resume_unfinished()
         .map_err(|s| ServeError::Resume(s.message().to_string()))?;
-    let mut builder = Server::builder();
+    let mut builder =
+        Server::builder().layer(tower::util::MapResponseLayer::new(undecodable_is_invalid));
     if let Some((cert, key)) = &security.tls {
         builder =
             builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;

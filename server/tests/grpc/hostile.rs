@@ -338,3 +338,36 @@ async fn observation_log_writes_are_bounded_per_request() {
     healthy(&s).await;
     s.shutdown().await;
 }
+
+/// A ReportObservationLogRequest whose trial name is not UTF-8 (a string field must be).
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotUtf8 {
+    #[prost(bytes = "vec", tag = "1")]
+    trial_name: Vec<u8>,
+}
+
+#[tokio::test]
+async fn an_undecodable_body_is_invalid_argument_not_internal() {
+    let s = Server::start().await;
+    let mut grpc = tonic::client::Grpc::new(s.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/api.v1.beta1.DBManager/ReportObservationLog",
+    );
+    let codec: tonic_prost::ProstCodec<NotUtf8, pb::ReportObservationLogReply> =
+        tonic_prost::ProstCodec::default();
+    let e = grpc
+        .unary(
+            tonic::Request::new(NotUtf8 {
+                trial_name: vec![0xff, 0xfe, 0x00],
+            }),
+            path,
+            codec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(e.message().contains("decode"), "{}", e.message());
+    healthy(&s).await;
+    s.shutdown().await;
+}
