@@ -86,10 +86,14 @@ pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
         }
         ep = ep.tls_config(tls).context("configuring TLS")?;
     }
-    let channel = ep
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the kestrel server at {url}"))?;
+    let channel = ep.connect().await.with_context(|| {
+        let hint = if url.starts_with("http://") {
+            "; if it serves TLS, use an https:// URL"
+        } else {
+            ""
+        };
+        format!("cannot reach the kestrel server at {url}{hint}")
+    })?;
     let token = match read_token(args.token_file.as_deref())? {
         Some(t) => Some(
             format!("Bearer {t}")
@@ -110,6 +114,18 @@ pub fn status_error(s: Status) -> anyhow::Error {
         }
         Code::Unauthenticated | Code::PermissionDenied => {
             UsageError(format!("the server refused: {}", s.message())).into()
+        }
+        // A TLS server spoken to in plain http (or a proxy in the way) breaks the
+        // connection without a gRPC status.
+        Code::Unknown | Code::Cancelled | Code::Internal
+            if ["transport error", "canceled", "h2 protocol error"]
+                .iter()
+                .any(|m| s.message().contains(m)) =>
+        {
+            anyhow::anyhow!(
+                "the connection to the server failed ({}); if it serves TLS, use an https:// URL",
+                s.message()
+            )
         }
         _ => anyhow::anyhow!("server error ({:?}): {}", s.code(), s.message()),
     }

@@ -424,6 +424,20 @@ fn tls_and_token_protect_the_management_api() {
     let no_token = k.run(&["list", "--server", &url, "--tls-ca", ca]);
     assert_eq!(no_token.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("token"));
+    // Plain http to the TLS server says what to do.
+    let plain = k.run(&[
+        "list",
+        "--server",
+        &url.replace("https://", "http://"),
+        "--token-file",
+        token,
+    ]);
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("use an https:// URL"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     // A client that does not trust the certificate cannot connect.
     let untrusted = k.run(&["list", "--server", &url, "--token-file", token]);
     assert!(!untrusted.status.success());
