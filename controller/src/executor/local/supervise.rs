@@ -22,6 +22,71 @@ use crate::procinfo;
 /// How often output is read and an adopted process is checked.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Size past which the start of a trial's log is released.
+const LOG_CAP: u64 = 256 << 20;
+/// How much of the end of a log over the cap is kept.
+const LOG_KEEP: u64 = 64 << 20;
+
+/// Keeps a trial's log from filling the disk: once it passes a cap, the part already read
+/// (all but the last `keep` bytes) is released with a hole punch, so the file keeps its
+/// size and offsets (readers and the trial's appends are unaffected) while the disk holds
+/// only its end; the released start reads as zeros.
+pub(super) struct LogBound {
+    path: PathBuf,
+    cap: u64,
+    keep: u64,
+    released: u64,
+}
+
+impl LogBound {
+    pub fn new(path: PathBuf) -> Self {
+        Self::with(path, LOG_CAP, LOG_KEEP)
+    }
+
+    fn with(path: PathBuf, cap: u64, keep: u64) -> Self {
+        LogBound {
+            path,
+            cap,
+            keep,
+            released: 0,
+        }
+    }
+
+    /// Releases the start of the log if it is over the cap; never past `read` (what the
+    /// metrics reader has consumed, when the log is its source).
+    pub fn trim(&mut self, read: Option<u64>) {
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) else {
+            return;
+        };
+        let Ok(size) = f.metadata().map(|m| m.len()) else {
+            return;
+        };
+        if size <= self.cap {
+            return;
+        }
+        let upto = read.map_or(size - self.keep, |r| r.min(size - self.keep)) & !4095;
+        if upto <= self.released {
+            return;
+        }
+        use nix::fcntl::{FallocateFlags, fallocate};
+        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let (from, len) = (self.released as i64, (upto - self.released) as i64);
+        match fallocate(&f, flags, from, len) {
+            Ok(()) => {
+                if self.released == 0 {
+                    tracing::warn!(log = %self.path.display(), "trial log over {} MiB: its start is released (reads as zeros)", self.cap >> 20);
+                }
+                self.released = upto;
+            }
+            Err(e) => {
+                tracing::warn!(log = %self.path.display(), error = %e, "cannot release the start of the trial log");
+                // Not supported here: stop trying.
+                self.released = u64::MAX;
+            }
+        }
+    }
+}
+
 /// A local trial's process as the executor sees it.
 #[derive(Debug)]
 pub(super) struct Proc {
@@ -176,7 +241,11 @@ pub(super) fn spawn(
             sink,
             skip,
         };
+        let log = dir.join(LOG_FILE);
+        let log_is_source = source.file == log;
+        let mut bound = LogBound::new(log);
         let mut tail = FileTail::from_offset(source.file, source.offset);
+        let mut polls = 0u32;
         let waited = loop {
             let exited = match child.as_mut() {
                 Some(c) => tokio::select! {
@@ -195,6 +264,10 @@ pub(super) fn spawn(
             feeder.feed(tail.read_new()).await;
             if let Some(w) = exited {
                 break w;
+            }
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(10) {
+                bound.trim(log_is_source.then(|| tail.offset()));
             }
         };
         // Whatever the program left running in its group ends with it.
@@ -223,4 +296,47 @@ pub(super) fn spawn(
         proc.phase.send_replace(phase);
     });
     *proc.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_log_over_its_cap_keeps_its_size_and_end_but_releases_what_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trial.log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let line = b"loss=0.5 and some progress output........................\n";
+        for _ in 0..(256 * 1024 / line.len() + 1) {
+            f.write_all(line).unwrap();
+        }
+        f.flush().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut bound = LogBound::with(path.clone(), 64 << 10, 16 << 10);
+        // Only what the reader has consumed may go.
+        bound.trim(Some(8192));
+        if bound.released == u64::MAX {
+            eprintln!("skipped: this file system cannot punch holes");
+            return;
+        }
+        assert_eq!(bound.released, 8192);
+        bound.trim(None);
+        assert_eq!(bound.released, (size - (16 << 10)) & !4095);
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(
+            text.len() as u64,
+            size,
+            "the size (and every offset) is kept"
+        );
+        assert!(text[..8192].iter().all(|b| *b == 0));
+        assert!(text.ends_with(line));
+        use std::os::unix::fs::MetadataExt;
+        let on_disk = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            on_disk < size / 2,
+            "{on_disk} of {size} bytes still on disk"
+        );
+    }
 }
