@@ -190,6 +190,23 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
             assert!(err.contains(want), "{sub}: missing {want:?} in:\n{err}");
         }
     }
+    // Input without end is refused after a bounded read; a huge value is quoted briefly.
+    let out = k.run(&["validate", "/dev/zero"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("larger than the 4194304 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let huge = sh_experiment("huge", "echo loss=1", spec)
+        .replace("name: huge", &format!("name: {}", "h".repeat(3_000_000)));
+    let out = k.run(&["validate", k.write("huge.yaml", &huge).to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(
+        out.stderr.len() < 2000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
     // An unknown executor is refused before anything is stored.
     let spec = "  objective: {type: minimize, objectiveMetricName: loss}";
     let good = k.write("good.yaml", &sh_experiment("good", "echo loss=1", spec));

@@ -371,3 +371,21 @@ async fn an_undecodable_body_is_invalid_argument_not_internal() {
     healthy(&s).await;
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_huge_bad_value_gets_a_short_invalid_argument() {
+    // A 10 MB value once came back inside the error message, past gRPC's header limit,
+    // and the client saw RESOURCE_EXHAUSTED.
+    let s = Server::start().await;
+    let mut m = ManagerClient::new(s.channel().await);
+    let work = tempfile::tempdir().unwrap();
+    let mut req = create("huge", "0", work.path());
+    req.yaml = req
+        .yaml
+        .replace("min: \"0\"", &format!("min: \"{}\"", "9".repeat(3_000_000)));
+    let e = m.create_experiment(req).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message().len());
+    assert!(e.message().len() < 2000, "{} bytes", e.message().len());
+    healthy(&s).await;
+    s.shutdown().await;
+}
