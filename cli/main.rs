@@ -14,6 +14,7 @@ mod output;
 mod remote;
 mod source;
 mod store;
+mod tls;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

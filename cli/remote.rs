@@ -11,7 +11,7 @@ use kestrel_proto::manager::manager_client::ManagerClient;
 use kestrel_proto::manager::{self as pb};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use crate::cmd::UsageError;
@@ -74,26 +74,10 @@ pub type Client = ManagerClient<InterceptedService<Channel, Bearer>>;
 /// Connects to the server named by `args` (which must have `server` set).
 pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
     let url = args.server.clone().unwrap_or_default();
-    let mut ep = Endpoint::from_shared(url.clone())
-        .map_err(|e| UsageError(format!("--server {url:?}: not a URL ({e})")))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    if url.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &args.tls_ca {
-            let pem = std::fs::read(ca)
-                .map_err(|e| UsageError(format!("--tls-ca {}: {e}", ca.display())))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        ep = ep.tls_config(tls).context("configuring TLS")?;
-    }
-    let channel = ep.connect().await.with_context(|| {
-        let hint = if url.starts_with("http://") {
-            "; if it serves TLS, use an https:// URL"
-        } else {
-            ""
-        };
-        format!("cannot reach the kestrel server at {url}{hint}")
-    })?;
+    let channel = match (&args.tls_ca, url.starts_with("https://")) {
+        (Some(ca), true) => crate::tls::connect(&url, ca).await?,
+        _ => plain(&url).await?,
+    };
     let token = match read_token(args.token_file.as_deref())? {
         Some(t) => Some(
             format!("Bearer {t}")
@@ -104,6 +88,26 @@ pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
     };
     Ok(ManagerClient::with_interceptor(channel, Bearer(token))
         .max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// A channel to `url` without `--tls-ca` (an https URL then trusts nothing extra).
+async fn plain(url: &str) -> anyhow::Result<Channel> {
+    let mut ep = Endpoint::from_shared(url.to_string())
+        .map_err(|e| UsageError(format!("--server {url:?}: not a URL ({e})")))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    if url.starts_with("https://") {
+        ep = ep
+            .tls_config(ClientTlsConfig::new())
+            .context("configuring TLS")?;
+    }
+    ep.connect().await.with_context(|| {
+        let hint = if url.starts_with("http://") {
+            "; if it serves TLS, use an https:// URL"
+        } else {
+            ""
+        };
+        format!("cannot reach the kestrel server at {url}{hint}")
+    })
 }
 
 /// A server error for the user: bad input and unknown names are usage errors (exit 2).

@@ -442,4 +442,59 @@ fn tls_and_token_protect_the_management_api() {
     let untrusted = k.run(&["list", "--server", &url, "--token-file", token]);
     assert!(!untrusted.status.success());
     assert!(server.terminate().success());
+
+    // The usual self-signed certificate (`openssl req -x509`, which marks itself a CA) is
+    // trusted when given as --tls-ca (it was refused: CaUsedAsEndEntity).
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (self_pem, self_key) = (dir.join("self.pem"), dir.join("self.key"));
+    let server = Served::start(
+        &k,
+        &[
+            "--tls-cert",
+            self_pem.to_str().unwrap(),
+            "--tls-key",
+            self_key.to_str().unwrap(),
+        ],
+    );
+    let ok = k.run(&[
+        "list",
+        "--server",
+        &server.url,
+        "--tls-ca",
+        self_pem.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Another certificate still does not vouch for it.
+    let other = k.run(&["list", "--server", &server.url, "--tls-ca", ca]);
+    assert!(!other.status.success());
+    assert!(server.terminate().success());
 }
