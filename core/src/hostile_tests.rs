@@ -1,6 +1,7 @@
 //! Property tests with hostile input: Experiment documents mutated at random (edge-case
-//! scalars, deleted, repeated and cut lines, stray characters) never panic, and every
-//! refusal names a field in a message of bounded size.
+//! scalars, deleted, repeated and cut lines, stray characters) never panic, never
+//! allocate more than 64 MiB (the test allocator aborts past it), and every refusal
+//! names a field in a message of bounded size.
 
 use proptest::prelude::*;
 
@@ -125,8 +126,11 @@ fn apply(doc: &str, m: &Mutation) -> String {
     lines.join("\n")
 }
 
+/// What parsing one document may allocate.
+const BOUND: usize = 64 << 20;
+
 fn check(doc: &str) -> Result<(), TestCaseError> {
-    match parse_experiment(doc, &AnyAlgorithm) {
+    match crate::within(BOUND, || parse_experiment(doc, &AnyAlgorithm)) {
         Ok(e) => {
             prop_assert!(!e.name.is_empty());
             if let Some(m) = e.max_trial_count {

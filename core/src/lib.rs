@@ -91,3 +91,18 @@ fn shape_path(p: &serde_path_to_error::Path) -> String {
 mod hostile_tests;
 #[cfg(test)]
 mod tests;
+
+/// Tests run under a counting allocator, so property tests can bound what one input may
+/// allocate (an allocation past the limit aborts the test binary).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// Runs `f` allowed at most `bytes` more than is allocated now (tests only).
+#[cfg(test)]
+pub(crate) fn within<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
+    let _ = ALLOCATOR.set_limit(ALLOCATOR.allocated().saturating_add(bytes));
+    let out = f();
+    let _ = ALLOCATOR.set_limit(usize::MAX);
+    out
+}

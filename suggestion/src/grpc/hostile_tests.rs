@@ -1,7 +1,10 @@
 //! Property tests of GetSuggestions and ValidateAlgorithmSettings with hostile requests:
 //! a valid request with its fields replaced by edge values (bounds, steps, lists, counts,
-//! algorithm names and settings) never panics, never answers INTERNAL for bad input, and
-//! every refusal has a bounded message.
+//! algorithm names and settings), or its wire bytes mutated, never panics, never
+//! allocates more than 256 MiB (the test allocator aborts past it), never answers
+//! INTERNAL for bad input, and every refusal has a bounded message.
+
+use prost::Message;
 
 use proptest::prelude::*;
 
@@ -149,6 +152,9 @@ fn experiment(
     }
 }
 
+/// What answering one request may allocate.
+const BOUND: usize = 256 << 20;
+
 fn refusal_is_clean(s: &Status) -> Result<(), TestCaseError> {
     prop_assert!(
         !matches!(s.code(), tonic::Code::Internal | tonic::Code::Unknown),
@@ -179,17 +185,92 @@ proptest! {
             current_request_number: current,
             total_request_number: total,
         };
-        match answer(req) {
+        match crate::within(BOUND, || answer(req)) {
             Ok(reply) => {
                 prop_assert_eq!(reply.parameter_assignments.len(), current as usize)
             }
             Err(s) => refusal_is_clean(&s)?,
         }
-        let validated = conv::problem(Some(&exp), &Catalog)
-            .map_err(Status::from)
-            .and_then(|p| crate::validate(&p).map_err(|e| algo_status(&e)));
+        let validated = crate::within(BOUND, || {
+            conv::problem(Some(&exp), &Catalog)
+                .map_err(Status::from)
+                .and_then(|p| crate::validate(&p).map_err(|e| algo_status(&e)))
+        });
         if let Err(s) = validated {
             refusal_is_clean(&s)?;
+        }
+    }
+}
+
+/// A byte-level change to an encoded message.
+#[derive(Debug, Clone)]
+enum Edit {
+    Flip(usize, u8),
+    Insert(usize, u8),
+    Delete(usize),
+    Truncate(usize),
+}
+
+fn edit(mut b: Vec<u8>, e: &Edit) -> Vec<u8> {
+    let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+    match *e {
+        Edit::Flip(i, x) if !b.is_empty() => {
+            let i = at(i, b.len());
+            b[i] ^= x;
+        }
+        Edit::Insert(i, x) => {
+            let i = at(i, b.len() + 1);
+            b.insert(i, x);
+        }
+        Edit::Delete(i) if !b.is_empty() => {
+            let i = at(i, b.len());
+            b.remove(i);
+        }
+        Edit::Truncate(i) => {
+            let i = at(i, b.len() + 1);
+            b.truncate(i);
+        }
+        _ => {}
+    }
+    b
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    let one = prop_oneof![
+        (any::<usize>(), 1..=255u8).prop_map(|(i, x)| Edit::Flip(i, x)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Edit::Insert(i, x)),
+        any::<usize>().prop_map(Edit::Delete),
+        any::<usize>().prop_map(Edit::Truncate),
+    ];
+    prop::collection::vec(one, 1..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn mutated_wire_bytes_decode_to_requests_answered_or_refused_cleanly(
+        algorithm in pick(ALGORITHMS),
+        params in params(),
+        es in edits(),
+    ) {
+        let valid = pb::GetSuggestionsRequest {
+            experiment: Some(experiment(algorithm, params, vec![], 20)),
+            trials: vec![],
+            current_request_number: 2,
+            total_request_number: 2,
+        };
+        let bytes = es.iter().fold(valid.encode_to_vec(), edit);
+        // What does not decode is refused by the transport (INVALID_ARGUMENT); what does
+        // reaches the service.
+        if let Ok(req) = pb::GetSuggestionsRequest::decode(bytes.as_slice()) {
+            let current = req.current_request_number;
+            match crate::within(BOUND, || answer(req)) {
+                Ok(reply) => {
+                    prop_assert_eq!(reply.parameter_assignments.len(), current as usize)
+                }
+                Err(s) => refusal_is_clean(&s)?,
+            }
         }
     }
 }
