@@ -1,0 +1,10 @@
+//! kestrel-kubernetes: what running trials on Kubernetes needs beyond the API client.
+//!
+//! # Layout
+//! - [`conditions`]: when a trial's object has finished (Katib's GJSON success and failure
+//!   conditions).
+//!
+//! The Kubernetes executor (kube-rs, behind the executor seam) builds on these; this crate
+//! holds the parts that are pure functions of JSON, tested without a cluster.
+
+pub mod conditions;
