@@ -4,9 +4,11 @@
 //! - [`conditions`]: when a trial's object has finished (Katib's GJSON success and failure
 //!   conditions).
 //! - [`inject`]: Katib labels and metrics collection set up in the primary pod template.
+//! - [`pods`]: why a trial's pod cannot make progress (image pull, scheduling, eviction).
 //!
 //! The Kubernetes executor (kube-rs, behind the executor seam) builds on these; this crate
 //! holds the parts that are pure functions of JSON, tested without a cluster.
 
 pub mod conditions;
 pub mod inject;
+pub mod pods;
