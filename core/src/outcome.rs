@@ -26,6 +26,9 @@ pub struct RunEnd {
     pub stopped: Option<StopReason>,
     /// Where its output can be read (a log path, a pod), quoted in messages.
     pub log: Option<String>,
+    /// What the executor knows of why it ended (a Job's failure reason and message), for
+    /// runs that have no exit status or to explain one.
+    pub detail: Option<String>,
 }
 
 /// A finished trial's final state.
@@ -70,8 +73,21 @@ pub fn outcome(end: &RunEnd, reported: bool, metric: &str) -> Outcome {
             message: format!("the objective metric {metric:?} was never reported{log}"),
             unavailable: true,
         },
-        (None, Some(c)) => done(TrialState::Failed, format!("exited with status {c}{log}")),
-        (None, None) => done(TrialState::Failed, format!("killed by a signal{log}")),
+        (None, Some(c)) => {
+            let why = end
+                .detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            done(
+                TrialState::Failed,
+                format!("exited with status {c}{why}{log}"),
+            )
+        }
+        (None, None) => match &end.detail {
+            Some(d) => done(TrialState::Failed, format!("failed: {d}{log}")),
+            None => done(TrialState::Failed, format!("killed by a signal{log}")),
+        },
     }
 }
 
@@ -87,6 +103,7 @@ mod tests {
             code,
             stopped,
             log: Some("/runs/t/trial.log".into()),
+            detail: None,
         };
         // (code, stopped, reported) -> (state, message fragment, unavailable)
         type Row = (
@@ -157,14 +174,30 @@ mod tests {
             assert!(o.message.contains(fragment), "{}", o.message);
             assert_eq!(o.unavailable, unavailable);
         }
-        let no_log = RunEnd {
+        let mut no_log = RunEnd {
             code: Some(1),
             stopped: None,
             log: None,
+            detail: None,
         };
         assert_eq!(
             outcome(&no_log, false, "loss").message,
             "exited with status 1"
+        );
+        // An executor's account of the end is part of the message.
+        no_log.detail = Some("OOMKilled".into());
+        assert_eq!(
+            outcome(&no_log, false, "loss").message,
+            "exited with status 1: OOMKilled"
+        );
+        no_log.code = None;
+        no_log.detail =
+            Some("BackoffLimitExceeded: Job has reached the specified backoff limit".into());
+        let o = outcome(&no_log, true, "loss");
+        assert_eq!(o.state, TrialState::Failed);
+        assert_eq!(
+            o.message,
+            "failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
         );
     }
 }

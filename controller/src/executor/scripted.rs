@@ -128,6 +128,7 @@ impl ScriptedExecutor {
                 code: run.script.code,
                 stopped: None,
                 log: None,
+                detail: None,
             });
         }
     }
@@ -201,6 +202,7 @@ impl TrialExecutor for ScriptedExecutor {
                     code: None,
                     stopped: Some(why),
                     log: None,
+                    detail: None,
                 });
             }
         }

@@ -292,6 +292,7 @@ impl Reconciler {
                     code: None,
                     stopped: Some(why),
                     log: None,
+                    detail: None,
                 },
             };
             self.finish_trial(&rec.spec, &t, &end)?;

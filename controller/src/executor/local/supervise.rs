@@ -287,6 +287,7 @@ pub(super) fn spawn(
                 code,
                 stopped,
                 log: Some(dir.join(LOG_FILE).display().to_string()),
+                detail: None,
             }),
             None => RunPhase::Lost(
                 "its process ended without recording an exit status while kestrel was away".into(),

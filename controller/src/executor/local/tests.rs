@@ -181,6 +181,7 @@ async fn stop_kills_the_whole_process_group_and_a_graceful_exit_is_kept() {
                     .display()
                     .to_string()
             ),
+            detail: None,
         }))
     );
     let mut gone = false;
