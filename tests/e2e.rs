@@ -107,6 +107,29 @@ fn goal_stops_the_experiment_early() {
             .iter()
             .all(|t| t["objective"].as_f64().unwrap() > 0.2)
     );
+    assert!(!stdout(&out).contains("not reached"));
+}
+
+#[test]
+fn katib_marks_an_experiment_that_misses_its_goal_succeeded_so_it_exits_0() {
+    // Katib: maxTrialCount reached without the goal is Succeeded (MaxTrialsReached).
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, goal: -1, objectiveMetricName: loss}\n  maxTrialCount: 2\n  parallelTrialCount: 2";
+    let f = k.write(
+        "missed.yaml",
+        &sh_experiment("missed", "echo loss=$X", spec),
+    );
+    let out = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("goal -1 not reached"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        k.get("missed")["status"]["reason"],
+        "ExperimentMaxTrialsReached"
+    );
 }
 
 #[test]

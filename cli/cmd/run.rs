@@ -174,6 +174,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 output::counts_line(&rec_counts(&trials)),
                 output::best_line(&exp, &trials)
             );
+            if let Some(missed) = goal_missed(&rec) {
+                out!("{missed}");
+            }
             if !trials.is_empty() {
                 out!("{}", output::trials_table(&exp, &trials, Some(10)));
             }
@@ -191,16 +194,21 @@ fn rec_counts(trials: &[kestrel_core::TrialRecord]) -> kestrel_core::TrialCounts
     kestrel_core::TrialCounts::of(trials)
 }
 
-/// 0 when the experiment succeeded (and reached its goal, if it had one); 1 otherwise.
+/// 0 when the experiment succeeded, as Katib marks it (also when its budget ran out
+/// before the goal); 1 when it failed or was stopped.
 fn exit_code(rec: &ExperimentRecord) -> ExitCode {
-    let s = &rec.status;
-    let ok = s.state == ExperimentState::Succeeded
-        && (rec.spec.objective.goal.is_none() || s.reason == reason::GOAL_REACHED);
-    if ok {
+    if rec.status.state == ExperimentState::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// "goal 0.9 not reached" when the experiment has a goal it ended without reaching.
+fn goal_missed(rec: &ExperimentRecord) -> Option<String> {
+    let goal = rec.spec.objective.goal?;
+    (rec.status.state.is_terminal() && rec.status.reason != reason::GOAL_REACHED)
+        .then(|| format!("goal {goal} not reached"))
 }
 
 fn progress_bar(max: Option<u32>) -> ProgressBar {
