@@ -76,6 +76,46 @@ pub struct Bracket {
     pub rungs: Vec<Rung>,
 }
 
+/// The space Hyperband searches: as Katib's service does, it sets the resource parameter
+/// itself, so that parameter's range is widened to hold every resource from the smallest
+/// rung's to `r_l` (ints then step by 1, doubles lose their step). `None` when nothing
+/// changes or the settings are invalid (they are reported when Hyperband is built).
+pub fn resource_space(raw: &[(String, String)], space: &SearchSpace) -> Option<SearchSpace> {
+    let s = settings::parse("hyperband", raw, SETTINGS).ok()?;
+    let (r_l, resource) = (s.float("r_l")?, s.text("resource_name")?);
+    let eta = s.float("eta").unwrap_or(3.0);
+    let s_max = (r_l.ln() / eta.ln() + 1e-9).floor().max(0.0);
+    if s_max.is_nan() || s_max > f64::from(MAX_BRACKETS) {
+        return None;
+    }
+    let smallest = brackets(r_l, eta).first()?.rungs.first()?.resource;
+    let mut wider = space.clone();
+    let p = wider.params.iter_mut().find(|p| p.name == resource)?;
+    let changed = match &mut p.domain {
+        Domain::Int { min, max, step, .. } => {
+            let (lo, hi) = (smallest.round() as i64, r_l.round() as i64);
+            let fits = *min <= lo && *max >= hi && *step == 1;
+            if !fits {
+                *min = (*min).min(lo);
+                *max = (*max).max(hi);
+                *step = 1;
+            }
+            !fits
+        }
+        Domain::Double { min, max, step, .. } => {
+            let fits = *min <= smallest + 1e-9 && *max >= r_l - 1e-9 && step.is_none();
+            if !fits {
+                *min = min.min(smallest);
+                *max = max.max(r_l);
+                *step = None;
+            }
+            !fits
+        }
+        _ => false,
+    };
+    changed.then_some(wider)
+}
+
 /// Hyperband's brackets for maximum resource `r_l` and reduction factor `eta`, in the
 /// order they run (`s_max` first).
 pub fn brackets(r_l: f64, eta: f64) -> Vec<Bracket> {

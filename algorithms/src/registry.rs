@@ -135,6 +135,16 @@ pub fn random_state(spec: &AlgorithmSpec) -> Option<u64> {
 pub struct Catalog;
 
 impl AlgorithmCatalog for Catalog {
+    fn effective_space(
+        &self,
+        algorithm: &AlgorithmSpec,
+        space: &SearchSpace,
+    ) -> Option<SearchSpace> {
+        (algorithm.name == "hyperband")
+            .then(|| crate::hyperband::resource_space(&algorithm.settings, space))
+            .flatten()
+    }
+
     fn check_algorithm(
         &self,
         algorithm: &AlgorithmSpec,

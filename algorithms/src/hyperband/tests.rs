@@ -94,6 +94,81 @@ fn settings_are_checked_against_the_space() {
 }
 
 #[test]
+fn katibs_hyperband_example_sets_the_resource_whatever_its_range() {
+    // Katib's service overwrites the resource parameter and never reads its range, so its
+    // own example (num-epochs fixed at 20 here) must validate and run.
+    let yaml = r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: hyperband}
+spec:
+  objective: {type: maximize, objectiveMetricName: accuracy}
+  algorithm:
+    algorithmName: hyperband
+    algorithmSettings:
+      - {name: resource_name, value: num-epochs}
+      - {name: eta, value: "3"}
+      - {name: r_l, value: "20"}
+  parallelTrialCount: 9
+  maxTrialCount: 9
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.03"}}
+    - {name: num-epochs, parameterType: int, feasibleSpace: {min: "20", max: "20"}}
+  trialTemplate:
+    primaryContainerName: training
+    trialParameters: [{name: lr, reference: lr}, {name: epochs, reference: num-epochs}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec: {template: {spec: {containers: [{name: training, command: [train, "${trialParameters.lr}", "${trialParameters.epochs}"]}]}}}
+"#;
+    let exp = kestrel_core::parse_experiment(yaml, &crate::Catalog).expect("valid as in Katib");
+    let epochs = exp
+        .space
+        .params
+        .iter()
+        .find(|p| p.name == "num-epochs")
+        .unwrap();
+    assert!(
+        matches!(
+            epochs.domain,
+            Domain::Int {
+                min: 2,
+                max: 20,
+                step: 1,
+                ..
+            }
+        ),
+        "{:?}",
+        epochs.domain
+    );
+    let h = Hyperband::new(&exp.algorithm.settings, &exp.space).unwrap();
+    let req = SuggestRequest {
+        space: &exp.space,
+        history: &[],
+        objective: kestrel_core::ObjectiveType::Maximize,
+        count: 9,
+        seed: 1,
+        first_index: 0,
+    };
+    let out = h.suggest(&req).unwrap();
+    let rs: Vec<&Value> = out
+        .proposals
+        .iter()
+        .map(|p| &p.assignments["num-epochs"])
+        .collect();
+    assert!(
+        !rs.is_empty() && rs.iter().all(|v| **v == Value::Int(2)),
+        "{rs:?}"
+    );
+    assert!(
+        out.proposals
+            .iter()
+            .all(|p| exp.space.contains(&p.assignments))
+    );
+}
+
+#[test]
 fn schedules_too_large_to_run_are_refused_before_they_are_built() {
     // eta 1.0001 and r_l 1000 would be 69,000 brackets; eta 1e10 and r_l 1e300, 10^300
     // configurations. Both are refused at once, naming the limit.

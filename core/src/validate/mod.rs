@@ -35,6 +35,15 @@ pub trait AlgorithmCatalog {
     fn check_nas(&self, algorithm: &AlgorithmSpec, nas: &NasConfig) -> Vec<FieldError>;
     /// Problems with `spec.earlyStopping` (paths start with `spec.earlyStopping`).
     fn check_early_stopping(&self, early_stopping: &AlgorithmSpec) -> Vec<FieldError>;
+    /// The space the algorithm actually searches, when it differs from `space` (Katib's
+    /// Hyperband sets its resource parameter itself, whatever that parameter's range).
+    fn effective_space(
+        &self,
+        _algorithm: &AlgorithmSpec,
+        _space: &SearchSpace,
+    ) -> Option<SearchSpace> {
+        None
+    }
 }
 
 /// Katib's default parallelism.
@@ -236,7 +245,7 @@ fn problem_parts(
         nas_config,
     } = input;
     let before = errs.len();
-    let space = params::search_space(parameters, "spec.parameters", errs);
+    let mut space = params::search_space(parameters, "spec.parameters", errs);
     let space_ok = errs.len() == before;
     let nas = nas_config.map(|n| nas(n, errs));
     match (parameters.is_empty(), nas.is_some()) {
@@ -272,6 +281,9 @@ fn problem_parts(
     match (&algorithm, &nas) {
         (Some(a), Some(n)) => errs.extend(catalog.check_nas(a, n)),
         (Some(a), None) => {
+            if space_ok && let Some(wider) = catalog.effective_space(a, &space) {
+                space = wider;
+            }
             errs.extend(catalog.check_algorithm(a, space_ok.then_some(&space), max_trial_count))
         }
         (None, _) => {}
