@@ -10,6 +10,8 @@
 //! - [`status`]: trial and experiment states (Katib conditions) and stored records.
 //! - [`metrics`]: metric reports and their reduction to observations.
 //! - [`template`]: `${trialParameters.x}` substitution and primary-container lookup.
+//! - [`outcome`]: how a finished run becomes its trial's final state.
+//! - [`goregex`]: Katib's (Go) metric filters in Rust's regex syntax.
 //!
 //! # Design
 //! Parsing has two stages so that structural problems (a list where a map belongs, an
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod experiment;
+pub mod goregex;
 pub mod metrics;
 pub mod outcome;
 pub mod raw;

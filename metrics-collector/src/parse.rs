@@ -63,7 +63,9 @@ impl TextParser {
         let filters = sources
             .into_iter()
             .map(|f| {
-                let re = Regex::new(f).map_err(|e| ParseError::BadRegex {
+                // Katib's filters are Go regexes: literal braces mean themselves.
+                let go = kestrel_core::goregex::to_rust(f);
+                let re = Regex::new(&go).map_err(|e| ParseError::BadRegex {
                     filter: f.into(),
                     message: e.to_string(),
                 })?;

@@ -24,7 +24,7 @@ pub(crate) fn metrics_collector(
     let filters = source.filter.map(|f| f.metrics_format).unwrap_or_default();
     for (i, f) in filters.iter().enumerate() {
         let at = format!("{p}.source.filter.metricsFormat[{i}]");
-        match Regex::new(f) {
+        match Regex::new(&crate::goregex::to_rust(f)) {
             Err(e) => errs.push(FieldError::new(
                 at,
                 format!("{f:?} is not a valid regular expression: {e}"),

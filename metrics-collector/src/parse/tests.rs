@@ -125,6 +125,23 @@ fn json_lines() {
     );
 }
 
+#[test]
+fn katibs_file_collector_filter_with_literal_braces_works_as_in_go() {
+    // Go reads a '{' that starts no repetition as a literal; Katib's example relies on it.
+    let p =
+        TextParser::new(&[r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}".to_string()])
+            .expect("accepted as Go accepts it");
+    let got = p.parse_line(
+        "{metricName: accuracy, metricValue: 0.8075}",
+        &names(&["accuracy"]),
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].name.as_str(), got[0].value.as_str()),
+        ("accuracy", "0.8075")
+    );
+}
+
 proptest! {
     #[test]
     fn parsers_never_panic(line in ".{0,200}", bytes in prop::collection::vec(any::<u8>(), 0..200)) {
