@@ -87,13 +87,23 @@ impl MedianStop {
 }
 
 impl MedianStop {
-    /// The rule Katib's collector applies for this stopper (GetEarlyStoppingRules): the
-    /// threshold at `start_step` (the median of completed trials' running averages there),
-    /// when at least `min_trials_required` completed trials reported that often. A trial
-    /// whose best objective at `start_step` is worse than the threshold is stopped.
+    /// The threshold Katib's service sends for this rule (GetEarlyStoppingRules): the
+    /// **mean** of completed trials' running averages at `start_step` (Katib's value, though
+    /// the rule is called median), when at least `min_trials_required` completed trials
+    /// reported that often. A trial whose best objective at `start_step` is worse than the
+    /// threshold is stopped by Katib's collector. kestrel's own judging uses the median.
     pub fn threshold(&self, completed: &[&[f64]]) -> Option<f64> {
-        self.median_at(completed, self.start_step.max(1))
-            .map(|(m, _)| m)
+        let k = self.start_step.max(1);
+        let averages: Vec<f64> = completed
+            .iter()
+            .filter(|c| c.len() >= k)
+            .map(|c| c[..k].iter().sum::<f64>() / k as f64)
+            .filter(|a| a.is_finite())
+            .collect();
+        if averages.len() < self.min_trials_required.max(1) {
+            return None;
+        }
+        Some(averages.iter().sum::<f64>() / averages.len() as f64)
     }
 
     /// The median of completed trials' running averages at report `k`, and how many
@@ -193,11 +203,22 @@ mod tests {
     }
 
     #[test]
-    fn the_katib_rule_threshold_is_the_median_at_start_step() {
-        let done: &[&[f64]] = &[&[0.5, 0.3, 0.2], &[0.6, 0.4, 0.3], &[0.9, 0.8, 0.7]];
-        assert_eq!(rule(3, 2).threshold(done), Some(0.5));
+    fn katibs_rule_value_is_the_mean_of_running_averages() {
+        // Running averages at step 2 of 1, 2 and 9: Katib sends their mean, 4.
+        let done: &[&[f64]] = &[&[1.0, 1.0, 5.0], &[2.0, 2.0], &[8.0, 10.0]];
+        assert_eq!(rule(3, 2).threshold(done), Some(4.0));
         assert_eq!(rule(4, 2).threshold(done), None);
-        assert_eq!(rule(1, 4).threshold(done), None);
+        assert_eq!(rule(1, 3).threshold(done), Some(7.0 / 3.0));
+        // kestrel's own verdict uses their median (2): best 3 at step 2 stops there,
+        // although it beats Katib's mean.
+        let peers = Peers {
+            succeeded: done,
+            all: done,
+        };
+        assert!(matches!(
+            rule(3, 2).judge(&[3.0, 3.5], peers, Minimize),
+            Verdict::Stop(_)
+        ));
     }
 
     #[test]
@@ -210,13 +231,11 @@ mod tests {
             all: &all,
         };
         let median = build("medianstop", &[("start_step".into(), "2".into())]).expect("valid");
-        assert_eq!(
-            median.katib_rule(peers, Minimize),
-            Some(KatibRule {
-                value: 0.5,
-                start_step: 2
-            })
-        );
+        // The mean of the running averages at step 2 (0.4, 0.5, 0.85), as Katib sends.
+        let want = (0.4 + 0.5 + 0.85) / 3.0;
+        let got = median.katib_rule(peers, Minimize).expect("a rule");
+        assert!((got.value - want).abs() < 1e-12, "{got:?}");
+        assert_eq!(got.start_step, 2);
         // ASHA ranks every trial at its first rung (running ones too): the top third of
         // 0.5, 0.6, 0.9, 0.1 at report 1 keeps 0.1.
         let asha = build("asha", &[]).expect("defaults");

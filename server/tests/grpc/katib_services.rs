@@ -204,8 +204,9 @@ async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
         db_manager_address: String::new(),
     };
     let mut trials = Vec::new();
-    // Losses per step; running averages at step 2: 0.4, 0.5, 0.85 -> median 0.5.
-    for (i, losses) in [[0.5, 0.3], [0.6, 0.4], [0.9, 0.8]].iter().enumerate() {
+    // Losses per step; running averages at step 2: 1, 2, 9 -> Katib's value is their
+    // mean, 4 (not their median, 2).
+    for (i, losses) in [[1.0, 1.0], [2.0, 2.0], [8.0, 10.0]].iter().enumerate() {
         let a = pb::get_suggestions_reply::ParameterAssignments {
             assignments: vec![
                 pb::ParameterAssignment {
@@ -246,7 +247,7 @@ async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
                 got,
                 vec![pb::EarlyStoppingRule {
                     name: "loss".into(),
-                    value: "0.5".into(),
+                    value: "4".into(),
                     comparison: pb::ComparisonType::Greater.into(),
                     start_step: 2,
                 }]
