@@ -123,6 +123,44 @@ pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], limit: Option<usiz
 }
 
 /// One line of counts: `12 trials: 9 succeeded, 2 failed, 1 running`.
+/// Why trials failed, one line each (`name: message`, then the last line of its log when
+/// `runs` has it), at most `limit`, then how many more: failures are never silent.
+pub fn failures(
+    trials: &[TrialRecord],
+    limit: usize,
+    runs: Option<&std::path::Path>,
+) -> Vec<String> {
+    let failed: Vec<&TrialRecord> = trials.iter().filter(|t| t.state.is_failure()).collect();
+    let mut lines = Vec::new();
+    for t in failed.iter().take(limit) {
+        lines.push(format!("  {} {}: {}", t.name, t.state, t.message));
+        let log = runs.map(|r| r.join(&t.experiment).join(&t.name).join("trial.log"));
+        if let Some(last) = log.as_deref().and_then(last_line) {
+            lines.push(format!("    > {last}"));
+        }
+    }
+    if failed.len() > limit {
+        lines.push(format!(
+            "  ... and {} more (kestrel get --output json)",
+            failed.len() - limit
+        ));
+    }
+    lines
+}
+
+/// The last non-empty line of a log (read from its last 4 KiB), cut to 200 characters.
+fn last_line(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut buf = Vec::new();
+    f.take(4096).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
+    Some(line.chars().take(200).collect())
+}
+
 pub fn counts_line(c: &TrialCounts) -> String {
     let parts: Vec<String> = [
         (c.succeeded, "succeeded"),

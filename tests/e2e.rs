@@ -142,6 +142,13 @@ fn failing_trials_fail_the_experiment_and_keep_their_metrics() {
     );
     let out = k.run(&["run", f.to_str().unwrap()]);
     assert_code(&out, 1);
+    // The table says why, not just "Failed".
+    assert!(stdout(&out).contains("Failed trials:"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Failed: exited with status 1 (log: "),
+        "{}",
+        stdout(&out)
+    );
     let doc = k.get("fail");
     assert_eq!(doc["status"]["state"], "Failed");
     assert_eq!(doc["status"]["reason"], "ExperimentFailed");
@@ -183,6 +190,12 @@ fn silent_trial_is_metrics_unavailable() {
     );
     let out = k.run(&["run", f.to_str().unwrap()]);
     assert_code(&out, 1);
+    assert!(
+        stdout(&out)
+            .contains("MetricsUnavailable: the objective metric \"loss\" was never reported"),
+        "{}",
+        stdout(&out)
+    );
     let doc = k.get("silent");
     assert_eq!(doc["status"]["reason"], "ExperimentFailed");
     let t = &trials(&doc)[0];

@@ -53,6 +53,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         output::counts_line(&kestrel_core::TrialCounts::of(&trials))
     );
     out!("Best:       {}", output::best_line(exp, &trials));
+    // The trials' logs are readable when the store is local.
+    let runs = match &a.server.server {
+        Some(_) => None,
+        None => a.store.dir().ok().map(|d| d.join("runs")),
+    };
+    let failed = output::failures(&trials, 5, runs.as_deref());
+    if !failed.is_empty() {
+        out!("Failed:");
+        for line in failed {
+            out!("{line}");
+        }
+    }
     if !trials.is_empty() {
         out!("{}", output::trials_table(exp, &trials, a.limit));
     }

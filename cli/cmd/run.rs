@@ -177,6 +177,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if let Some(missed) = goal_missed(&rec) {
                 out!("{missed}");
             }
+            let failed = output::failures(&trials, 5, Some(&dir.join("runs")));
+            if !failed.is_empty() {
+                out!("Failed trials:");
+                for line in failed {
+                    out!("{line}");
+                }
+            }
             if !trials.is_empty() {
                 out!("{}", output::trials_table(&exp, &trials, Some(10)));
             }
