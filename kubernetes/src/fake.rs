@@ -499,6 +499,24 @@ impl FakeApiServer {
         }
     }
 
+    /// Adds a pod, as a Job controller would (with its status, as the kubelet reports it).
+    pub fn create_pod(&self, namespace: &str, mut pod: Json) {
+        let mut s = self.state();
+        s.version += 1;
+        let version = s.version;
+        let name = pod
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .unwrap_or("pod")
+            .to_string();
+        pod["apiVersion"] = json!("v1");
+        pod["kind"] = json!("Pod");
+        pod["metadata"]["namespace"] = json!(namespace);
+        pod["metadata"]["resourceVersion"] = json!(version.to_string());
+        s.objects
+            .insert(("v1".into(), "pods".into(), namespace.into(), name), pod);
+    }
+
     /// Answers `verb` on `plural` with 403 Forbidden from now on, as RBAC would.
     pub fn deny(&self, verb: &str, plural: &str) {
         self.state()

@@ -7,8 +7,10 @@
 //! the trial, so a later kestrel process can `adopt` the trial from it.
 //!
 //! Executors are chosen at run time in one place, [`build`]; adding one touches its own
-//! module and one line there.
+//! module and one line there. [`kubernetes::KubeExecutor`] is built but not registered
+//! yet: `kestrel run` does not serve the DBManager its trials report to.
 
+pub mod kubernetes;
 pub mod local;
 #[cfg(any(test, feature = "testing"))]
 pub mod scripted;

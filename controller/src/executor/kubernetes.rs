@@ -1,0 +1,299 @@
+//! Runs trials as Kubernetes objects (a Job, a Kubeflow job, an Argo Workflow: any kind,
+//! found through discovery) created from the rendered `trialSpec`, named after the trial,
+//! labelled as Katib labels them, with metrics collection set up in the primary pod
+//! template (`kestrel_kubernetes::inject`). A trial's end is read from the object with the
+//! template's success and failure conditions (Katib's GJSON rules); a pod that cannot run
+//! (image pull errors, unschedulable, evicted) or an object deleted from under the trial
+//! ends it with that reason. Stopping deletes the object (foreground propagation);
+//! finished objects are deleted unless the template says `retain`. A restarted kestrel
+//! re-attaches from the stored record (kind, namespace, name): the object is the state.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kestrel_core::RunRecord;
+use kestrel_core::outcome::{RunEnd, StopReason};
+use kestrel_kubernetes::conditions::finished;
+use kestrel_kubernetes::inject::{Collection, TRIAL_LABEL, inject};
+use kestrel_kubernetes::pods::stuck;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::{ExecError, RenderedTrial, RunPhase, TrialExecutor};
+
+/// Where and how trials run on a cluster.
+#[derive(Clone)]
+pub struct KubeSettings {
+    /// The API client (from the kubeconfig or the pod's service account).
+    pub client: kube::Client,
+    /// kestrel's image, holding the `kestrel` binary for the collector.
+    pub image: String,
+    /// kestrel's DBManager as pods reach it, `host:port`.
+    pub db_manager: String,
+}
+
+/// What the store keeps of a trial's object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ObjectRef {
+    api_version: String,
+    kind: String,
+    plural: String,
+    namespace: String,
+    name: String,
+}
+
+struct Attached {
+    object: ObjectRef,
+    success: String,
+    failure: String,
+    retain: bool,
+    stopped: Option<StopReason>,
+}
+
+/// Executes trials as cluster objects.
+pub struct KubeExecutor {
+    settings: KubeSettings,
+    attached: Mutex<HashMap<String, Attached>>,
+}
+
+fn api_error(what: &str, e: &kube::Error) -> ExecError {
+    let detail = match e {
+        kube::Error::Api(s) if s.code == 403 => format!(
+            "{what}: forbidden by the cluster's RBAC ({}); give kestrel's service account that permission",
+            s.message
+        ),
+        kube::Error::Api(s) => format!("{what}: {} ({})", s.message, s.code),
+        other => format!("{what}: {other}"),
+    };
+    ExecError::Invalid(detail)
+}
+
+fn is_code(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+impl KubeExecutor {
+    /// An executor creating trials with `settings`.
+    pub fn new(settings: KubeSettings) -> Self {
+        KubeExecutor {
+            settings,
+            attached: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attached>> {
+        self.attached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn api(&self, r: &ObjectRef) -> Api<DynamicObject> {
+        let (group, version) = r
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", r.api_version.as_str()));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            plural: r.plural.clone(),
+        };
+        Api::namespaced_with(self.settings.client.clone(), &r.namespace, &resource)
+    }
+
+    fn attach(&self, t: &RenderedTrial, object: ObjectRef) {
+        let tt = &t.experiment.trial_template;
+        self.lock().insert(
+            t.trial.clone(),
+            Attached {
+                object,
+                success: tt.success_condition.clone(),
+                failure: tt.failure_condition.clone(),
+                retain: tt.retain,
+                stopped: None,
+            },
+        );
+    }
+
+    /// Why the trial's pods cannot run, if they cannot.
+    async fn stuck_pod(&self, r: &ObjectRef, trial: &str) -> Option<String> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.settings.client.clone(), &r.namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("{TRIAL_LABEL}={trial}")))
+            .await
+            .ok()?;
+        list.items.iter().find_map(|p| {
+            let json = serde_json::to_value(p).ok()?;
+            stuck(&json).map(|s| format!("{}: {}", s.reason, s.message))
+        })
+    }
+}
+
+fn ended(code: Option<i32>, stopped: Option<StopReason>, detail: Option<String>) -> RunPhase {
+    RunPhase::Exited(RunEnd {
+        code,
+        stopped,
+        log: None,
+        detail,
+    })
+}
+
+#[async_trait::async_trait]
+impl TrialExecutor for KubeExecutor {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn launch(&self, t: &RenderedTrial) -> Result<RunRecord, ExecError> {
+        let mut object = t.spec.clone();
+        inject(
+            &mut object,
+            &Collection {
+                experiment: &t.experiment,
+                trial: &t.trial,
+                image: &self.settings.image,
+                db_manager: &self.settings.db_manager,
+                secret: t.secret.as_deref().unwrap_or_default(),
+            },
+        )
+        .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let text = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind) = (text("/apiVersion"), text("/kind"));
+        let (group, version) = api_version
+            .split_once('/')
+            .unwrap_or(("", api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.settings.client, &gvk)
+            .await
+            .map_err(|e| api_error(&format!("finding kind {kind} of {api_version}"), &e))?;
+        let r = ObjectRef {
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+            plural: resource.plural.clone(),
+            namespace: t.namespace.clone(),
+            name: t.trial.clone(),
+        };
+        let dynamic: DynamicObject = serde_json::from_value(object).map_err(|e| {
+            ExecError::Invalid(format!("the rendered trialSpec is not an object: {e}"))
+        })?;
+        match self.api(&r).create(&PostParams::default(), &dynamic).await {
+            Ok(_) => {}
+            // Created before kestrel could record it: the same trial, re-attached.
+            Err(e) if is_code(&e, 409) => {}
+            Err(e) => return Err(api_error(&format!("creating {kind} {}", t.trial), &e)),
+        }
+        self.attach(t, r.clone());
+        Ok(RunRecord {
+            executor: self.kind().into(),
+            data: serde_json::to_value(&r).unwrap_or_default(),
+        })
+    }
+
+    async fn adopt(&self, t: &RenderedTrial, record: &RunRecord) -> Result<(), ExecError> {
+        if record.executor != self.kind() {
+            return Err(ExecError::Record(format!(
+                "trial {} was launched by the {} executor, not kubernetes",
+                t.trial, record.executor
+            )));
+        }
+        let r: ObjectRef = serde_json::from_value(record.data.clone())
+            .map_err(|e| ExecError::Record(format!("trial {}: {e}", t.trial)))?;
+        self.attach(t, r);
+        Ok(())
+    }
+
+    async fn status(&self, trial: &str) -> Result<Option<RunPhase>, ExecError> {
+        let Some((r, success, failure, stopped)) = self.lock().get(trial).map(|a| {
+            (
+                a.object.clone(),
+                a.success.clone(),
+                a.failure.clone(),
+                a.stopped,
+            )
+        }) else {
+            return Ok(None);
+        };
+        let object = match self.api(&r).get(&r.name).await {
+            Ok(o) => o,
+            Err(e) if is_code(&e, 404) => {
+                let detail = stopped
+                    .is_none()
+                    .then(|| format!("its {} {} was deleted", r.kind, r.name));
+                return Ok(Some(ended(None, stopped, detail)));
+            }
+            Err(e) => return Err(api_error(&format!("reading {} {}", r.kind, r.name), &e)),
+        };
+        if stopped.is_some() {
+            // Being deleted (foreground): it ends when it is gone.
+            return Ok(Some(RunPhase::Running));
+        }
+        let json = serde_json::to_value(&object).unwrap_or_default();
+        if let Some(f) = finished(&json, &success, &failure) {
+            let why = [f.reason, f.message]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(": ");
+            let detail = (!why.is_empty()).then_some(why);
+            let code = if f.succeeded { Some(0) } else { None };
+            let detail = if f.succeeded {
+                None
+            } else {
+                detail.or(Some("the trial's object failed".into()))
+            };
+            return Ok(Some(ended(code, None, detail)));
+        }
+        if let Some(why) = self.stuck_pod(&r, trial).await {
+            return Ok(Some(ended(None, None, Some(why))));
+        }
+        Ok(Some(RunPhase::Running))
+    }
+
+    async fn stop(&self, trial: &str, why: StopReason) -> Result<(), ExecError> {
+        let Some(r) = self.lock().get_mut(trial).map(|a| {
+            a.stopped.get_or_insert(why);
+            a.object.clone()
+        }) else {
+            return Ok(());
+        };
+        match self
+            .api(&r)
+            .delete(&r.name, &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, 404) => Ok(()),
+            Err(e) => Err(api_error(&format!("deleting {} {}", r.kind, r.name), &e)),
+        }
+    }
+
+    fn forget(&self, trial: &str) {
+        let Some(a) = self.lock().remove(trial) else {
+            return;
+        };
+        if a.retain || a.stopped.is_some() {
+            return;
+        }
+        // Finished objects go unless the template retains them (Katib's retain).
+        let api = self.api(&a.object);
+        let name = a.object.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api.delete(&name, &DeleteParams::foreground()).await
+                && !is_code(&e, 404)
+            {
+                tracing::warn!(object = %name, error = %e, "cannot delete a finished trial's object");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+//! The Kubernetes executor under the reconciler, against the fake API server: the test
+//! plays the Job controller, the kubelet and the collector (it writes the trial's reports
+//! to the store, as `kestrel collect` would through the DBManager).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kestrel_core::{ExperimentRecord, ExperimentState, MetricLog, TrialRecord, TrialState};
+use kestrel_kubernetes::fake::FakeApiServer;
+use kestrel_store::Store;
+use kestrel_store::mem::MemStore;
+use serde_json::json;
+
+use super::*;
+use crate::reconciler::{Action, Options, Reconciler};
+
+const YAML: &str = r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: mnist, namespace: ns1}
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  maxTrialCount: 3
+  parallelTrialCount: 3
+  maxFailedTrialCount: 3
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.1"}}
+  trialTemplate:
+    primaryContainerName: training
+    trialParameters: [{name: lr, reference: lr}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec: {template: {spec: {restartPolicy: Never, containers: [{name: training, image: "mnist:1", command: [python3, train.py, "--lr=${trialParameters.lr}"]}]}}}
+"#;
+
+struct Setup {
+    server: FakeApiServer,
+    store: Arc<dyn Store>,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let server = FakeApiServer::start().await.unwrap();
+        let exp = kestrel_core::parse_experiment(YAML, &kestrel_algorithms::Catalog).unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        store
+            .create_experiment(&ExperimentRecord::new(
+                exp,
+                String::new(),
+                3,
+                None,
+                jiff::Timestamp::now(),
+            ))
+            .unwrap();
+        Setup { server, store }
+    }
+
+    fn reconciler(&self) -> Reconciler {
+        let ex = KubeExecutor::new(KubeSettings {
+            client: self.server.client("ns1").unwrap(),
+            image: "kestrel:test".into(),
+            db_manager: "kestrel.kubeflow:6789".into(),
+        });
+        Reconciler::new(
+            self.store.clone(),
+            Arc::new(ex),
+            Options {
+                tick: Duration::from_millis(10),
+            },
+        )
+    }
+
+    fn trials(&self) -> Vec<TrialRecord> {
+        self.store.trials("mnist").unwrap()
+    }
+
+    fn jobs(&self) -> Vec<Json> {
+        self.server.objects("batch/v1", "jobs", "ns1")
+    }
+
+    /// The Job controller: the Job of `trial` ends with this condition.
+    fn job_ends(&self, trial: &str, kind: &str, reason: &str) {
+        let status = json!({"conditions": [{"type": kind, "status": "True", "reason": reason, "message": format!("{reason} happened")}]});
+        assert!(
+            self.server
+                .set_status("batch/v1", "jobs", "ns1", trial, status),
+            "no job {trial}"
+        );
+    }
+
+    /// The collector: the trial reports `loss`.
+    fn reports(&self, trial: &str, loss: &str) {
+        let log = MetricLog {
+            time: jiff::Timestamp::now(),
+            name: "loss".into(),
+            value: loss.into(),
+        };
+        self.store.append_metrics(trial, &[log]).unwrap();
+    }
+}
+
+/// Runs passes until `until` holds (or the experiment ends); real time, the API is HTTP.
+async fn passes(r: &Reconciler, until: impl Fn(&[TrialRecord]) -> bool) -> Option<ExperimentState> {
+    for _ in 0..500 {
+        match r.reconcile("mnist").await.unwrap() {
+            Action::Done(s) => return Some(s.state),
+            Action::Requeue(_) => {
+                if until(&r.store().trials("mnist").unwrap()) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    panic!("no progress");
+}
+
+fn running(n: usize) -> impl Fn(&[TrialRecord]) -> bool {
+    move |ts| ts.iter().filter(|t| t.state == TrialState::Running).count() == n
+}
+
+#[tokio::test]
+async fn trials_run_as_jobs_and_end_by_their_conditions() {
+    let s = Setup::new().await;
+    let r = s.reconciler();
+    passes(&r, running(3)).await;
+    let jobs = s.jobs();
+    assert_eq!(jobs.len(), 3);
+    // Created as rendered, with Katib's labels and the collector injected.
+    for j in &jobs {
+        let name = j["metadata"]["name"].as_str().unwrap();
+        assert_eq!(j["metadata"]["labels"]["katib.kubeflow.org/trial"], name);
+        let c = &j["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["command"][1], "collect");
+        assert!(
+            c["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.starts_with("--lr=")))
+        );
+        let token = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "KESTREL_TRIAL_TOKEN")
+            .unwrap();
+        let stored = s.store.trial(name).unwrap().unwrap().credential.unwrap();
+        assert!(crate::credentials::verify(
+            token["value"].as_str().unwrap(),
+            &stored
+        ));
+    }
+    let names: Vec<String> = s.trials().iter().map(|t| t.name.clone()).collect();
+    // One succeeds with reports, one fails, one's pod cannot pull its image.
+    s.reports(&names[0], "0.25");
+    s.job_ends(&names[0], "Complete", "CompletionsReached");
+    s.job_ends(&names[1], "Failed", "BackoffLimitExceeded");
+    s.server.create_pod("ns1", json!({
+        "metadata": {"name": format!("{}-pod", names[2]), "labels": {"katib.kubeflow.org/trial": names[2]}},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "training",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"mnist:1\""}}}]}
+    }));
+    let end = passes(&r, |_| false).await;
+    assert_eq!(end, Some(ExperimentState::Succeeded));
+    let ts = s.trials();
+    assert_eq!(ts[0].state, TrialState::Succeeded);
+    assert_eq!(ts[0].objective, Some(0.25));
+    assert_eq!(ts[1].state, TrialState::Failed);
+    assert_eq!(
+        ts[1].message,
+        "failed: BackoffLimitExceeded: BackoffLimitExceeded happened"
+    );
+    assert_eq!(ts[2].state, TrialState::Failed);
+    assert!(
+        ts[2]
+            .message
+            .starts_with("failed: ImagePullBackOff: container training of pod"),
+        "{}",
+        ts[2].message
+    );
+    // Finished Jobs are deleted (no retain).
+    for _ in 0..100 {
+        if s.jobs().len() <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(s.jobs().len() <= 1, "{:?}", s.jobs().len());
+}
+
+#[tokio::test]
+async fn a_restarted_kestrel_re_attaches_and_stop_deletes_the_jobs() {
+    let s = Setup::new().await;
+    let first = s.reconciler();
+    passes(&first, running(3)).await;
+    drop(first);
+    let second = s.reconciler();
+    let name = s.trials()[0].name.clone();
+    s.reports(&name, "0.5");
+    s.job_ends(&name, "Complete", "CompletionsReached");
+    passes(&second, |ts| ts[0].state == TrialState::Succeeded).await;
+    let creates = s
+        .server
+        .requests()
+        .iter()
+        .filter(|r| *r == "POST /apis/batch/v1/namespaces/ns1/jobs")
+        .count();
+    assert_eq!(creates, 3, "no Job was created twice");
+    let status = second
+        .halt("mnist", crate::reconciler::Halt::Stop)
+        .await
+        .unwrap();
+    assert_eq!(status.state, ExperimentState::Stopped);
+    let ts = s.trials();
+    assert!(
+        ts[1..].iter().all(|t| t.state == TrialState::Killed),
+        "{ts:?}"
+    );
+    assert!(
+        s.jobs()
+            .iter()
+            .all(|j| j["metadata"]["name"] == name.as_str()),
+        "stopped Jobs deleted"
+    );
+    // RBAC refusing Job creation is a clear launch failure, not a hang.
+    s.server.deny("create", "jobs");
+    let e = KubeExecutor::new(KubeSettings {
+        client: s.server.client("ns1").unwrap(),
+        image: "kestrel:test".into(),
+        db_manager: "x:1".into(),
+    });
+    let exp = s.store.experiment("mnist").unwrap().unwrap().spec;
+    let mut spec = match &exp.trial_template.source {
+        kestrel_core::experiment::TemplateSource::Inline(v) => v.clone(),
+        _ => unreachable!(),
+    };
+    spec["metadata"] = json!({"name": "mnist-denied", "namespace": "ns1"});
+    spec["spec"]["template"]["spec"]["containers"][0]["command"][2] = json!("--lr=0.05");
+    let t = RenderedTrial {
+        experiment: Arc::new(exp),
+        trial: "mnist-denied".into(),
+        namespace: "ns1".into(),
+        spec,
+        base_dir: ".".into(),
+        attempt: 0,
+        secret: Some("s".into()),
+    };
+    let err = e.launch(&t).await.unwrap_err().to_string();
+    assert!(err.contains("forbidden by the cluster's RBAC"), "{err}");
+}
