@@ -2,6 +2,7 @@
 //! what it printed, its exit status, and what it left in the store.
 
 mod crash;
+mod kubernetes;
 mod nas;
 mod restart;
 mod server;
@@ -248,7 +249,7 @@ fn invalid_experiment_reports_every_error_and_starts_nothing() {
     let good = k.write("good.yaml", &sh_experiment("good", "echo loss=1", spec));
     let out = k.run(&["run", good.to_str().unwrap(), "--executor", "slurm"]);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains(r#"--executor "slurm": not one of local"#));
+    assert!(stderr(&out).contains(r#"--executor "slurm": not one of local, kubernetes"#));
     assert!(stdout(&k.run(&["list"])).contains("no experiments"));
     assert!(!k.store.path().join("runs").exists());
 }

@@ -25,10 +25,17 @@ impl Drop for Served {
 
 impl Served {
     pub fn start(k: &Kestrel, extra: &[&str]) -> Served {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        Self::start_env(k, &["--listen", "127.0.0.1:0"], extra, &[])
+    }
+
+    /// `kestrel serve LISTEN EXTRA` with extra environment variables.
+    pub fn start_env(k: &Kestrel, listen: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(listen);
         args.extend_from_slice(extra);
         let mut child = k
             .cmd(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

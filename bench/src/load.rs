@@ -106,6 +106,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                 grace: Duration::from_secs(1),
                 tick: Duration::from_millis(200),
                 executor: "local".into(),
+                kubernetes: Default::default(),
             },
             Security::default(),
             async {

@@ -63,6 +63,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     super::check_executor(&a.executor)?;
+    if a.executor == "kubernetes" {
+        return Err(UsageError(
+            "--executor kubernetes: kestrel run has no DBManager for the cluster's trials to report to yet; use kestrel serve --executor kubernetes and kestrel submit".into(),
+        )
+        .into());
+    }
     let base_dir = a
         .file
         .parent()
@@ -121,6 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             sink: Arc::new(StoreSink(store.clone())),
             grace: Duration::from_secs_f64(a.grace),
             runs_dir: dir.join("runs"),
+            kubernetes: Default::default(),
         },
     )
     .map_err(|e| UsageError(format!("--executor: {e}")))?;

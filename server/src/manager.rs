@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub tick: Duration,
     /// The executor trials run on (a name of `kestrel_controller::executor::executors`).
     pub executor: String,
+    /// Options of the Kubernetes executor.
+    pub kubernetes: kestrel_controller::executor::KubeOptions,
 }
 
 /// The management service.
@@ -72,6 +74,7 @@ impl ManagerService {
                 sink: Arc::new(StoreSink(store.clone())),
                 grace: cfg.grace,
                 runs_dir: cfg.runs_dir.clone(),
+                kubernetes: cfg.kubernetes.clone(),
             },
         )?;
         let reconciler = Arc::new(Reconciler::new(

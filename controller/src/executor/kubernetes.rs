@@ -26,8 +26,9 @@ use super::{ExecError, RenderedTrial, RunPhase, TrialExecutor};
 /// Where and how trials run on a cluster.
 #[derive(Clone)]
 pub struct KubeSettings {
-    /// The API client (from the kubeconfig or the pod's service account).
-    pub client: kube::Client,
+    /// The API client; `None` infers one on first use (the kubeconfig, `KUBECONFIG`, or the
+    /// pod's service account).
+    pub client: Option<kube::Client>,
     /// kestrel's image, holding the `kestrel` binary for the collector.
     pub image: String,
     /// kestrel's DBManager as pods reach it, `host:port`.
@@ -55,6 +56,7 @@ struct Attached {
 /// Executes trials as cluster objects.
 pub struct KubeExecutor {
     settings: KubeSettings,
+    client: tokio::sync::OnceCell<kube::Client>,
     attached: Mutex<HashMap<String, Attached>>,
 }
 
@@ -78,16 +80,31 @@ impl KubeExecutor {
     /// An executor creating trials with `settings`.
     pub fn new(settings: KubeSettings) -> Self {
         KubeExecutor {
+            client: tokio::sync::OnceCell::new_with(settings.client.clone()),
             settings,
             attached: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The API client, inferred from the environment the first time.
+    async fn client(&self) -> Result<kube::Client, ExecError> {
+        self.client
+            .get_or_try_init(|| async {
+                kube::Client::try_default().await.map_err(|e| {
+                    ExecError::Invalid(format!(
+                        "cannot reach a Kubernetes cluster (kubeconfig, KUBECONFIG or in-cluster service account): {e}"
+                    ))
+                })
+            })
+            .await
+            .cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attached>> {
         self.attached.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn api(&self, r: &ObjectRef) -> Api<DynamicObject> {
+    async fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, ExecError> {
         let (group, version) = r
             .api_version
             .split_once('/')
@@ -99,7 +116,11 @@ impl KubeExecutor {
             kind: r.kind.clone(),
             plural: r.plural.clone(),
         };
-        Api::namespaced_with(self.settings.client.clone(), &r.namespace, &resource)
+        Ok(Api::namespaced_with(
+            self.client().await?,
+            &r.namespace,
+            &resource,
+        ))
     }
 
     fn attach(&self, t: &RenderedTrial, object: ObjectRef) {
@@ -119,7 +140,7 @@ impl KubeExecutor {
     /// Why the trial's pods cannot run, if they cannot.
     async fn stuck_pod(&self, r: &ObjectRef, trial: &str) -> Option<String> {
         let pods: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.settings.client.clone(), &r.namespace);
+            Api::namespaced(self.client().await.ok()?, &r.namespace);
         let list = pods
             .list(&ListParams::default().labels(&format!("{TRIAL_LABEL}={trial}")))
             .await
@@ -171,7 +192,7 @@ impl TrialExecutor for KubeExecutor {
             .split_once('/')
             .unwrap_or(("", api_version.as_str()));
         let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let (resource, _) = kube::discovery::pinned_kind(&self.settings.client, &gvk)
+        let (resource, _) = kube::discovery::pinned_kind(&self.client().await?, &gvk)
             .await
             .map_err(|e| api_error(&format!("finding kind {kind} of {api_version}"), &e))?;
         let r = ObjectRef {
@@ -184,7 +205,12 @@ impl TrialExecutor for KubeExecutor {
         let dynamic: DynamicObject = serde_json::from_value(object).map_err(|e| {
             ExecError::Invalid(format!("the rendered trialSpec is not an object: {e}"))
         })?;
-        match self.api(&r).create(&PostParams::default(), &dynamic).await {
+        match self
+            .api(&r)
+            .await?
+            .create(&PostParams::default(), &dynamic)
+            .await
+        {
             Ok(_) => {}
             // Created before kestrel could record it: the same trial, re-attached.
             Err(e) if is_code(&e, 409) => {}
@@ -221,7 +247,7 @@ impl TrialExecutor for KubeExecutor {
         }) else {
             return Ok(None);
         };
-        let object = match self.api(&r).get(&r.name).await {
+        let object = match self.api(&r).await?.get(&r.name).await {
             Ok(o) => o,
             Err(e) if is_code(&e, 404) => {
                 let detail = stopped
@@ -264,11 +290,8 @@ impl TrialExecutor for KubeExecutor {
         }) else {
             return Ok(());
         };
-        match self
-            .api(&r)
-            .delete(&r.name, &DeleteParams::foreground())
-            .await
-        {
+        let api = self.api(&r).await?;
+        match api.delete(&r.name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, 404) => Ok(()),
             Err(e) => Err(api_error(&format!("deleting {} {}", r.kind, r.name), &e)),
@@ -283,7 +306,22 @@ impl TrialExecutor for KubeExecutor {
             return;
         }
         // Finished objects go unless the template retains them (Katib's retain).
-        let api = self.api(&a.object);
+        let Some(client) = self.client.get().cloned() else {
+            return;
+        };
+        let (group, version) = a
+            .object
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", a.object.api_version.as_str()));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: a.object.api_version.clone(),
+            kind: a.object.kind.clone(),
+            plural: a.object.plural.clone(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &a.object.namespace, &resource);
         let name = a.object.name.clone();
         tokio::spawn(async move {
             if let Err(e) = api.delete(&name, &DeleteParams::foreground()).await

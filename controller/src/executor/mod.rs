@@ -7,8 +7,7 @@
 //! the trial, so a later kestrel process can `adopt` the trial from it.
 //!
 //! Executors are chosen at run time in one place, [`build`]; adding one touches its own
-//! module and one line there. [`kubernetes::KubeExecutor`] is built but not registered
-//! yet: `kestrel run` does not serve the DBManager its trials report to.
+//! module and one line there.
 
 pub mod kubernetes;
 pub mod local;
@@ -124,6 +123,17 @@ pub struct ExecutorConfig {
     pub grace: Duration,
     /// Root of the per-trial directories (`<runs_dir>/<experiment>/<trial>/`).
     pub runs_dir: PathBuf,
+    /// What the Kubernetes executor needs.
+    pub kubernetes: KubeOptions,
+}
+
+/// Options of the Kubernetes executor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeOptions {
+    /// kestrel's image, holding the `kestrel` binary the collector runs from.
+    pub image: String,
+    /// kestrel's DBManager as the trials' pods reach it, `host:port`.
+    pub db_manager: String,
 }
 
 /// Builds one executor.
@@ -131,7 +141,16 @@ type Build = fn(ExecutorConfig) -> Arc<dyn TrialExecutor>;
 
 /// Every executor, by the name users choose it with (`--executor`): the one place
 /// executors are registered.
-const EXECUTORS: &[(&str, Build)] = &[("local", |c| Arc::new(local::ProcessExecutor::new(c)))];
+const EXECUTORS: &[(&str, Build)] = &[
+    ("local", |c| Arc::new(local::ProcessExecutor::new(c))),
+    ("kubernetes", |c| {
+        Arc::new(kubernetes::KubeExecutor::new(kubernetes::KubeSettings {
+            client: None,
+            image: c.kubernetes.image,
+            db_manager: c.kubernetes.db_manager,
+        }))
+    }),
+];
 
 /// The default executor's name.
 pub const DEFAULT_EXECUTOR: &str = "local";
@@ -172,6 +191,7 @@ mod tests {
             ))),
             grace: std::time::Duration::from_secs(1),
             runs_dir: "/nonexistent".into(),
+            kubernetes: Default::default(),
         };
         assert_eq!(super::build("local", cfg.clone()).unwrap().kind(), "local");
         let e = super::build("slurm", cfg).err().unwrap();

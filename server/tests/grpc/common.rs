@@ -49,6 +49,7 @@ impl Server {
                 grace: Duration::from_millis(500),
                 tick: Duration::from_millis(50),
                 executor: "local".into(),
+                kubernetes: Default::default(),
             },
             security,
             async {

@@ -59,7 +59,7 @@ impl Setup {
 
     fn reconciler(&self) -> Reconciler {
         let ex = KubeExecutor::new(KubeSettings {
-            client: self.server.client("ns1").unwrap(),
+            client: Some(self.server.client("ns1").unwrap()),
             image: "kestrel:test".into(),
             db_manager: "kestrel.kubeflow:6789".into(),
         });
@@ -228,7 +228,7 @@ async fn a_restarted_kestrel_re_attaches_and_stop_deletes_the_jobs() {
     // RBAC refusing Job creation is a clear launch failure, not a hang.
     s.server.deny("create", "jobs");
     let e = KubeExecutor::new(KubeSettings {
-        client: s.server.client("ns1").unwrap(),
+        client: Some(s.server.client("ns1").unwrap()),
         image: "kestrel:test".into(),
         db_manager: "x:1".into(),
     });

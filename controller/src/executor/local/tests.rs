@@ -88,6 +88,7 @@ fn executor(dir: &Path, sink: Arc<VecSink>, grace: Duration) -> ProcessExecutor 
         sink,
         grace,
         runs_dir: dir.join("runs"),
+        kubernetes: Default::default(),
     })
 }
 
