@@ -93,32 +93,27 @@ impl MedianStop {
     /// reported that often. A trial whose best objective at `start_step` is worse than the
     /// threshold is stopped by Katib's collector. kestrel's own judging uses the median.
     pub fn threshold(&self, completed: &[&[f64]]) -> Option<f64> {
-        let k = self.start_step.max(1);
-        let averages: Vec<f64> = completed
-            .iter()
-            .filter(|c| c.len() >= k)
-            .map(|c| c[..k].iter().sum::<f64>() / k as f64)
-            .filter(|a| a.is_finite())
-            .collect();
-        if averages.len() < self.min_trials_required.max(1) {
-            return None;
-        }
+        let averages = self.running_averages(completed, self.start_step.max(1))?;
         Some(averages.iter().sum::<f64>() / averages.len() as f64)
     }
 
     /// The median of completed trials' running averages at report `k`, and how many
     /// trials it is over; `None` below `min_trials_required` trials.
     fn median_at(&self, completed: &[&[f64]], k: usize) -> Option<(f64, usize)> {
-        let mut averages: Vec<f64> = completed
+        let mut averages = self.running_averages(completed, k)?;
+        median(&mut averages).map(|m| (m, averages.len()))
+    }
+
+    /// Completed trials' running averages at report `k` (the mean of their first k
+    /// reports); `None` below `min_trials_required` such trials.
+    fn running_averages(&self, completed: &[&[f64]], k: usize) -> Option<Vec<f64>> {
+        let averages: Vec<f64> = completed
             .iter()
             .filter(|c| c.len() >= k)
             .map(|c| c[..k].iter().sum::<f64>() / k as f64)
             .filter(|a| a.is_finite())
             .collect();
-        if averages.len() < self.min_trials_required.max(1) {
-            return None;
-        }
-        median(&mut averages).map(|m| (m, averages.len()))
+        (averages.len() >= self.min_trials_required.max(1)).then_some(averages)
     }
 }
 
