@@ -194,10 +194,14 @@ mod tests {
             kubernetes: Default::default(),
         };
         assert_eq!(super::build("local", cfg.clone()).unwrap().kind(), "local");
+        assert_eq!(
+            super::build("kubernetes", cfg.clone()).unwrap().kind(),
+            "kubernetes"
+        );
         let e = super::build("slurm", cfg).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "unknown executor \"slurm\" (available: local)"
+            "unknown executor \"slurm\" (available: local, kubernetes)"
         );
     }
 }
