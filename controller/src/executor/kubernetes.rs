@@ -105,21 +105,10 @@ impl KubeExecutor {
     }
 
     async fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, ExecError> {
-        let (group, version) = r
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", r.api_version.as_str()));
-        let resource = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            plural: r.plural.clone(),
-        };
         Ok(Api::namespaced_with(
             self.client().await?,
             &r.namespace,
-            &resource,
+            &resource(r),
         ))
     }
 
@@ -149,6 +138,21 @@ impl KubeExecutor {
             let json = serde_json::to_value(p).ok()?;
             stuck(&json).map(|s| format!("{}: {}", s.reason, s.message))
         })
+    }
+}
+
+/// The API resource of a recorded object.
+fn resource(r: &ObjectRef) -> ApiResource {
+    let (group, version) = r
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", r.api_version.as_str()));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+        plural: r.plural.clone(),
     }
 }
 
@@ -309,19 +313,8 @@ impl TrialExecutor for KubeExecutor {
         let Some(client) = self.client.get().cloned() else {
             return;
         };
-        let (group, version) = a
-            .object
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", a.object.api_version.as_str()));
-        let resource = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: a.object.api_version.clone(),
-            kind: a.object.kind.clone(),
-            plural: a.object.plural.clone(),
-        };
-        let api: Api<DynamicObject> = Api::namespaced_with(client, &a.object.namespace, &resource);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, &a.object.namespace, &resource(&a.object));
         let name = a.object.name.clone();
         tokio::spawn(async move {
             if let Err(e) = api.delete(&name, &DeleteParams::foreground()).await

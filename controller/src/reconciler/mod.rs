@@ -168,7 +168,7 @@ impl Reconciler {
 
         // Trials finished from outside (Katib's SetTrialStatus) while still attached.
         let mut trials = self.store.trials(name)?;
-        busy |= self.settle_detached(&trials).await?;
+        busy |= self.settle_detached(&exp, &trials).await?;
 
         // Observe what runs; finish what ended; re-run what was lost.
         for t in trials.iter().filter(|t| t.state == TrialState::Running) {

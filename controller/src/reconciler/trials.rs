@@ -212,12 +212,10 @@ impl Reconciler {
     /// final observation. Returns whether anything changed.
     pub(super) async fn settle_detached(
         &self,
+        exp: &Experiment,
         trials: &[TrialRecord],
     ) -> Result<bool, ControllerError> {
-        let Some(first) = trials.first() else {
-            return Ok(false);
-        };
-        let attached = self.cache(&first.experiment, |c| c.attached.clone());
+        let attached = self.cache(&exp.name, |c| c.attached.clone());
         let mut changed = false;
         for t in trials
             .iter()
@@ -228,11 +226,10 @@ impl Reconciler {
                     self.stop_trial(&t.name, StopReason::EarlyStopped).await;
                 }
                 Ok(_) | Err(_) => {
-                    let rec = self.record(&t.experiment)?;
                     let mut done = t.clone();
                     let logs = self.store.metrics(&t.name, None)?;
-                    done.observation = observe(&rec.spec.objective, &logs);
-                    done.objective = objective_value(&rec.spec.objective, &done.observation);
+                    done.observation = observe(&exp.objective, &logs);
+                    done.objective = objective_value(&exp.objective, &done.observation);
                     lost_race(self.store.update_trial(&done, t.state))?;
                     self.executor.forget(&t.name);
                     self.attached(&t.experiment, &t.name, false);
