@@ -34,6 +34,19 @@ pub(super) struct LocalRun {
     pub attempt: u32,
 }
 
+/// At most `limit` bytes of a small file in the trial directory: the trial can write
+/// there, so nothing it leaves is read without a bound.
+pub(super) fn read_small(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(buf)
+}
+
 /// Writes the record to the trial directory.
 pub(super) fn write(run: &LocalRun) -> std::io::Result<()> {
     let tmp = run.dir.join(format!("{RUN_FILE}.tmp"));
@@ -46,7 +59,7 @@ pub(super) fn write(run: &LocalRun) -> std::io::Result<()> {
 /// it (waited for briefly, as the wrapper may be just starting).
 pub(super) async fn previous(dir: &Path, attempt: u32) -> Option<LocalRun> {
     let mut run: LocalRun =
-        serde_json::from_slice(&std::fs::read(dir.join(RUN_FILE)).ok()?).ok()?;
+        serde_json::from_slice(&read_small(&dir.join(RUN_FILE), 64 << 10)?).ok()?;
     if run.attempt != attempt || run.boot != procinfo::boot_id() {
         return None;
     }
@@ -54,8 +67,8 @@ pub(super) async fn previous(dir: &Path, attempt: u32) -> Option<LocalRun> {
         return Some(run);
     }
     for _ in 0..25 {
-        let pid = std::fs::read_to_string(dir.join(PID_FILE))
-            .ok()
+        let pid = read_small(&dir.join(PID_FILE), 64)
+            .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.trim().parse::<u32>().ok());
         if let Some(pid) = pid {
             run.pid = pid;
@@ -66,4 +79,25 @@ pub(super) async fn previous(dir: &Path, attempt: u32) -> Option<LocalRun> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_a_trial_can_write_are_read_within_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join(PID_FILE);
+        std::fs::write(&big, vec![b'7'; 1 << 20]).unwrap();
+        assert_eq!(read_small(&big, 64).unwrap().len(), 64);
+        // A pid file that is no pid (the trial overwrote it) finds nothing.
+        std::fs::write(dir.path().join(RUN_FILE), vec![b' '; 1 << 20]).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(previous(dir.path(), 0)), None);
+    }
 }

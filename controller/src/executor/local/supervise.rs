@@ -197,11 +197,8 @@ impl Feeder {
 
 /// The exit status the wrapper recorded: `Some(None)` for a program killed by a signal.
 fn recorded_status(dir: &std::path::Path) -> Option<Option<i32>> {
-    let s: i32 = std::fs::read_to_string(dir.join(STATUS_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let bytes = super::record::read_small(&dir.join(STATUS_FILE), 64)?;
+    let s: i32 = String::from_utf8(bytes).ok()?.trim().parse().ok()?;
     // The shell reports death by signal N as 128 + N.
     Some(if (129..=128 + 64).contains(&s) {
         None
