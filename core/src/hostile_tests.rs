@@ -88,6 +88,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 fn apply(doc: &str, m: &Mutation) -> String {
     let mut lines: Vec<String> = doc.lines().map(str::to_string).collect();
+    if lines.is_empty() && !matches!(m, Mutation::Insert(..)) {
+        // A document cut to nothing has no line to change.
+        return doc.to_string();
+    }
     let at = |l: usize| l % lines.len().max(1);
     match m {
         Mutation::Scalar(l, e) => {
