@@ -1,14 +1,16 @@
-//! `kestrel serve --executor kubernetes` against the fake Kubernetes API server: a Katib
+//! kestrel with `--executor kubernetes` against the fake Kubernetes API server: a Katib
 //! experiment's trials become Jobs with the collector injected; the test plays the kubelet
-//! (it runs each Job's wrapped command, the real `kestrel collect` reporting to the
-//! server's DBManager with the trial's credential) and the Job controller (it sets the
-//! Job's condition from the exit status); the experiment ends Succeeded with the best trial
-//! right. On a real cluster, see the README ("Trials on Kubernetes").
+//! (it runs each Job's wrapped command, the real `kestrel collect` reporting to kestrel's
+//! DBManager with the trial's credential) and the Job controller (it sets the Job's
+//! condition from the exit status); the experiment ends Succeeded with the best trial
+//! right. Both `kestrel run` (its own DBManager) and `kestrel serve` + `submit` are driven.
+//! On a real cluster, see the README ("Trials on Kubernetes").
 
 // Test harness: a failed step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kestrel_kubernetes::fake::FakeApiServer;
@@ -44,81 +46,79 @@ fn kubelet(job: &Json) -> bool {
     cmd.output().unwrap().status.success()
 }
 
-#[test]
-fn serve_runs_a_katib_experiment_as_jobs_on_a_cluster() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
-    let k = Kestrel::new();
-    let kubeconfig = k.write(
+/// A kubeconfig for the fake cluster, default namespace ns1.
+fn kubeconfig(k: &Kestrel, cluster: &FakeApiServer) -> PathBuf {
+    kubeconfig_for(k, &cluster.url)
+}
+
+fn kubeconfig_for(k: &Kestrel, url: &str) -> PathBuf {
+    k.write(
         "kubeconfig",
         &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me, namespace: ns1}}\ncurrent-context: fake\nusers:\n- name: me\n  user: {{}}\n",
-            cluster.url
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{url}\"}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me, namespace: ns1}}\ncurrent-context: fake\nusers:\n- name: me\n  user: {{}}\n"
         ),
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let server = Served::start_env(
-        &k,
-        &["--listen", &addr],
-        &[
-            "--executor",
-            "kubernetes",
-            "--kube-image",
-            "kestrel:test",
-            "--db-manager-address",
-            &addr,
-        ],
-        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
-    );
+        .port()
+}
+
+/// The test experiment: minimise loss = x, 4 trials, 2 at a time, in namespace ns1.
+fn experiment(k: &Kestrel) -> PathBuf {
     let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 4\n  parallelTrialCount: 2";
     let yaml = sh_experiment("kube", "echo loss=$X", spec).replacen(
         "  name: kube\n",
         "  name: kube\n  namespace: ns1\n",
         1,
     );
-    let f = k.write("kube.yaml", &yaml);
-    let out = k.run(&["submit", f.to_str().unwrap(), "--server", &server.url]);
-    assert_code(&out, 0);
+    k.write("kube.yaml", &yaml)
+}
 
-    let mut handled = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "{:#}", k.get("kube"));
-        for job in cluster.objects("batch/v1", "jobs", "ns1") {
-            let name = job["metadata"]["name"].as_str().unwrap().to_string();
-            if !handled.insert(name.clone()) {
-                continue;
-            }
-            // What kestrel created: Katib's labels, the collector installed.
-            assert_eq!(
-                job["metadata"]["labels"]["katib.kubeflow.org/trial"],
-                name.as_str()
-            );
-            assert_eq!(
-                job["spec"]["template"]["spec"]["initContainers"][0]["image"],
-                "kestrel:test"
-            );
-            let ok = kubelet(&job);
-            let kind = if ok { "Complete" } else { "Failed" };
-            cluster.set_status(
-                "batch/v1",
-                "jobs",
-                "ns1",
-                &name,
-                json!({"conditions": [{"type": kind, "status": "True"}]}),
-            );
+/// Plays the kubelet and the Job controller for every Job not handled yet; returns how
+/// many it handled.
+fn play_cluster(cluster: &FakeApiServer, handled: &mut BTreeSet<String>) -> usize {
+    let mut n = 0;
+    for job in cluster.objects("batch/v1", "jobs", "ns1") {
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        if !handled.insert(name.clone()) {
+            continue;
         }
-        if k.get("kube")["status"]["state"] == "Succeeded" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        n += 1;
+        // What kestrel created: Katib's labels, the collector installed.
+        assert_eq!(
+            job["metadata"]["labels"]["katib.kubeflow.org/trial"],
+            name.as_str()
+        );
+        assert_eq!(
+            job["metadata"]["labels"]["katib.kubeflow.org/experiment"],
+            "kube"
+        );
+        assert_eq!(
+            job["spec"]["template"]["spec"]["initContainers"][0]["image"],
+            "kestrel:test"
+        );
+        let ok = kubelet(&job);
+        let kind = if ok { "Complete" } else { "Failed" };
+        cluster.set_status(
+            "batch/v1",
+            "jobs",
+            "ns1",
+            &name,
+            json!({"conditions": [{"type": kind, "status": "True"}]}),
+        );
     }
+    n
+}
+
+/// Every trial succeeded with its reported loss, one metric row each, and the best is right.
+fn check_result(k: &Kestrel, handled: &BTreeSet<String>) {
     let doc = k.get("kube");
+    assert_eq!(doc["status"]["state"], "Succeeded", "{doc:#}");
     let ts = trials(&doc);
     assert_eq!(ts.len(), 4);
     assert_eq!(handled.len(), 4, "one Job per trial");
@@ -139,5 +139,127 @@ fn serve_runs_a_katib_experiment_as_jobs_on_a_cluster() {
         })
         .unwrap();
     assert_eq!(doc["bestTrial"], best["name"], "{doc:#}");
+}
+
+#[test]
+fn run_executes_a_katib_experiment_as_jobs_reporting_to_its_own_db_manager() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let kubeconfig = kubeconfig(&k, &cluster);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let f = experiment(&k);
+    let mut child = k
+        .cmd(&[
+            "run",
+            f.to_str().unwrap(),
+            "--executor",
+            "kubernetes",
+            "--kube-image",
+            "kestrel:test",
+            "--db-manager-address",
+            &addr,
+            "--db-manager-listen",
+            &addr,
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut handled = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("kestrel run did not finish: {:#}", k.get("kube"));
+        }
+        if play_cluster(&cluster, &mut handled) == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Experiment kube Succeeded"),
+        "{}",
+        stdout(&out)
+    );
+    check_result(&k, &handled);
+}
+
+#[test]
+fn run_refuses_a_cluster_that_does_not_answer_and_stores_nothing() {
+    let k = Kestrel::new();
+    // A port nothing listens on.
+    let kubeconfig = kubeconfig_for(&k, &format!("http://127.0.0.1:{}", free_port()));
+    let f = experiment(&k);
+    let out = k
+        .cmd(&[
+            "run",
+            f.to_str().unwrap(),
+            "--executor",
+            "kubernetes",
+            "--kube-image",
+            "kestrel:test",
+            "--db-manager-address",
+            "10.0.0.1:6789",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--executor kubernetes: the Kubernetes API server"),
+        "{}",
+        stderr(&out)
+    );
+    let list = k.run(&["list", "--output", "json"]);
+    assert_eq!(stdout(&list).trim(), "[]", "nothing stored");
+    // Without the image and address the pods need, nothing is tried at all.
+    let out = k.run(&["run", f.to_str().unwrap(), "--executor", "kubernetes"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("needs --kube-image"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_runs_a_katib_experiment_as_jobs_on_a_cluster() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let kubeconfig = kubeconfig(&k, &cluster);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Served::start_env(
+        &k,
+        &["--listen", &addr],
+        &[
+            "--executor",
+            "kubernetes",
+            "--kube-image",
+            "kestrel:test",
+            "--db-manager-address",
+            &addr,
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let f = experiment(&k);
+    let out = k.run(&["submit", f.to_str().unwrap(), "--server", &server.url]);
+    assert_code(&out, 0);
+
+    let mut handled = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "{:#}", k.get("kube"));
+        play_cluster(&cluster, &mut handled);
+        if k.get("kube")["status"]["state"] == "Succeeded" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check_result(&k, &handled);
     drop(server);
 }

@@ -14,6 +14,7 @@ pub mod watch;
 use std::path::Path;
 
 use anyhow::Context;
+use kestrel_controller::executor::KubeOptions;
 use kestrel_core::{Experiment, SpecError};
 
 /// An error caused by the user's input (exit status 2).
@@ -59,6 +60,62 @@ pub fn check_executor(name: &str) -> anyhow::Result<()> {
     .into())
 }
 
+/// Options of the Kubernetes executor, shared by `run` and `serve`.
+#[derive(Debug, clap::Args)]
+pub struct KubeArgs {
+    /// With --executor kubernetes: kestrel's image (its /usr/local/bin/kestrel runs each
+    /// trial's metrics collector; build it with the repository's Dockerfile).
+    #[arg(long, value_name = "IMAGE")]
+    kube_image: Option<String>,
+    /// With --executor kubernetes: kestrel's DBManager as the trials' pods reach it
+    /// (host:port); they report their metrics there.
+    #[arg(long, value_name = "HOST:PORT")]
+    db_manager_address: Option<String>,
+}
+
+impl KubeArgs {
+    /// The Kubernetes executor's options; a usage error when it is chosen without them,
+    /// or when they are given for another executor.
+    pub fn options(&self, executor: &str) -> anyhow::Result<KubeOptions> {
+        match (executor, &self.kube_image, &self.db_manager_address) {
+            ("kubernetes", Some(image), Some(db)) => {
+                check_host_port(db)?;
+                Ok(KubeOptions {
+                    image: image.clone(),
+                    db_manager: db.clone(),
+                })
+            }
+            ("kubernetes", _, _) => Err(UsageError(
+                "--executor kubernetes needs --kube-image (kestrel's image) and --db-manager-address (kestrel's DBManager as pods reach it)".into(),
+            )
+            .into()),
+            (_, None, None) => Ok(KubeOptions::default()),
+            (other, _, _) => Err(UsageError(format!(
+                "--kube-image and --db-manager-address are for --executor kubernetes, not {other}"
+            ))
+            .into()),
+        }
+    }
+
+    /// The port of `--db-manager-address`, once [`KubeArgs::options`] accepted it.
+    pub fn db_manager_port(&self) -> Option<u16> {
+        let a = self.db_manager_address.as_deref()?;
+        a.rsplit_once(':')?.1.parse().ok()
+    }
+}
+
+/// Refuses an address that is not `host:port`.
+fn check_host_port(a: &str) -> anyhow::Result<()> {
+    let ok = a
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(UsageError(format!("--db-manager-address {a:?}: must be host:port")).into())
+    }
+}
+
 /// The text of `path`, refusing one longer than `limit` bytes without reading more
 /// (`/dev/zero` is not read until memory runs out).
 pub fn read_bounded(path: &Path, limit: usize) -> std::io::Result<String> {
@@ -87,4 +144,38 @@ pub fn require<T>(found: Option<T>, name: &str, store: &Path) -> anyhow::Result<
             ))
         })
         .context("looking up the experiment")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(image: Option<&str>, db: Option<&str>) -> KubeArgs {
+        KubeArgs {
+            kube_image: image.map(str::to_string),
+            db_manager_address: db.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn kubernetes_options_need_both_and_only_with_that_executor() {
+        let ok = kube(Some("kestrel:1"), Some("kestrel.kubeflow:6789"));
+        assert_eq!(
+            ok.options("kubernetes").unwrap().db_manager,
+            "kestrel.kubeflow:6789"
+        );
+        assert_eq!(ok.db_manager_port(), Some(6789));
+        assert!(ok.options("local").is_err(), "given to another executor");
+        assert!(kube(None, None).options("local").is_ok());
+        for bad in [
+            kube(Some("i"), None),
+            kube(None, Some("h:1")),
+            kube(Some("i"), Some("no-port")),
+            kube(Some("i"), Some(":6789")),
+            kube(Some("i"), Some("h:0")),
+            kube(Some("i"), Some("h:99999")),
+        ] {
+            assert!(bad.options("kubernetes").is_err(), "{bad:?}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! progress bar, then print the best trials. Running a file whose experiment is stored
 //! but unfinished (kestrel was killed) resumes it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,9 +41,16 @@ pub struct Args {
     /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     grace: f64,
-    /// Where trials run (local: processes on this machine).
+    /// Where trials run (local: processes on this machine; kubernetes: objects in the
+    /// cluster of the kubeconfig, KUBECONFIG or the pod's service account).
     #[arg(long, default_value = DEFAULT_EXECUTOR, value_name = "NAME")]
     executor: String,
+    #[command(flatten)]
+    kube: super::KubeArgs,
+    /// With --executor kubernetes: where the DBManager the trials report to listens
+    /// (default: every interface, the port of --db-manager-address).
+    #[arg(long, value_name = "ADDR")]
+    db_manager_listen: Option<String>,
 }
 
 /// Runs the experiment.
@@ -63,12 +71,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     super::check_executor(&a.executor)?;
-    if a.executor == "kubernetes" {
-        return Err(UsageError(
-            "--executor kubernetes: kestrel run has no DBManager for the cluster's trials to report to yet; use kestrel serve --executor kubernetes and kestrel submit".into(),
-        )
-        .into());
-    }
+    let kubernetes = a.kube.options(&a.executor)?;
+    let db_manager_listen = db_manager_listen(&a)?;
     let base_dir = a
         .file
         .parent()
@@ -104,6 +108,25 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         other => other?,
     };
+    let executor = kestrel_controller::executor::build(
+        &a.executor,
+        ExecutorConfig {
+            sink: Arc::new(StoreSink(store.clone())),
+            grace: Duration::from_secs_f64(a.grace),
+            runs_dir: dir.join("runs"),
+            kubernetes,
+        },
+    )
+    .map_err(|e| UsageError(format!("--executor: {e}")))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Nothing is stored before the executor can run trials and their DBManager listens.
+    runtime
+        .block_on(executor.ready())
+        .map_err(|e| UsageError(format!("--executor {}: {e}", a.executor)))?;
+    let db_manager = match db_manager_listen {
+        Some(addr) => Some(runtime.block_on(start_db_manager(addr, store.clone()))?),
+        None => None,
+    };
     match existing {
         Some(_) => eprintln!("resuming unfinished experiment {name}"),
         None => {
@@ -121,16 +144,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             store.create_experiment(&rec)?;
         }
     }
-    let executor = kestrel_controller::executor::build(
-        &a.executor,
-        ExecutorConfig {
-            sink: Arc::new(StoreSink(store.clone())),
-            grace: Duration::from_secs_f64(a.grace),
-            runs_dir: dir.join("runs"),
-            kubernetes: Default::default(),
-        },
-    )
-    .map_err(|e| UsageError(format!("--executor: {e}")))?;
     let reconciler = Reconciler::new(
         store.clone(),
         executor,
@@ -139,7 +152,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         },
     );
     let bar = progress_bar(exp.max_trial_count);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let status = runtime.block_on(kestrel_controller::drive(
         &reconciler,
         &name,
@@ -159,6 +171,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         },
     ))?;
     bar.finish_and_clear();
+    if let Some((stop, task)) = db_manager {
+        let _ = stop.send(());
+        match runtime.block_on(task) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the DBManager failed"),
+            Err(e) => tracing::warn!(error = %e, "the DBManager task failed"),
+        }
+    }
 
     let rec = store
         .experiment(&name)?
@@ -202,6 +222,49 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(exit_code(&rec))
+}
+
+/// Where `run`'s DBManager listens: only with the Kubernetes executor, whose trials report
+/// over the network.
+fn db_manager_listen(a: &Args) -> anyhow::Result<Option<SocketAddr>> {
+    if a.executor != "kubernetes" {
+        if a.db_manager_listen.is_some() {
+            return Err(
+                UsageError("--db-manager-listen is for --executor kubernetes".into()).into(),
+            );
+        }
+        return Ok(None);
+    }
+    let text = match &a.db_manager_listen {
+        Some(t) => t.clone(),
+        None => format!("0.0.0.0:{}", a.kube.db_manager_port().unwrap_or(6789)),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e| UsageError(format!("--db-manager-listen {text:?}: {e}")).into())
+}
+
+/// A stop switch and the task of a running DBManager.
+type DbManager = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), kestrel_server::ServeError>>,
+);
+
+/// Starts the DBManager the cluster's trials report their metrics to.
+async fn start_db_manager(
+    addr: SocketAddr,
+    store: Arc<dyn kestrel_store::Store>,
+) -> anyhow::Result<DbManager> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| UsageError(format!("--db-manager-listen {addr}: cannot listen: {e}")))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    eprintln!("DBManager for the trials' metrics listening on {local}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kestrel_server::serve_db_manager(listener, store, async {
+        let _ = stopped.await;
+    }));
+    Ok((stop, task))
 }
 
 fn rec_counts(trials: &[kestrel_core::TrialRecord]) -> kestrel_core::TrialCounts {

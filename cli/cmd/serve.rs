@@ -57,14 +57,8 @@ pub struct Args {
     /// cluster of the kubeconfig, KUBECONFIG or the pod's service account).
     #[arg(long, default_value = kestrel_controller::executor::DEFAULT_EXECUTOR, value_name = "NAME")]
     executor: String,
-    /// With --executor kubernetes: kestrel's image (its /usr/local/bin/kestrel runs each
-    /// trial's metrics collector).
-    #[arg(long, value_name = "IMAGE")]
-    kube_image: Option<String>,
-    /// With --executor kubernetes: this server's address as the trials' pods reach it
-    /// (host:port); they report their metrics there.
-    #[arg(long, value_name = "HOST:PORT")]
-    db_manager_address: Option<String>,
+    #[command(flatten)]
+    kube: super::KubeArgs,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -77,19 +71,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
     }
     super::check_executor(&a.executor)?;
-    let kubernetes = match (a.executor.as_str(), &a.kube_image, &a.db_manager_address) {
-        ("kubernetes", Some(image), Some(db)) => kestrel_controller::executor::KubeOptions {
-            image: image.clone(),
-            db_manager: db.clone(),
-        },
-        ("kubernetes", _, _) => {
-            return Err(UsageError(
-                "--executor kubernetes needs --kube-image (kestrel's image) and --db-manager-address (this server as pods reach it)".into(),
-            )
-            .into());
-        }
-        _ => Default::default(),
-    };
+    let kubernetes = a.kube.options(&a.executor)?;
     let token = crate::remote::read_token(a.token_file.as_deref())?;
     if a.katib_auth == KatibAuth::Token && token.is_none() {
         return Err(UsageError(

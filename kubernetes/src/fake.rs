@@ -165,6 +165,11 @@ impl State {
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list})
         };
         match path {
+            "/version" => Some(
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake",
+                "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+            ),
             "/api" => Some(json!({"kind": "APIVersions", "versions": ["v1"],
                                    "serverAddressByClientCIDRs": []})),
             "/apis" => Some(group_list()),

@@ -61,6 +61,9 @@ pub enum ServeError {
     /// Stored experiments could not be read at start-up.
     #[error("cannot resume stored experiments: {0}")]
     Resume(String),
+    /// The executor cannot launch trials (no cluster answers).
+    #[error("executor not ready: {0}")]
+    NotReady(String),
 }
 
 /// The management API's gate (see the module documentation).
@@ -137,6 +140,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let manager = ManagerService::new(store.clone(), run)?;
+    manager
+        .executor_ready()
+        .await
+        .map_err(|e| ServeError::NotReady(e.to_string()))?;
     let access = access::Access::new(security.token.as_deref(), security.katib);
     manager
         .resume_unfinished()
@@ -156,14 +163,6 @@ pub async fn serve(
         "kestrel.v1.Manager",
     ]);
     let halt = manager.clone();
-    // Small replies must not wait for delayed ACKs (Nagle): ~40 ms per call otherwise.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            if let Err(e) = s.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        })
-    });
     builder
         .add_service(
             SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -184,13 +183,50 @@ pub async fn serve(
             manager,
             Gate::new(security.token.as_deref()),
         ))
-        .serve_with_incoming_shutdown(incoming, async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: stopping running trials");
             halt.shutdown().await;
         })
         .await?;
     Ok(())
+}
+
+/// Serves Katib's DBManager service (and gRPC health) alone on `listener` until
+/// `shutdown` completes: what `kestrel run` starts when its trials run elsewhere
+/// (Kubernetes pods) and report over the network. Writes about a trial need that trial's
+/// credential; no other trial's results are accepted.
+pub async fn serve_db_manager(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let access = access::Access::new(None, access::KatibAccess::Token);
+    let health = HealthService::new(["grpc.health.v1.Health", "api.v1.beta1.DBManager"]);
+    Server::builder()
+        .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid))
+        .add_service(
+            DbManagerServer::new(katib::DbManagerService::new(store, access))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(HealthServer::new(health))
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Connections of `listener`, with Nagle off: small replies must not wait for delayed
+/// ACKs (~40 ms per call otherwise).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        })
+    })
 }
 
 #[cfg(test)]

@@ -94,6 +94,11 @@ impl ManagerService {
         })
     }
 
+    /// Checks that the executor can launch trials (see `TrialExecutor::ready`).
+    pub async fn executor_ready(&self) -> Result<(), kestrel_controller::executor::ExecError> {
+        self.inner.reconciler.executor().ready().await
+    }
+
     /// Restarts every stored experiment that has not finished (a previous server died or
     /// shut down while it ran). Returns their names.
     pub fn resume_unfinished(&self) -> Result<Vec<String>, Status> {

@@ -171,6 +171,16 @@ impl TrialExecutor for KubeExecutor {
         "kubernetes"
     }
 
+    async fn ready(&self) -> Result<(), ExecError> {
+        let client = self.client().await?;
+        client.apiserver_version().await.map_err(|e| {
+            ExecError::Invalid(format!(
+                "the Kubernetes API server (kubeconfig, KUBECONFIG or in-cluster service account) does not answer: {e}"
+            ))
+        })?;
+        Ok(())
+    }
+
     async fn launch(&self, t: &RenderedTrial) -> Result<RunRecord, ExecError> {
         let mut object = t.spec.clone();
         inject(

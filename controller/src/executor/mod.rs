@@ -72,6 +72,11 @@ pub enum RunPhase {
 pub trait TrialExecutor: Send + Sync {
     /// The executor's name, stored in each [`RunRecord`].
     fn kind(&self) -> &'static str;
+    /// Checks that trials can be launched at all (a cluster answers), before an experiment
+    /// is stored: a missing kubeconfig is one clear error, not a failed trial per try.
+    async fn ready(&self) -> Result<(), ExecError> {
+        Ok(())
+    }
     /// Starts a trial.
     async fn launch(&self, trial: &RenderedTrial) -> Result<RunRecord, ExecError>;
     /// Re-attaches to a trial launched earlier (possibly by another kestrel process).

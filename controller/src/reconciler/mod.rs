@@ -123,7 +123,12 @@ impl Reconciler {
         }
     }
 
-    /// The store.
+    /// The executor trials run on.
+    pub fn executor(&self) -> &Arc<dyn TrialExecutor> {
+        &self.executor
+    }
+
+    /// The store it reconciles.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
