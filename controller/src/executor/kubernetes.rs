@@ -16,7 +16,7 @@ use kestrel_core::outcome::{RunEnd, StopReason};
 use kestrel_kubernetes::conditions::finished;
 use kestrel_kubernetes::inject::{Collection, TRIAL_LABEL, inject};
 use kestrel_kubernetes::pods::stuck;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -58,6 +58,7 @@ pub struct KubeExecutor {
     settings: KubeSettings,
     client: tokio::sync::OnceCell<kube::Client>,
     attached: Mutex<HashMap<String, Attached>>,
+    watches: watches::Watches,
 }
 
 fn api_error(what: &str, e: &kube::Error) -> ExecError {
@@ -83,6 +84,7 @@ impl KubeExecutor {
             client: tokio::sync::OnceCell::new_with(settings.client.clone()),
             settings,
             attached: Mutex::new(HashMap::new()),
+            watches: Default::default(),
         }
     }
 
@@ -126,19 +128,45 @@ impl KubeExecutor {
         );
     }
 
-    /// Why the trial's pods cannot run, if they cannot.
+    /// Why the trial's pods cannot run, if they cannot (from the pods' watch).
     async fn stuck_pod(&self, r: &ObjectRef, trial: &str) -> Option<String> {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.client().await.ok()?, &r.namespace);
-        let list = pods
-            .list(&ListParams::default().labels(&format!("{TRIAL_LABEL}={trial}")))
-            .await
-            .ok()?;
-        list.items.iter().find_map(|p| {
-            let json = serde_json::to_value(p).ok()?;
-            stuck(&json).map(|s| format!("{}: {}", s.reason, s.message))
-        })
+        let client = self.client().await.ok()?;
+        self.watches
+            .pods(&client, &r.namespace, trial)
+            .iter()
+            .find_map(|p| {
+                let json = serde_json::to_value(p.as_ref()).ok()?;
+                stuck(&json).map(|s| format!("{}: {}", s.reason, s.message))
+            })
     }
+
+    /// The trial's object: from the watch's cache, else (just created, or gone) read
+    /// once from the API server; `None` when it does not exist.
+    async fn current(&self, r: &ObjectRef) -> Result<Option<Json>, ExecError> {
+        let client = self.client().await?;
+        if let Some(o) = self
+            .watches
+            .object(&client, &resource(r), &r.namespace, &r.name)
+        {
+            return Ok(Some(serde_json::to_value(o.as_ref()).unwrap_or_default()));
+        }
+        match self.api(r).await?.get(&r.name).await {
+            Ok(o) => Ok(Some(serde_json::to_value(&o).unwrap_or_default())),
+            Err(e) if is_code(&e, 404) => Ok(None),
+            Err(e) => Err(api_error(&format!("reading {} {}", r.kind, r.name), &e)),
+        }
+    }
+}
+
+/// An object of another trial or owner already has the name (409 on create): never
+/// adopted as this trial's.
+fn foreign(existing: &DynamicObject, trial: &str) -> bool {
+    existing
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(TRIAL_LABEL))
+        .is_none_or(|t| t != trial)
 }
 
 /// The API resource of a recorded object.
@@ -219,15 +247,23 @@ impl TrialExecutor for KubeExecutor {
         let dynamic: DynamicObject = serde_json::from_value(object).map_err(|e| {
             ExecError::Invalid(format!("the rendered trialSpec is not an object: {e}"))
         })?;
-        match self
-            .api(&r)
-            .await?
-            .create(&PostParams::default(), &dynamic)
-            .await
-        {
+        let api = self.api(&r).await?;
+        match api.create(&PostParams::default(), &dynamic).await {
             Ok(_) => {}
-            // Created before kestrel could record it: the same trial, re-attached.
-            Err(e) if is_code(&e, 409) => {}
+            // Created before kestrel could record it: the same trial (found by its label),
+            // re-attached.
+            Err(e) if is_code(&e, 409) => {
+                let existing = api
+                    .get(&t.trial)
+                    .await
+                    .map_err(|e| api_error(&format!("reading {kind} {}", t.trial), &e))?;
+                if foreign(&existing, &t.trial) {
+                    return Err(ExecError::Invalid(format!(
+                        "a {kind} named {} that is not this trial's (no label {TRIAL_LABEL}={}) already exists in namespace {}; delete it or rename the experiment",
+                        t.trial, t.trial, t.namespace
+                    )));
+                }
+            }
             Err(e) => return Err(api_error(&format!("creating {kind} {}", t.trial), &e)),
         }
         self.attach(t, r.clone());
@@ -261,21 +297,16 @@ impl TrialExecutor for KubeExecutor {
         }) else {
             return Ok(None);
         };
-        let object = match self.api(&r).await?.get(&r.name).await {
-            Ok(o) => o,
-            Err(e) if is_code(&e, 404) => {
-                let detail = stopped
-                    .is_none()
-                    .then(|| format!("its {} {} was deleted", r.kind, r.name));
-                return Ok(Some(ended(None, stopped, detail)));
-            }
-            Err(e) => return Err(api_error(&format!("reading {} {}", r.kind, r.name), &e)),
+        let Some(json) = self.current(&r).await? else {
+            let detail = stopped
+                .is_none()
+                .then(|| format!("its {} {} was deleted", r.kind, r.name));
+            return Ok(Some(ended(None, stopped, detail)));
         };
         if stopped.is_some() {
             // Being deleted (foreground): it ends when it is gone.
             return Ok(Some(RunPhase::Running));
         }
-        let json = serde_json::to_value(&object).unwrap_or_default();
         if let Some(f) = finished(&json, &success, &failure) {
             let why = [f.reason, f.message]
                 .into_iter()
@@ -338,3 +369,4 @@ impl TrialExecutor for KubeExecutor {
 
 #[cfg(test)]
 mod tests;
+mod watches;

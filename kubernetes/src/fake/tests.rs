@@ -97,3 +97,70 @@ async fn discovery_finds_dynamic_kinds_and_rbac_denials_are_403() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn watches_stream_the_changes_after_a_version_that_match_the_selector() {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let server = FakeApiServer::start().await.unwrap();
+    let client = server.client("ns1").unwrap();
+    let jobs: Api<Job> = Api::namespaced(client, "ns1");
+    jobs.create(&PostParams::default(), &job("t-1"))
+        .await
+        .unwrap();
+    let version = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = jobs
+        .watch(
+            &WatchParams::default().labels("katib.kubeflow.org/trial=t-2"),
+            &version,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    // t-1 changes: not selected. t-2 is created, changed and deleted: three events.
+    server.set_status("batch/v1", "jobs", "ns1", "t-1", json!({"active": 1}));
+    jobs.create(&PostParams::default(), &job("t-2"))
+        .await
+        .unwrap();
+    server.set_status("batch/v1", "jobs", "ns1", "t-2", json!({"active": 1}));
+    assert!(server.delete("batch/v1", "jobs", "ns1", "t-2"));
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match events.next().await.unwrap().unwrap() {
+            WatchEvent::Added(j) => seen.push(("added", j.metadata.name.unwrap())),
+            WatchEvent::Modified(j) => seen.push(("modified", j.metadata.name.unwrap())),
+            WatchEvent::Deleted(j) => seen.push(("deleted", j.metadata.name.unwrap())),
+            other => panic!("{other:?}"),
+        }
+    }
+    let t2 = "t-2".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("added", t2.clone()),
+            ("modified", t2.clone()),
+            ("deleted", t2)
+        ]
+    );
+    // A watch from no version starts with the current objects; existence selectors work.
+    let mut from_now = jobs
+        .watch(
+            &WatchParams::default().labels("katib.kubeflow.org/trial"),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match from_now.next().await.unwrap().unwrap() {
+        WatchEvent::Added(j) => assert_eq!(j.metadata.name.as_deref(), Some("t-1")),
+        other => panic!("{other:?}"),
+    }
+    server.deny("watch", "jobs");
+    assert!(jobs.watch(&WatchParams::default(), "0").await.is_err());
+}

@@ -72,6 +72,34 @@ impl Setup {
         )
     }
 
+    fn executor(&self) -> KubeExecutor {
+        KubeExecutor::new(KubeSettings {
+            client: Some(self.server.client("ns1").unwrap()),
+            image: "kestrel:test".into(),
+            db_manager: "x:1".into(),
+        })
+    }
+
+    /// The experiment's trial `name`, rendered by hand.
+    fn rendered(&self, name: &str) -> RenderedTrial {
+        let exp = self.store.experiment("mnist").unwrap().unwrap().spec;
+        let mut spec = match &exp.trial_template.source {
+            kestrel_core::experiment::TemplateSource::Inline(v) => v.clone(),
+            _ => unreachable!(),
+        };
+        spec["metadata"] = json!({"name": name, "namespace": "ns1"});
+        spec["spec"]["template"]["spec"]["containers"][0]["command"][2] = json!("--lr=0.05");
+        RenderedTrial {
+            experiment: Arc::new(exp),
+            trial: name.into(),
+            namespace: "ns1".into(),
+            spec,
+            base_dir: ".".into(),
+            attempt: 0,
+            secret: Some("s".into()),
+        }
+    }
+
     fn trials(&self) -> Vec<TrialRecord> {
         self.store.trials("mnist").unwrap()
     }
@@ -227,27 +255,88 @@ async fn a_restarted_kestrel_re_attaches_and_stop_deletes_the_jobs() {
     );
     // RBAC refusing Job creation is a clear launch failure, not a hang.
     s.server.deny("create", "jobs");
-    let e = KubeExecutor::new(KubeSettings {
-        client: Some(s.server.client("ns1").unwrap()),
-        image: "kestrel:test".into(),
-        db_manager: "x:1".into(),
-    });
-    let exp = s.store.experiment("mnist").unwrap().unwrap().spec;
-    let mut spec = match &exp.trial_template.source {
-        kestrel_core::experiment::TemplateSource::Inline(v) => v.clone(),
-        _ => unreachable!(),
-    };
-    spec["metadata"] = json!({"name": "mnist-denied", "namespace": "ns1"});
-    spec["spec"]["template"]["spec"]["containers"][0]["command"][2] = json!("--lr=0.05");
-    let t = RenderedTrial {
-        experiment: Arc::new(exp),
-        trial: "mnist-denied".into(),
-        namespace: "ns1".into(),
-        spec,
-        base_dir: ".".into(),
-        attempt: 0,
-        secret: Some("s".into()),
-    };
-    let err = e.launch(&t).await.unwrap_err().to_string();
+    let err = s
+        .executor()
+        .launch(&s.rendered("mnist-denied"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("forbidden by the cluster's RBAC"), "{err}");
+}
+
+#[tokio::test]
+async fn status_comes_from_watches_not_from_a_request_per_trial_and_pass() {
+    let s = Setup::new().await;
+    let r = s.reconciler();
+    passes(&r, running(3)).await;
+    // Once the watches of Jobs and pods have listed, passes ask the API server nothing.
+    let watching = |what: &str| s.server.requests().iter().any(|q| q == what);
+    for _ in 0..200 {
+        r.reconcile("mnist").await.unwrap();
+        if watching("WATCH /apis/batch/v1/namespaces/ns1/jobs")
+            && watching("WATCH /api/v1/namespaces/ns1/pods")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = s.server.requests().len();
+    for _ in 0..50 {
+        r.reconcile("mnist").await.unwrap();
+    }
+    assert_eq!(s.server.requests()[before..], [] as [String; 0]);
+    // A Job's end reaches its trial through the watch.
+    let name = s.trials()[0].name.clone();
+    s.reports(&name, "0.5");
+    s.job_ends(&name, "Complete", "CompletionsReached");
+    passes(&r, |ts| ts[0].state == TrialState::Succeeded).await;
+    let reads = s.server.requests()[before..]
+        .iter()
+        .filter(|q| q.starts_with("GET /apis/batch/v1/namespaces/ns1/jobs/"))
+        .count();
+    assert_eq!(reads, 0, "no Job was read one by one");
+}
+
+#[tokio::test]
+async fn a_job_deleted_from_outside_fails_its_trial_with_that_reason() {
+    let s = Setup::new().await;
+    let r = s.reconciler();
+    passes(&r, running(3)).await;
+    let name = s.trials()[1].name.clone();
+    assert!(s.server.delete("batch/v1", "jobs", "ns1", &name));
+    passes(&r, |ts| ts[1].state == TrialState::Failed).await;
+    let t = s.store.trial(&name).unwrap().unwrap();
+    assert!(
+        t.message.contains(&format!("its Job {name} was deleted")),
+        "{}",
+        t.message
+    );
+}
+
+#[tokio::test]
+async fn an_object_of_the_same_name_that_is_not_the_trials_is_never_adopted() {
+    let s = Setup::new().await;
+    s.server.create(
+        "jobs",
+        "ns1",
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "mnist-taken"}}),
+    );
+    let err = s
+        .executor()
+        .launch(&s.rendered("mnist-taken"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not this trial's"), "{err}");
+    // The same trial's own object (kestrel died after creating it) is re-attached.
+    let e = s.executor();
+    let t = s.rendered("mnist-mine");
+    e.launch(&t).await.unwrap();
+    let again = s.executor();
+    again.launch(&t).await.unwrap();
+    assert_eq!(
+        again.status("mnist-mine").await.unwrap(),
+        Some(RunPhase::Running)
+    );
 }
