@@ -25,6 +25,7 @@ pub mod goregex;
 pub mod metrics;
 pub mod outcome;
 pub mod raw;
+pub mod sites;
 pub mod space;
 pub mod status;
 pub mod template;

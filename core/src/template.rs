@@ -161,7 +161,8 @@ pub struct ContainerCommand {
     pub working_dir: Option<String>,
 }
 
-/// Finds the container named `name` in any `containers` list of the rendered spec.
+/// Finds the container named `name` in the rendered spec (a pod template's, an Argo
+/// template's, a Tekton step, a TrainJob's trainer).
 pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, TemplateError> {
     let container =
         find_container(spec, name).ok_or_else(|| TemplateError::NoPrimaryContainer(name.into()))?;
@@ -220,20 +221,13 @@ pub fn primary_container(spec: &Json, name: &str) -> Result<ContainerCommand, Te
     })
 }
 
+/// The container `name` answers to in the spec (see [`crate::sites`]); the first of
+/// several.
 pub(crate) fn find_container<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
-    match v {
-        Json::Object(o) => {
-            let direct = match o.get("containers") {
-                Some(Json::Array(cs)) => cs
-                    .iter()
-                    .find(|c| c.get("name").and_then(Json::as_str) == Some(name)),
-                _ => None,
-            };
-            direct.or_else(|| o.values().find_map(|x| find_container(x, name)))
-        }
-        Json::Array(a) => a.iter().find_map(|x| find_container(x, name)),
-        _ => None,
-    }
+    crate::sites::sites(v)
+        .into_iter()
+        .find(|s| s.names.iter().any(|n| n == name))
+        .and_then(|s| v.pointer(&s.container))
 }
 
 /// Kubernetes' `$(VAR)` expansion in command and args: a reference to a defined variable

@@ -11,6 +11,12 @@
 //! version, and a command that ends before a sidecar starts loses nothing (Katib's
 //! known pains). The Push collector only gets the environment: the trial reports itself.
 //!
+//! The primary container is found by `kestrel_core::sites`: in a pod template (Job, the
+//! Kubeflow jobs, JobSet), an Argo Workflow's container template (the binary comes from
+//! the template's init container), or a Tekton task's step (a first step of the task
+//! copies it). A TrainJob's pods are made by its training runtime, out of kestrel's
+//! sight: it gets the Push environment, and wrapping is refused with what to do instead.
+//!
 //! Every pod template and the object get Katib's labels; the trial gets
 //! `KATIB_TRIAL_NAME`, the DBManager address (`KESTREL_DB_MANAGER`) and its credential
 //! (`KESTREL_TRIAL_TOKEN`).
@@ -18,6 +24,8 @@
 use kestrel_core::experiment::{CollectorKind, FileFormat};
 use kestrel_core::{Experiment, ObjectiveType};
 use serde_json::{Value as Json, json};
+
+use kestrel_core::sites::{self, Install, Site};
 
 /// Katib's label naming a trial's experiment.
 pub const EXPERIMENT_LABEL: &str = "katib.kubeflow.org/experiment";
@@ -68,33 +76,14 @@ pub enum InjectError {
         "container {0:?} has no command: kestrel wraps it to collect metrics, so give the training command in `command` (the image's entrypoint is not known)"
     )]
     NoCommand(String),
+    /// The kind's pods come from a runtime kestrel does not see (TrainJob).
+    #[error(
+        "kind {0}: its pods are made by the training runtime, where kestrel cannot add its collector; set spec.metricsCollectorSpec.collector.kind: Push and report from the trainer (KATIB_TRIAL_NAME and KESTREL_DB_MANAGER are set), or use a Job or PyTorchJob template"
+    )]
+    RuntimePods(String),
     /// The collector kind cannot run this way.
     #[error("spec.metricsCollectorSpec.collector.kind: {0} is not supported on Kubernetes yet")]
     Unsupported(String),
-}
-
-/// JSON pointers of every pod template (an object whose `spec.containers` is a list).
-fn pod_templates(v: &Json, at: String, out: &mut Vec<String>) {
-    match v {
-        Json::Object(o) => {
-            if o.get("spec")
-                .and_then(|s| s.get("containers"))
-                .is_some_and(Json::is_array)
-            {
-                out.push(at.clone());
-            }
-            for (k, x) in o {
-                let k = k.replace('~', "~0").replace('/', "~1");
-                pod_templates(x, format!("{at}/{k}"), out);
-            }
-        }
-        Json::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                pod_templates(x, format!("{at}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// `object[key]` as an object, created when missing (or not an object); `None` when
@@ -176,49 +165,36 @@ fn collect_args(c: &Collection<'_>) -> Result<Vec<String>, InjectError> {
     Ok(args)
 }
 
-/// Labels `object` and every pod template in it, and sets up metrics collection in the
-/// primary pod template (see the module documentation).
+/// Labels `object` and every pod template in it, and sets up metrics collection for the
+/// primary container (see the module documentation).
 pub fn inject(object: &mut Json, c: &Collection<'_>) -> Result<(), InjectError> {
     let exp = c.experiment;
     let primary = &exp.trial_template.primary_container_name;
     label(object, c);
-    let mut templates = Vec::new();
-    pod_templates(object, String::new(), &mut templates);
-    for t in &templates {
-        if let Some(template) = object.pointer_mut(t) {
-            label(template, c);
+    let all = sites::sites(object);
+    for s in &all {
+        let template = match &s.install {
+            Install::Pod(spec) => spec.strip_suffix("/spec").unwrap_or(spec),
+            Install::Argo(t) => t,
+            _ => continue,
+        };
+        if let Some(t) = object.pointer_mut(template) {
+            label(t, c);
         }
     }
-    let has_primary = |t: &String| {
-        object
-            .pointer(&format!("{t}/spec/containers"))
-            .and_then(Json::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|x| x.get("name").and_then(Json::as_str) == Some(primary))
-            })
-    };
-    let candidates: Vec<&String> = templates.iter().filter(|t| has_primary(t)).collect();
-    let chosen: Vec<&String> = if candidates.len() > 1 {
+    let candidates: Vec<&Site> = all.iter().filter(|s| s.names.contains(primary)).collect();
+    let chosen: Vec<&Site> = if candidates.len() > 1 {
         // primaryPodLabels name the replica (Katib's default: job-role master).
-        let roles: Vec<String> = exp
-            .trial_template
-            .primary_pod_labels
-            .values()
-            .map(|v| v.to_ascii_lowercase())
-            .collect();
+        let wanted = &exp.trial_template.primary_pod_labels;
         candidates
             .iter()
             .copied()
-            .filter(|t| {
-                t.split('/')
-                    .any(|seg| roles.contains(&seg.to_ascii_lowercase()))
-            })
+            .filter(|s| s.carries(wanted))
             .collect()
     } else {
         candidates.clone()
     };
-    let template = match chosen.as_slice() {
+    let site = match chosen.as_slice() {
         [one] => (*one).clone(),
         [] if candidates.is_empty() => return Err(InjectError::NoPrimary(primary.clone())),
         _ => {
@@ -230,21 +206,20 @@ pub fn inject(object: &mut Json, c: &Collection<'_>) -> Result<(), InjectError> 
     };
     let push = matches!(exp.metrics_collector.kind, CollectorKind::Push);
     let wrapper = if push { None } else { Some(collect_args(c)?) };
-    let Some(pod) = object.pointer_mut(&format!("{template}/spec")) else {
-        return Err(InjectError::NoPrimary(primary.clone()));
-    };
+    if wrapper.is_some() && site.install == Install::None {
+        let kind = object
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        return Err(InjectError::RuntimePods(kind.to_string()));
+    }
+    let no_primary = || InjectError::NoPrimary(primary.clone());
+    let container = object.pointer_mut(&site.container).ok_or_else(no_primary)?;
     let env = [
         ("KATIB_TRIAL_NAME", c.trial),
         ("KESTREL_DB_MANAGER", c.db_manager),
         ("KESTREL_TRIAL_TOKEN", c.secret),
     ];
-    let no_primary = || InjectError::NoPrimary(primary.clone());
-    let container = list(pod, "containers")
-        .and_then(|cs| {
-            cs.iter_mut()
-                .find(|x| x.get("name").and_then(Json::as_str) == Some(primary))
-        })
-        .ok_or_else(no_primary)?;
     let vars = list(container, "env").ok_or_else(no_primary)?;
     vars.retain(|v| {
         !env.iter()
@@ -269,18 +244,37 @@ pub fn inject(object: &mut Json, c: &Collection<'_>) -> Result<(), InjectError> 
     list(container, "volumeMounts")
         .ok_or_else(no_primary)?
         .push(mount.clone());
-    list(pod, "volumes")
-        .ok_or_else(no_primary)?
-        .push(json!({"name": VOLUME, "emptyDir": {}}));
-    list(pod, "initContainers")
-        .ok_or_else(no_primary)?
-        .push(json!({
-            "name": "kestrel-install",
-            "image": c.image,
-            "command": ["cp", IMAGE_BINARY, format!("{MOUNT}/kestrel")],
-            "volumeMounts": [mount],
-        }));
-    Ok(())
+    install(object, &site.install, c.image, mount).ok_or_else(no_primary)
+}
+
+/// Puts the `kestrel` binary where the site's container finds it (see [`Install`]).
+fn install(object: &mut Json, how: &Install, image: &str, mount: Json) -> Option<()> {
+    let volume = json!({"name": VOLUME, "emptyDir": {}});
+    let copier = json!({
+        "name": "kestrel-install",
+        "image": image,
+        "command": ["cp", IMAGE_BINARY, format!("{MOUNT}/kestrel")],
+        "volumeMounts": [mount],
+    });
+    match how {
+        Install::Pod(spec) => {
+            let pod = object.pointer_mut(spec)?;
+            list(pod, "volumes")?.push(volume);
+            list(pod, "initContainers")?.push(copier);
+        }
+        Install::Argo(template) => {
+            list(object.pointer_mut(template)?, "initContainers")?.push(copier);
+            list(object.pointer_mut("/spec")?, "volumes")?.push(volume);
+        }
+        Install::Tekton(task) => {
+            let task = object.pointer_mut(task)?;
+            list(task, "volumes")?.push(volume);
+            // Steps run in order in one pod: the first one installs the binary.
+            list(task, "steps")?.insert(0, copier);
+        }
+        Install::None => return None,
+    }
+    Some(())
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ impl kestrel_core::AlgorithmCatalog for Any {
 }
 
 fn experiment(collector: &str, template: &str, primary: &str) -> Experiment {
+    experiment_with(collector, template, primary, "")
+}
+
+/// With more `trialTemplate` fields (`extra`: flow-style YAML lines, indented 4).
+fn experiment_with(collector: &str, template: &str, primary: &str, extra: &str) -> Experiment {
     let yaml = format!(
         r#"
 apiVersion: kubeflow.org/v1beta1
@@ -45,6 +50,7 @@ spec:
     - {{name: lr, parameterType: double, feasibleSpace: {{min: "0.01", max: "0.1"}}}}
   trialTemplate:
     primaryContainerName: {primary}
+{extra}
     trialParameters: [{{name: lr, reference: lr}}]
     trialSpec: {template}
 "#
@@ -231,4 +237,89 @@ fn refusals_say_what_to_change() {
             count: 2
         }
     );
+}
+
+const ARGO: &str = r#"{apiVersion: argoproj.io/v1alpha1, kind: Workflow, spec: {entrypoint: hp, templates: [
+  {name: hp, steps: [[{name: prep, template: prep}], [{name: train, template: train}]]},
+  {name: prep, script: {image: "python:3", command: [python], source: "print(1)"}},
+  {name: train, metadata: {labels: {katib.kubeflow.org/model-training: "true"}},
+   container: {name: model-training, image: "mnist:1", command: [python3, mnist.py, "--lr=${trialParameters.lr}"]}}]}}"#;
+
+const ARGO_CONDITIONS: &str = r#"    primaryPodLabels: {katib.kubeflow.org/model-training: "true"}
+    successCondition: status.[@this].#(phase=="Succeeded")#
+    failureCondition: status.[@this].#(phase=="Failed")#"#;
+
+#[test]
+fn an_argo_workflow_gets_the_collector_in_its_container_template() {
+    // Katib's Argo example: the template's container runs as "main".
+    let exp = experiment_with("", ARGO, "main", ARGO_CONDITIONS);
+    let mut wf = rendered(&exp);
+    inject(&mut wf, &collection(&exp)).unwrap();
+    let train = &wf["spec"]["templates"][2];
+    assert_eq!(train["container"]["command"][0], "/kestrel-bin/kestrel");
+    assert_eq!(
+        train["container"]["command"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "--lr=${trialParameters.lr}"
+    );
+    assert_eq!(train["initContainers"][0]["image"], "kestrel:0.1");
+    assert_eq!(train["container"]["volumeMounts"][0]["mountPath"], MOUNT);
+    assert_eq!(wf["spec"]["volumes"][0]["name"], "kestrel-bin");
+    assert_eq!(train["metadata"]["labels"][TRIAL_LABEL], "mnist-abc12345");
+    assert_eq!(
+        train["metadata"]["labels"]["katib.kubeflow.org/model-training"],
+        "true"
+    );
+    // The script step is left alone.
+    assert!(wf["spec"]["templates"][1].get("initContainers").is_none());
+}
+
+const TEKTON: &str = r#"{apiVersion: tekton.dev/v1beta1, kind: PipelineRun, spec: {pipelineSpec: {tasks: [
+  {name: data-preprocessing, taskSpec: {steps: [{name: optimize, image: "python:3", command: [sh, -c], args: ["echo 1"]}]}},
+  {name: model-training, taskSpec: {steps: [{name: model-training, image: "mnist:1", command: [python3, mnist.py, "--lr=${trialParameters.lr}"]}]}}]}}}"#;
+
+#[test]
+fn a_tekton_pipeline_run_gets_an_install_step_before_the_training_step() {
+    // Katib's Tekton example: the step runs as container "step-model-training".
+    let conditions = r#"    primaryPodLabels: {tekton.dev/pipelineTask: model-training}
+    successCondition: status.conditions.#(type=="Succeeded")#|#(status=="True")#
+    failureCondition: status.conditions.#(type=="Succeeded")#|#(status=="False")#"#;
+    let exp = experiment_with("", TEKTON, "step-model-training", conditions);
+    let mut run = rendered(&exp);
+    inject(&mut run, &collection(&exp)).unwrap();
+    let task = &run["spec"]["pipelineSpec"]["tasks"][1]["taskSpec"];
+    assert_eq!(task["steps"][0]["name"], "kestrel-install");
+    assert_eq!(task["steps"][1]["command"][0], "/kestrel-bin/kestrel");
+    assert_eq!(task["volumes"][0]["name"], "kestrel-bin");
+    let other = &run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"];
+    assert_eq!(other["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(run["metadata"]["labels"][TRIAL_LABEL], "mnist-abc12345");
+}
+
+const TRAINJOB: &str = r#"{apiVersion: trainer.kubeflow.org/v1alpha1, kind: TrainJob, spec: {runtimeRef: {name: torch-distributed},
+  trainer: {numNodes: 2, image: "mnist:1", command: [python3, mnist.py, "--lr=${trialParameters.lr}"]}}}"#;
+
+#[test]
+fn a_train_job_gets_the_push_environment_and_a_clear_refusal_to_wrap() {
+    let exp = experiment(
+        "metricsCollectorSpec: {collector: {kind: Push}}",
+        TRAINJOB,
+        "node",
+    );
+    let mut tj = rendered(&exp);
+    inject(&mut tj, &collection(&exp)).unwrap();
+    let env = &tj["spec"]["trainer"]["env"];
+    assert_eq!(
+        env[0],
+        json!({"name": "KATIB_TRIAL_NAME", "value": "mnist-abc12345"})
+    );
+    assert_eq!(tj["spec"]["trainer"]["command"][0], "python3");
+    let exp = experiment("", TRAINJOB, "node");
+    let mut tj = rendered(&exp);
+    let e = inject(&mut tj, &collection(&exp)).unwrap_err();
+    assert_eq!(e, InjectError::RuntimePods("TrainJob".into()));
+    assert!(e.to_string().contains("collector.kind: Push"), "{e}");
 }
