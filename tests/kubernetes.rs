@@ -263,3 +263,23 @@ fn serve_runs_a_katib_experiment_as_jobs_on_a_cluster() {
     check_result(&k, &handled);
     drop(server);
 }
+
+#[test]
+fn validate_checks_what_the_chosen_executor_can_run() {
+    let k = Kestrel::new();
+    let yaml = std::fs::read_to_string(experiment(&k)).unwrap().replacen(
+        "spec:\n",
+        "spec:\n  metricsCollectorSpec: {collector: {kind: Push}}\n",
+        1,
+    );
+    let f = k.write("push.yaml", &yaml);
+    let local = k.run(&["validate", f.to_str().unwrap()]);
+    assert_code(&local, 2);
+    assert!(
+        stderr(&local).contains("Push needs a DBManager"),
+        "{}",
+        stderr(&local)
+    );
+    let cluster = k.run(&["validate", f.to_str().unwrap(), "--executor", "kubernetes"]);
+    assert_code(&cluster, 0);
+}

@@ -56,8 +56,6 @@ pub struct Args {
 /// Runs the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (mut exp, source) = super::load_experiment(&a.file)?;
-    kestrel_controller::reconciler::preflight(&exp)
-        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
     if let Some(n) = &a.name {
         kestrel_core::validate::experiment_name(n)
             .map_err(|m| UsageError(format!("--name: {m}")))?;
@@ -71,6 +69,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     super::check_executor(&a.executor)?;
+    kestrel_controller::reconciler::preflight(&exp, &a.executor)
+        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
     let kubernetes = a.kube.options(&a.executor)?;
     let db_manager_listen = db_manager_listen(&a)?;
     let base_dir = a

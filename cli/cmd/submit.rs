@@ -35,9 +35,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         )
         .into());
     };
-    let (exp, source) = super::load_experiment(&a.file)?;
-    kestrel_controller::reconciler::preflight(&exp)
-        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
+    // Checked here as a Katib experiment; what the server's executor cannot run, the
+    // server says.
+    let (_, source) = super::load_experiment(&a.file)?;
     let base_dir = a
         .file
         .parent()

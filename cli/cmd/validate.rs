@@ -8,12 +8,16 @@ use std::process::ExitCode;
 pub struct Args {
     /// Katib Experiment YAML file.
     pub file: PathBuf,
+    /// Also check that this executor can run it (local, kubernetes).
+    #[arg(long, default_value = kestrel_controller::executor::DEFAULT_EXECUTOR, value_name = "NAME")]
+    executor: String,
 }
 
 /// Prints a one-line summary of a valid file (errors are returned).
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (exp, _) = super::load_experiment(&a.file)?;
-    kestrel_controller::reconciler::preflight(&exp)
+    super::check_executor(&a.executor)?;
+    kestrel_controller::reconciler::preflight(&exp, &a.executor)
         .map_err(|e| super::UsageError(format!("{}: {e}", a.file.display())))?;
     out!(
         "{}: valid Experiment {:?}: {} {} ({}), {}, algorithm {}, maxTrialCount {}, parallelTrialCount {}",

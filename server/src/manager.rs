@@ -233,7 +233,8 @@ impl manager_server::Manager for ManagerService {
                 return Err(Status::invalid_argument(format!("invalid Experiment: {e}")));
             }
         };
-        preflight(&exp).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        preflight(&exp, &self.inner.cfg.executor)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if !req.name.is_empty() {
             valid_name(&req.name)?;
             exp.name = req.name.clone();

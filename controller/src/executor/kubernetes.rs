@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use kestrel_core::RunRecord;
+use kestrel_core::experiment::TemplateSource;
 use kestrel_core::outcome::{RunEnd, StopReason};
+use kestrel_core::{Experiment, RunRecord};
 use kestrel_kubernetes::conditions::finished;
 use kestrel_kubernetes::inject::{Collection, TRIAL_LABEL, inject};
 use kestrel_kubernetes::pods::stuck;
@@ -167,6 +168,14 @@ fn foreign(existing: &DynamicObject, trial: &str) -> bool {
         .as_ref()
         .and_then(|l| l.get(TRIAL_LABEL))
         .is_none_or(|t| t != trial)
+}
+
+/// What trials on a cluster cannot do yet: come from a ConfigMap template.
+pub fn accepts(exp: &Experiment) -> Result<(), String> {
+    if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
+        return Err("spec.trialTemplate.configMap: not read from the cluster yet; inline the template as trialSpec".into());
+    }
+    Ok(())
 }
 
 /// The API resource of a recorded object.

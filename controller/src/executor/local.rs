@@ -23,9 +23,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kestrel_core::RunRecord;
+use kestrel_core::experiment::{CollectorKind, TemplateSource};
 use kestrel_core::outcome::StopReason;
 use kestrel_core::template::{expand_env_refs, primary_container};
+use kestrel_core::{Experiment, RunRecord};
 use kestrel_metrics_collector::runtime::terminate_group;
 use kestrel_metrics_collector::{Collector, MetricsSink, MetricsSource};
 
@@ -42,6 +43,18 @@ const STATUS_FILE: &str = "exit-status";
 /// a SIGTERM sent to the group (`trap :`), so a program that exits gracefully still has
 /// its status recorded.
 const WRAPPER: &str = r#"echo $$ > "$KESTREL_TRIAL_DIR/pid"; trap : TERM INT; "$@"; s=$?; echo "$s" > "$KESTREL_TRIAL_DIR/exit-status"; exit "$s""#;
+
+/// What local trials cannot do yet: report by Push (no DBManager is started for them) or
+/// come from a ConfigMap (which lives in Kubernetes).
+pub fn accepts(exp: &Experiment) -> Result<(), String> {
+    if matches!(exp.metrics_collector.kind, CollectorKind::Push) {
+        return Err("spec.metricsCollectorSpec.collector.kind: Push needs a DBManager the trials reach, which local runs do not start yet (it works with --executor kubernetes)".into());
+    }
+    if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
+        return Err("spec.trialTemplate.configMap: local runs need an inline trialSpec (ConfigMaps live in Kubernetes)".into());
+    }
+    Ok(())
+}
 
 /// Executes trials as local processes.
 pub struct ProcessExecutor {

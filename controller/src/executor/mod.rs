@@ -144,25 +144,46 @@ pub struct KubeOptions {
 /// Builds one executor.
 type Build = fn(ExecutorConfig) -> Arc<dyn TrialExecutor>;
 
+/// What of an experiment an executor cannot run (a message naming the field), checked
+/// before anything is stored.
+type Accepts = fn(&Experiment) -> Result<(), String>;
+
 /// Every executor, by the name users choose it with (`--executor`): the one place
 /// executors are registered.
-const EXECUTORS: &[(&str, Build)] = &[
-    ("local", |c| Arc::new(local::ProcessExecutor::new(c))),
-    ("kubernetes", |c| {
-        Arc::new(kubernetes::KubeExecutor::new(kubernetes::KubeSettings {
-            client: None,
-            image: c.kubernetes.image,
-            db_manager: c.kubernetes.db_manager,
-        }))
-    }),
+const EXECUTORS: &[(&str, Build, Accepts)] = &[
+    (
+        "local",
+        |c| Arc::new(local::ProcessExecutor::new(c)),
+        local::accepts,
+    ),
+    (
+        "kubernetes",
+        |c| {
+            Arc::new(kubernetes::KubeExecutor::new(kubernetes::KubeSettings {
+                client: None,
+                image: c.kubernetes.image,
+                db_manager: c.kubernetes.db_manager,
+            }))
+        },
+        kubernetes::accepts,
+    ),
 ];
+
+/// Whether the executor `name` can run `exp`. An executor outside the table (a test's)
+/// has no restrictions; names from users are checked with [`build`] or [`executors`].
+pub fn accepts(name: &str, exp: &Experiment) -> Result<(), String> {
+    match EXECUTORS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, _, check)) => check(exp),
+        None => Ok(()),
+    }
+}
 
 /// The default executor's name.
 pub const DEFAULT_EXECUTOR: &str = "local";
 
 /// Names of the executors kestrel has.
 pub fn executors() -> impl Iterator<Item = &'static str> {
-    EXECUTORS.iter().map(|(name, _)| *name)
+    EXECUTORS.iter().map(|(name, _, _)| *name)
 }
 
 /// An executor name kestrel does not have.
@@ -177,8 +198,8 @@ pub struct UnknownExecutor {
 
 /// Builds the executor named `name`: the one place executors are chosen at run time.
 pub fn build(name: &str, cfg: ExecutorConfig) -> Result<Arc<dyn TrialExecutor>, UnknownExecutor> {
-    match EXECUTORS.iter().find(|(n, _)| *n == name) {
-        Some((_, make)) => Ok(make(cfg)),
+    match EXECUTORS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, make, _)) => Ok(make(cfg)),
         None => Err(UnknownExecutor {
             name: name.to_string(),
             available: executors().collect::<Vec<_>>().join(", "),

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kestrel_algorithms::AlgoError;
-use kestrel_core::experiment::{CollectorKind, TemplateSource};
 use kestrel_core::outcome::StopReason;
 use kestrel_core::status::reason;
 use kestrel_core::{
@@ -97,19 +96,9 @@ pub struct Reconciler {
     caches: Mutex<HashMap<String, Cache>>,
 }
 
-/// Checks what kestrel cannot run, before anything starts.
-pub fn preflight(exp: &Experiment) -> Result<(), ControllerError> {
-    if matches!(exp.metrics_collector.kind, CollectorKind::Push) {
-        return Err(ControllerError::Unsupported(
-            "spec.metricsCollectorSpec.collector.kind: Push needs the kestrel server's DBManager, which local runs do not start yet".into(),
-        ));
-    }
-    if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
-        return Err(ControllerError::Unsupported(
-            "spec.trialTemplate.configMap: local runs need an inline trialSpec (ConfigMaps live in Kubernetes)".into(),
-        ));
-    }
-    Ok(())
+/// Checks what the executor named `executor` cannot run, before anything starts.
+pub fn preflight(exp: &Experiment, executor: &str) -> Result<(), ControllerError> {
+    crate::executor::accepts(executor, exp).map_err(ControllerError::Unsupported)
 }
 
 impl Reconciler {
@@ -155,7 +144,7 @@ impl Reconciler {
                 .remove(name);
             return Ok(Action::Done(rec.status));
         }
-        preflight(&rec.spec)?;
+        preflight(&rec.spec, self.executor.kind())?;
         if rec.status.state == ExperimentState::Created {
             self.set_status(
                 &rec,

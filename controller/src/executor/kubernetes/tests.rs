@@ -14,6 +14,8 @@ use serde_json::json;
 use super::*;
 use crate::reconciler::{Action, Options, Reconciler};
 
+mod kinds;
+
 const YAML: &str = r#"
 apiVersion: kubeflow.org/v1beta1
 kind: Experiment
@@ -42,8 +44,13 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Self {
+        Self::with(YAML).await
+    }
+
+    /// With the experiment `yaml` (named mnist, in namespace ns1).
+    async fn with(yaml: &str) -> Self {
         let server = FakeApiServer::start().await.unwrap();
-        let exp = kestrel_core::parse_experiment(YAML, &kestrel_algorithms::Catalog).unwrap();
+        let exp = kestrel_core::parse_experiment(yaml, &kestrel_algorithms::Catalog).unwrap();
         let store: Arc<dyn Store> = Arc::new(MemStore::new());
         store
             .create_experiment(&ExperimentRecord::new(
