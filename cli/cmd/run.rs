@@ -83,6 +83,29 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("resolving {}", base_dir.display()))?;
     let (store, dir) = a.store.open()?;
+    let executor = kestrel_controller::executor::build(
+        &a.executor,
+        ExecutorConfig {
+            sink: Arc::new(StoreSink(store.clone())),
+            grace: Duration::from_secs_f64(a.grace),
+            runs_dir: dir.join("runs"),
+            kubernetes,
+        },
+    )
+    .map_err(|e| UsageError(format!("--executor: {e}")))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Nothing is stored before the executor can run trials and their DBManager listens.
+    runtime
+        .block_on(executor.ready())
+        .map_err(|e| UsageError(format!("--executor {}: {e}", a.executor)))?;
+    // A template kept in the cluster (trialTemplate.configMap) is read once, now.
+    let (exp, source) = runtime
+        .block_on(kestrel_controller::executor::inline_template(
+            executor.as_ref(),
+            exp,
+            source,
+        ))
+        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
     let name = exp.name.clone();
     let existing = store.experiment(&name)?;
     let refuse = |msg: String| Err(UsageError(msg).into());
@@ -108,21 +131,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         other => other?,
     };
-    let executor = kestrel_controller::executor::build(
-        &a.executor,
-        ExecutorConfig {
-            sink: Arc::new(StoreSink(store.clone())),
-            grace: Duration::from_secs_f64(a.grace),
-            runs_dir: dir.join("runs"),
-            kubernetes,
-        },
-    )
-    .map_err(|e| UsageError(format!("--executor: {e}")))?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    // Nothing is stored before the executor can run trials and their DBManager listens.
-    runtime
-        .block_on(executor.ready())
-        .map_err(|e| UsageError(format!("--executor {}: {e}", a.executor)))?;
+    // Nothing is stored before the trials' DBManager listens.
     let db_manager = match db_manager_listen {
         Some(addr) => Some(runtime.block_on(start_db_manager(addr, store.clone()))?),
         None => None,

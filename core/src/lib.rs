@@ -86,6 +86,38 @@ pub fn parse_experiment(
     validate::experiment(raw, catalog)
 }
 
+/// The experiment of `yaml` with `spec.trialTemplate.configMap` replaced by `trial_spec`
+/// (the template read from that ConfigMap), validated again as a whole (placeholders,
+/// primary container, the kind's default conditions), and its new text (JSON, which is
+/// YAML).
+pub fn with_trial_spec(
+    yaml: &str,
+    trial_spec: serde_json::Value,
+    catalog: &dyn AlgorithmCatalog,
+) -> Result<(Experiment, String), SpecError> {
+    let mut tree: serde_json::Value =
+        serde_saphyr::from_str(yaml).map_err(|e| SpecError::Yaml {
+            message: error::bounded(e.to_string()),
+        })?;
+    let Some(t) = tree
+        .pointer_mut("/spec/trialTemplate")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return Err(SpecError::Shape {
+            path: "spec.trialTemplate".into(),
+            message: "is not an object".into(),
+        });
+    };
+    t.remove("configMap");
+    t.insert("trialSpec".into(), trial_spec);
+    let text = serde_json::to_string_pretty(&tree).map_err(|e| SpecError::Shape {
+        path: "<document>".into(),
+        message: e.to_string(),
+    })?;
+    let exp = parse_experiment(&text, catalog)?;
+    Ok((exp, text))
+}
+
 fn shape_path(p: &serde_path_to_error::Path) -> String {
     let s = p.to_string();
     if s == "." { "<document>".into() } else { s }

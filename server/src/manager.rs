@@ -239,6 +239,14 @@ impl manager_server::Manager for ManagerService {
             valid_name(&req.name)?;
             exp.name = req.name.clone();
         }
+        // A template kept in the cluster (trialTemplate.configMap) is read once, now.
+        let (exp, source) = kestrel_controller::executor::inline_template(
+            self.inner.reconciler.executor().as_ref(),
+            exp,
+            req.yaml,
+        )
+        .await
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let base_dir = PathBuf::from(&req.base_dir);
         if !base_dir.is_absolute() || !base_dir.is_dir() {
             return Err(Status::invalid_argument(format!(
@@ -250,7 +258,7 @@ impl manager_server::Manager for ManagerService {
             .seed
             .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
             .unwrap_or_else(rand::random);
-        let rec = ExperimentRecord::new(exp, req.yaml, seed, Some(base_dir), Timestamp::now());
+        let rec = ExperimentRecord::new(exp, source, seed, Some(base_dir), Timestamp::now());
         let store = self.inner.store.clone();
         let stored = rec.clone();
         blocking(move || match store.create_experiment(&stored) {

@@ -170,12 +170,50 @@ fn foreign(existing: &DynamicObject, trial: &str) -> bool {
         .is_none_or(|t| t != trial)
 }
 
-/// What trials on a cluster cannot do yet: come from a ConfigMap template.
-pub fn accepts(exp: &Experiment) -> Result<(), String> {
-    if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
-        return Err("spec.trialTemplate.configMap: not read from the cluster yet; inline the template as trialSpec".into());
-    }
+/// Trials on a cluster can do everything an experiment asks.
+pub fn accepts(_: &Experiment) -> Result<(), String> {
     Ok(())
+}
+
+/// A trial template kept in a ConfigMap: the YAML under `key` of ConfigMap `name` in
+/// `namespace`.
+async fn config_map_template(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Json, ExecError> {
+    let at = format!("spec.trialTemplate.configMap: ConfigMap {name} in namespace {namespace}");
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, namespace);
+    let cm = match api.get(name).await {
+        Ok(cm) => cm,
+        Err(e) if is_code(&e, 404) => {
+            return Err(ExecError::Invalid(format!("{at} does not exist")));
+        }
+        Err(e) => return Err(api_error(&format!("reading {at}"), &e)),
+    };
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| ExecError::Invalid(format!("{at} has no key {key:?} (templatePath)")))?;
+    if text.len() > kestrel_core::MAX_DOCUMENT_BYTES {
+        return Err(ExecError::Invalid(format!(
+            "{at}: the template under {key:?} is too large"
+        )));
+    }
+    let spec: Json = serde_saphyr::from_str(text).map_err(|e| {
+        ExecError::Invalid(format!(
+            "{at}: the template under {key:?} is not YAML: {}",
+            kestrel_core::error::bounded(e.to_string())
+        ))
+    })?;
+    if !spec.is_object() {
+        return Err(ExecError::Invalid(format!(
+            "{at}: the template under {key:?} is not an object"
+        )));
+    }
+    Ok(spec)
 }
 
 /// The API resource of a recorded object.
@@ -206,6 +244,25 @@ fn ended(code: Option<i32>, stopped: Option<StopReason>, detail: Option<String>)
 impl TrialExecutor for KubeExecutor {
     fn kind(&self) -> &'static str {
         "kubernetes"
+    }
+
+    async fn template(&self, exp: &Experiment) -> Result<Option<Json>, ExecError> {
+        let TemplateSource::ConfigMap {
+            name,
+            namespace,
+            template_path,
+        } = &exp.trial_template.source
+        else {
+            return Ok(None);
+        };
+        let namespace = namespace
+            .clone()
+            .or_else(|| exp.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let client = self.client().await?;
+        config_map_template(client, &namespace, name, template_path)
+            .await
+            .map(Some)
     }
 
     async fn ready(&self) -> Result<(), ExecError> {

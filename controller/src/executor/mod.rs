@@ -72,6 +72,13 @@ pub enum RunPhase {
 pub trait TrialExecutor: Send + Sync {
     /// The executor's name, stored in each [`RunRecord`].
     fn kind(&self) -> &'static str;
+    /// The trial template when the experiment names one kept elsewhere
+    /// (`trialTemplate.configMap`), read once when the experiment is submitted; `None`
+    /// when its template is inline.
+    async fn template(&self, exp: &Experiment) -> Result<Option<serde_json::Value>, ExecError> {
+        let _ = exp;
+        Ok(None)
+    }
     /// Checks that trials can be launched at all (a cluster answers), before an experiment
     /// is stored: a missing kubeconfig is one clear error, not a failed trial per try.
     async fn ready(&self) -> Result<(), ExecError> {
@@ -168,6 +175,30 @@ const EXECUTORS: &[(&str, Build, Accepts)] = &[
         kubernetes::accepts,
     ),
 ];
+
+/// `exp` (whose text is `source`) with its trial template made inline when it names one
+/// the executor reads from elsewhere (a ConfigMap), validated again; as it was otherwise.
+pub async fn inline_template(
+    executor: &dyn TrialExecutor,
+    exp: Experiment,
+    source: String,
+) -> Result<(Experiment, String), ExecError> {
+    let Some(spec) = executor.template(&exp).await? else {
+        return Ok((exp, source));
+    };
+    let name = exp.name.clone();
+    let (mut exp, source) =
+        kestrel_core::with_trial_spec(&source, spec, &kestrel_algorithms::Catalog).map_err(
+            |e| {
+                ExecError::Invalid(format!(
+                    "with the template from spec.trialTemplate.configMap: {e}"
+                ))
+            },
+        )?;
+    // A name given on the command line stays.
+    exp.name = name;
+    Ok((exp, source))
+}
 
 /// Whether the executor `name` can run `exp`. An executor outside the table (a test's)
 /// has no restrictions; names from users are checked with [`build`] or [`executors`].

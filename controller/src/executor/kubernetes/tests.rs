@@ -347,3 +347,69 @@ async fn an_object_of_the_same_name_that_is_not_the_trials_is_never_adopted() {
         Some(RunPhase::Running)
     );
 }
+
+#[tokio::test]
+async fn a_config_map_template_is_read_from_the_cluster_and_validated_as_inline() {
+    let s = Setup::new().await;
+    let template = "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: training\n          image: mnist:1\n          command: [python3, train.py, \"--lr=${trialParameters.lr}\"]\n";
+    s.server.create(
+        "configmaps",
+        "kubeflow",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trial-templates"},
+               "data": {"defaultTrialTemplate.yaml": template, "broken.yaml": "a: [", "list.yaml": "- 1"}}),
+    );
+    let source = |key: &str| {
+        YAML.replace(
+            &YAML[YAML.find("    trialSpec:").unwrap()..],
+            &format!("    configMap: {{configMapName: trial-templates, configMapNamespace: kubeflow, templatePath: {key}}}\n"),
+        )
+    };
+    let parse =
+        |yaml: &str| kestrel_core::parse_experiment(yaml, &kestrel_algorithms::Catalog).unwrap();
+    let e = s.executor();
+    let yaml = source("defaultTrialTemplate.yaml");
+    let (exp, text) = crate::executor::inline_template(&e, parse(&yaml), yaml.clone())
+        .await
+        .unwrap();
+    let kestrel_core::experiment::TemplateSource::Inline(spec) = &exp.trial_template.source else {
+        panic!("{:?}", exp.trial_template.source);
+    };
+    assert_eq!(spec["kind"], "Job");
+    // The Job kind's default conditions apply, as for an inline template.
+    assert!(exp.trial_template.success_condition.contains("Complete"));
+    assert!(
+        text.contains("trialSpec") && !text.contains("configMap"),
+        "{text}"
+    );
+    // An inline template is left as it is.
+    let inline = parse(YAML);
+    let (same, _) = crate::executor::inline_template(&e, inline.clone(), YAML.into())
+        .await
+        .unwrap();
+    assert_eq!(same, inline);
+    // What can be wrong says where.
+    for (key, wanted) in [
+        ("missing.yaml", "has no key \"missing.yaml\""),
+        ("broken.yaml", "is not YAML"),
+        ("list.yaml", "is not an object"),
+    ] {
+        let yaml = source(key);
+        let err = crate::executor::inline_template(&e, parse(&yaml), yaml.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(wanted), "{key}: {err}");
+    }
+    let yaml = source("x").replace(
+        "configMapNamespace: kubeflow",
+        "configMapNamespace: elsewhere",
+    );
+    let err = crate::executor::inline_template(&e, parse(&yaml), yaml.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ConfigMap trial-templates in namespace elsewhere does not exist"),
+        "{err}"
+    );
+}
