@@ -283,3 +283,70 @@ fn validate_checks_what_the_chosen_executor_can_run() {
     let cluster = k.run(&["validate", f.to_str().unwrap(), "--executor", "kubernetes"]);
     assert_code(&cluster, 0);
 }
+
+/// On a real cluster (only where `KUBECONFIG` is set): the digits example with the
+/// Kubernetes executor, from `kestrel run` to Succeeded. It needs kestrel's image in the
+/// cluster (`KESTREL_TEST_IMAGE`, default `kestrel:dev`, built from the Dockerfile) and
+/// this machine's address as the cluster's pods reach it (`KESTREL_DB_MANAGER_ADDRESS`,
+/// e.g. the kind network's gateway and a free port). README: "Trials on Kubernetes".
+#[test]
+fn real_cluster_runs_the_digits_example() {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("skipped: KUBECONFIG is not set (no cluster to run on)");
+        return;
+    }
+    let address = std::env::var("KESTREL_DB_MANAGER_ADDRESS").expect(
+        "KUBECONFIG is set: set KESTREL_DB_MANAGER_ADDRESS to HOST:PORT, this machine as the cluster's pods reach it (kind: docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}')",
+    );
+    let image = std::env::var("KESTREL_TEST_IMAGE").unwrap_or_else(|_| "kestrel:dev".into());
+    let port = address.rsplit_once(':').expect("HOST:PORT").1;
+    let digits = examples().join("digits");
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+    };
+    kubectl(&[
+        "delete",
+        "configmap",
+        "digits",
+        "-n",
+        "default",
+        "--ignore-not-found",
+    ]);
+    kubectl(&[
+        "create",
+        "configmap",
+        "digits",
+        "-n",
+        "default",
+        &format!("--from-file={}", digits.join("train.py").display()),
+        &format!("--from-file={}", digits.join("digits.csv.gz").display()),
+    ]);
+    let k = Kestrel::new();
+    let out = k.run(&[
+        "run",
+        digits.join("kubernetes.yaml").to_str().unwrap(),
+        "--executor",
+        "kubernetes",
+        "--kube-image",
+        &image,
+        "--db-manager-address",
+        &address,
+        "--db-manager-listen",
+        &format!("0.0.0.0:{port}"),
+    ]);
+    assert_code(&out, 0);
+    let doc = k.get("digits-kubernetes");
+    assert_eq!(doc["status"]["state"], "Succeeded", "{doc:#}");
+    let ts = trials(&doc);
+    assert_eq!(ts.len(), 4, "{doc:#}");
+    assert!(ts.iter().all(|t| t["state"] == "Succeeded"), "{doc:#}");
+    let best = ts
+        .iter()
+        .filter_map(|t| t["objective"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(best > 0.8, "validation accuracy {best}: {doc:#}");
+}

@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::katib::store_status;
-use kestrel_controller::executor::{ExecutorConfig, UnknownExecutor};
+use kestrel_controller::executor::{DEFAULT_EXECUTOR, ExecutorConfig, UnknownExecutor};
 use kestrel_controller::reconciler::{
     ControllerError, Halt, Options, Reconciler, drive, preflight,
 };
@@ -247,18 +247,22 @@ impl manager_server::Manager for ManagerService {
         )
         .await
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Relative paths in local trials resolve against the submitter's directory, which
+        // must then be the server's; trials elsewhere (a cluster) do not use it.
         let base_dir = PathBuf::from(&req.base_dir);
-        if !base_dir.is_absolute() || !base_dir.is_dir() {
+        let usable = base_dir.is_absolute() && base_dir.is_dir();
+        if !usable && self.inner.cfg.executor == DEFAULT_EXECUTOR {
             return Err(Status::invalid_argument(format!(
                 "base_dir: {:?} is not an absolute path to a directory on the server",
                 req.base_dir
             )));
         }
+        let base_dir = usable.then_some(base_dir);
         let seed = req
             .seed
             .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
             .unwrap_or_else(rand::random);
-        let rec = ExperimentRecord::new(exp, source, seed, Some(base_dir), Timestamp::now());
+        let rec = ExperimentRecord::new(exp, source, seed, base_dir, Timestamp::now());
         let store = self.inner.store.clone();
         let stored = rec.clone();
         blocking(move || match store.create_experiment(&stored) {
