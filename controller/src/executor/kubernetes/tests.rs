@@ -413,3 +413,55 @@ async fn a_config_map_template_is_read_from_the_cluster_and_validated_as_inline(
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn early_stop_deletes_the_object_and_retain_keeps_a_finished_one() {
+    let s = Setup::new().await;
+    let e = s.executor();
+    let t = s.rendered("mnist-weak");
+    e.launch(&t).await.unwrap();
+    e.stop("mnist-weak", StopReason::EarlyStopped)
+        .await
+        .unwrap();
+    assert!(
+        s.server
+            .object("batch/v1", "jobs", "ns1", "mnist-weak")
+            .is_none(),
+        "deleted"
+    );
+    let ended = e.status("mnist-weak").await.unwrap();
+    assert_eq!(
+        ended,
+        Some(RunPhase::Exited(RunEnd {
+            code: None,
+            stopped: Some(StopReason::EarlyStopped),
+            log: None,
+            detail: None
+        }))
+    );
+    // A retained template keeps its finished object; one without retain loses it.
+    for (retain, kept) in [(true, true), (false, false)] {
+        let name = format!("mnist-done-{retain}");
+        let mut t = s.rendered(&name);
+        let mut exp = (*t.experiment).clone();
+        exp.trial_template.retain = retain;
+        t.experiment = Arc::new(exp);
+        e.launch(&t).await.unwrap();
+        s.job_ends(&name, "Complete", "CompletionsReached");
+        for _ in 0..100 {
+            if matches!(e.status(&name).await.unwrap(), Some(RunPhase::Exited(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        e.forget(&name);
+        for _ in 0..100 {
+            if s.server.object("batch/v1", "jobs", "ns1", &name).is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let present = s.server.object("batch/v1", "jobs", "ns1", &name).is_some();
+        assert_eq!(present, kept, "retain {retain}");
+    }
+}
