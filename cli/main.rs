@@ -53,6 +53,8 @@ enum Command {
     Stop(cmd::stop::Args),
     /// Live view of an experiment: trials best first, counts, best so far over time.
     Watch(cmd::watch::Args),
+    /// Print Katib's CustomResourceDefinitions (Experiment, Trial, Suggestion) as YAML.
+    Crd,
     /// Metrics-collector sidecar: run a training command, report its metrics to a DBManager.
     Collect(cmd::collect::Args),
 }
@@ -92,6 +94,10 @@ fn main() -> ExitCode {
         Command::Stop(a) => cmd::stop::run(a),
         Command::Watch(a) => cmd::watch::run(a),
         Command::Collect(a) => cmd::collect::run(a),
+        Command::Crd => {
+            print!("{}", kestrel_operator::crd::yaml());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
