@@ -140,6 +140,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let manager = ManagerService::new(store.clone(), run)?;
+    serve_manager(listener, store, manager, security, shutdown).await
+}
+
+/// [`serve`] with a management service built by the caller (the operator shares it with
+/// its Kubernetes controller).
+pub async fn serve_manager(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    manager: ManagerService,
+    security: Security,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     manager
         .executor_ready()
         .await

@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
-use kestrel_algorithms::Catalog;
-use kestrel_core::{ExperimentRecord, SpecError, TrialCounts, TrialRecord};
+use kestrel_core::{ExperimentRecord, TrialCounts, TrialRecord};
 use kestrel_proto::convert::manager as conv;
 use kestrel_proto::manager::{self as pb, manager_server};
 use kestrel_store::Store;
@@ -23,12 +21,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::katib::store_status;
-use kestrel_controller::executor::{DEFAULT_EXECUTOR, ExecutorConfig, UnknownExecutor};
-use kestrel_controller::reconciler::{
-    ControllerError, Halt, Options, Reconciler, drive, preflight,
-};
+use kestrel_controller::executor::{ExecutorConfig, UnknownExecutor};
+use kestrel_controller::reconciler::{ControllerError, Halt, Options, Reconciler, drive};
 use kestrel_controller::sink::StoreSink;
 use kestrel_core::best_trial;
+
+mod ops;
 
 /// How the server runs experiments.
 #[derive(Debug, Clone)]
@@ -77,12 +75,22 @@ impl ManagerService {
                 kubernetes: cfg.kubernetes.clone(),
             },
         )?;
+        Ok(Self::with_executor(store, cfg, executor))
+    }
+
+    /// The service running trials on `executor` (one built by the caller, e.g. the
+    /// operator's, whose trial objects are owned by Trial resources).
+    pub fn with_executor(
+        store: Arc<dyn Store>,
+        cfg: RunConfig,
+        executor: Arc<dyn kestrel_controller::executor::TrialExecutor>,
+    ) -> Self {
         let reconciler = Arc::new(Reconciler::new(
             store.clone(),
             executor,
             Options { tick: cfg.tick },
         ));
-        Ok(ManagerService {
+        ManagerService {
             inner: Arc::new(Inner {
                 store,
                 cfg,
@@ -91,7 +99,7 @@ impl ManagerService {
                 changed: watch::channel(0).0,
                 halt: watch::channel(false).0,
             }),
-        })
+        }
     }
 
     /// Checks that the executor can launch trials (see `TrialExecutor::ready`).
@@ -226,58 +234,8 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::CreateExperimentRequest>,
     ) -> Result<Response<pb::ExperimentInfo>, Status> {
         let req = request.into_inner();
-        let mut exp = match kestrel_core::parse_experiment(&req.yaml, &Catalog) {
-            Ok(e) => e,
-            Err(e @ SpecError::Invalid(_)) => return Err(Status::invalid_argument(e.to_string())),
-            Err(e) => {
-                return Err(Status::invalid_argument(format!("invalid Experiment: {e}")));
-            }
-        };
-        preflight(&exp, &self.inner.cfg.executor)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if !req.name.is_empty() {
-            valid_name(&req.name)?;
-            exp.name = req.name.clone();
-        }
-        // A template kept in the cluster (trialTemplate.configMap) is read once, now.
-        let (exp, source) = kestrel_controller::executor::inline_template(
-            self.inner.reconciler.executor().as_ref(),
-            exp,
-            req.yaml,
-        )
-        .await
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        // Relative paths in local trials resolve against the submitter's directory, which
-        // must then be the server's; trials elsewhere (a cluster) do not use it.
-        let base_dir = PathBuf::from(&req.base_dir);
-        let usable = base_dir.is_absolute() && base_dir.is_dir();
-        if !usable && self.inner.cfg.executor == DEFAULT_EXECUTOR {
-            return Err(Status::invalid_argument(format!(
-                "base_dir: {:?} is not an absolute path to a directory on the server",
-                req.base_dir
-            )));
-        }
-        let base_dir = usable.then_some(base_dir);
-        let seed = req
-            .seed
-            .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
-            .unwrap_or_else(rand::random);
-        let rec = ExperimentRecord::new(exp, source, seed, base_dir, Timestamp::now());
-        let store = self.inner.store.clone();
-        let stored = rec.clone();
-        blocking(move || match store.create_experiment(&stored) {
-            Ok(()) => Ok(()),
-            Err(kestrel_store::StoreError::Conflict(_)) => Err(Status::already_exists(format!(
-                "experiment {:?} already exists; choose another name or delete it",
-                stored.name()
-            ))),
-            Err(e) => Err(store_status(&e)),
-        })
-        .await?;
-        tracing::info!(experiment = %rec.name(), seed, "experiment submitted");
-        self.inner
-            .start(&rec)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let name = (!req.name.is_empty()).then_some(req.name);
+        let rec = self.submit(req.yaml, name, req.seed, &req.base_dir).await?;
         Ok(Response::new(info_of(&rec, &[])))
     }
 
@@ -319,19 +277,7 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::ExperimentInfo>, Status> {
         let name = request.into_inner().name;
-        valid_name(&name)?;
-        let done = {
-            let mut running = self.inner.lock();
-            running.get_mut(&name).map(|r| {
-                if let Some(stop) = r.stop.take() {
-                    let _ = stop.send(());
-                }
-                r.done.clone()
-            })
-        };
-        if let Some(mut done) = done {
-            until_true(&mut done).await;
-        }
+        self.stop(&name).await?;
         let (rec, trials) = self.inner.snapshot(name).await?;
         Ok(Response::new(info_of(&rec, &trials)))
     }
@@ -341,37 +287,7 @@ impl manager_server::Manager for ManagerService {
         request: Request<pb::ExperimentRef>,
     ) -> Result<Response<pb::DeleteExperimentReply>, Status> {
         let name = request.into_inner().name;
-        valid_name(&name)?;
-        if self.inner.lock().contains_key(&name) {
-            return Err(Status::failed_precondition(format!(
-                "experiment {name:?} is running; stop it first"
-            )));
-        }
-        let store = self.inner.store.clone();
-        let runs = kestrel_controller::paths::experiment_dir(&self.inner.cfg.runs_dir, &name)
-            .ok_or_else(|| Status::invalid_argument("name: not an experiment name"))?;
-        blocking(move || {
-            let holder = kestrel_controller::lease::live_holder(&*store, &name)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            if let Some(h) = holder {
-                return Err(Status::failed_precondition(format!(
-                    "experiment {name:?} is being run by {}; stop it first",
-                    kestrel_controller::lease::describe(&h)
-                )));
-            }
-            if !store
-                .delete_experiment(&name)
-                .map_err(|e| store_status(&e))?
-            {
-                return Err(Status::not_found(format!("no experiment named {name:?}")));
-            }
-            if runs.exists() {
-                std::fs::remove_dir_all(&runs)
-                    .map_err(|e| Status::internal(format!("removing {}: {e}", runs.display())))?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.delete(&name).await?;
         Ok(Response::new(pb::DeleteExperimentReply {}))
     }
 
