@@ -204,7 +204,7 @@ impl FakeApiServer {
     /// there is none.
     pub fn delete(&self, api_version: &str, plural: &str, namespace: &str, name: &str) -> bool {
         self.state()
-            .remove(&key(api_version, plural, namespace, name))
+            .delete(&key(api_version, plural, namespace, name))
             .is_some()
     }
 

@@ -9,7 +9,7 @@
 //! re-attaches from the stored record (kind, namespace, name): the object is the state.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kestrel_core::experiment::TemplateSource;
 use kestrel_core::outcome::{RunEnd, StopReason};
@@ -34,6 +34,17 @@ pub struct KubeSettings {
     pub image: String,
     /// kestrel's DBManager as pods reach it, `host:port`.
     pub db_manager: String,
+    /// Who owns each trial's object, if anyone (the operator's Trial resources).
+    pub owner: Option<Arc<dyn TrialOwner>>,
+}
+
+/// The owner of a trial's object: asked before the object is created; the
+/// ownerReference it returns is set on the object, so the cluster deletes the object
+/// with its owner.
+#[async_trait::async_trait]
+pub trait TrialOwner: Send + Sync {
+    /// The ownerReference (`apiVersion`, `kind`, `name`, `uid`, ...) for `trial`'s object.
+    async fn owner(&self, trial: &RenderedTrial) -> Result<Option<Json>, ExecError>;
 }
 
 /// What the store keeps of a trial's object.
@@ -288,6 +299,12 @@ impl TrialExecutor for KubeExecutor {
             },
         )
         .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        if let Some(owner) = &self.settings.owner
+            && let Some(reference) = owner.owner(t).await?
+            && let Some(meta) = object.get_mut("metadata").and_then(Json::as_object_mut)
+        {
+            meta.insert("ownerReferences".into(), Json::Array(vec![reference]));
+        }
         let text = |p: &str| {
             object
                 .pointer(p)

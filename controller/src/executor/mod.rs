@@ -170,6 +170,7 @@ const EXECUTORS: &[(&str, Build, Accepts)] = &[
                 client: None,
                 image: c.kubernetes.image,
                 db_manager: c.kubernetes.db_manager,
+                owner: None,
             }))
         },
         kubernetes::accepts,

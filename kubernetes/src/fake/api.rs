@@ -38,6 +38,7 @@ pub(super) struct State {
 /// A request's target collection or object.
 pub(super) struct Route {
     pub kind: &'static Kind,
+    /// Empty for every namespace.
     pub namespace: String,
     pub name: Option<String>,
     pub sub: Option<String>,
@@ -90,6 +91,21 @@ pub(super) fn matches_selector(object: &Json, selector: &str) -> bool {
     })
 }
 
+fn finalizers(o: &Json) -> usize {
+    o.pointer("/metadata/finalizers")
+        .and_then(Json::as_array)
+        .map_or(0, Vec::len)
+}
+
+fn owned_by(o: &Json, uid: &str) -> bool {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Json::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("uid").and_then(Json::as_str) == Some(uid))
+        })
+}
+
 /// A query parameter, percent-decoded.
 pub(super) fn param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
@@ -140,6 +156,8 @@ pub(super) fn route(path: &str) -> Result<Route, (StatusCode, Json)> {
     };
     let parts: Vec<&str> = rest.split('/').collect();
     let (version, ns, plural, name, sub) = match parts.as_slice() {
+        // Every namespace's objects (list and watch only).
+        [v, plural] => (*v, "", *plural, None, None),
         [v, "namespaces", ns, plural] => (*v, *ns, *plural, None, None),
         [v, "namespaces", ns, plural, name] => (*v, *ns, *plural, Some(*name), None),
         [v, "namespaces", ns, plural, name, sub] => (*v, *ns, *plural, Some(*name), Some(*sub)),
@@ -286,7 +304,7 @@ impl State {
                     .filter(|((g, p, n, _), o)| {
                         *g == gv
                             && p == plural
-                            && *n == r.namespace
+                            && (r.namespace.is_empty() || *n == r.namespace)
                             && matches_selector(o, &selector)
                     })
                     .map(|(_, o)| o.clone())
@@ -315,7 +333,7 @@ impl State {
                     .ok_or_else(|| not_found(format!("{plural} \"{name}\" not found")))
             }
             _ => self
-                .remove(&key(&name))
+                .delete(&key(&name))
                 .map(|o| (StatusCode::OK, o))
                 .ok_or_else(|| not_found(format!("{plural} \"{name}\" not found"))),
         }
@@ -339,7 +357,8 @@ impl State {
         obj
     }
 
-    /// Changes a stored object; returns it, or `None` when there is none.
+    /// Changes a stored object; returns it, or `None` when there is none. An object being
+    /// deleted goes once its last finalizer is removed.
     pub fn modify(&mut self, key: &Key, change: impl FnOnce(&mut Json)) -> Option<Json> {
         let version = self.version + 1;
         let o = self.objects.get_mut(key)?;
@@ -348,14 +367,46 @@ impl State {
         let o = o.clone();
         self.version = version;
         self.changed("MODIFIED", key.clone(), o.clone());
+        if o.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&o) == 0 {
+            self.remove(key);
+        }
         Some(o)
     }
 
-    /// Removes a stored object; returns it.
+    /// Deletes an object as the API server does: one with finalizers is only marked
+    /// (`deletionTimestamp`) until they are removed; returns it.
+    pub fn delete(&mut self, key: &Key) -> Option<Json> {
+        let o = self.objects.get(key)?;
+        if finalizers(o) == 0 {
+            return self.remove(key);
+        }
+        if o.pointer("/metadata/deletionTimestamp").is_some() {
+            return Some(o.clone());
+        }
+        let now = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.modify(key, |o| o["metadata"]["deletionTimestamp"] = json!(now))
+    }
+
+    /// Removes a stored object and, as the garbage collector would, every object it owns
+    /// (by `ownerReferences` uid); returns it.
     pub fn remove(&mut self, key: &Key) -> Option<Json> {
         let o = self.objects.remove(key)?;
         self.version += 1;
         self.changed("DELETED", key.clone(), o.clone());
+        if let Some(uid) = o.pointer("/metadata/uid").and_then(Json::as_str) {
+            let owned: Vec<Key> = self
+                .objects
+                .iter()
+                .filter(|(_, x)| owned_by(x, uid))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in owned {
+                self.delete(&k);
+            }
+        }
         Some(o)
     }
 }

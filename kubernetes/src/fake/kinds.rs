@@ -43,6 +43,10 @@ pub(super) const KINDS: &[Kind] = &[
     kind("jobset.x-k8s.io", "v1alpha2", "JobSet", "jobsets"),
     kind("argoproj.io", "v1alpha1", "Workflow", "workflows"),
     kind("tekton.dev", "v1beta1", "PipelineRun", "pipelineruns"),
+    kind("kubeflow.org", "v1beta1", "Experiment", "experiments"),
+    kind("kubeflow.org", "v1beta1", "Trial", "trials"),
+    kind("kubeflow.org", "v1beta1", "Suggestion", "suggestions"),
+    kind("coordination.k8s.io", "v1", "Lease", "leases"),
 ];
 
 /// `group/version`, or `version` for the core group.

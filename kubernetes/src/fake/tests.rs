@@ -164,3 +164,57 @@ async fn watches_stream_the_changes_after_a_version_that_match_the_selector() {
     server.deny("watch", "jobs");
     assert!(jobs.watch(&WatchParams::default(), "0").await.is_err());
 }
+
+#[tokio::test]
+async fn finalizers_hold_a_deletion_and_owned_objects_go_with_their_owner() {
+    let server = FakeApiServer::start().await.unwrap();
+    server.create(
+        "experiments",
+        "ns1",
+        json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+               "metadata": {"name": "e", "finalizers": ["kestrel"]}}),
+    );
+    let uid = server
+        .object("kubeflow.org/v1beta1", "experiments", "ns1", "e")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    server.create(
+        "jobs",
+        "ns2",
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": "j", "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "e", "uid": uid}]}}),
+    );
+    // Listing every namespace.
+    let client = server.client("ns1").unwrap();
+    let all: Api<Job> = Api::all(client.clone());
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    // Deleting marks it; removing the finalizer ends it, and its Job goes with it.
+    assert!(server.delete("kubeflow.org/v1beta1", "experiments", "ns1", "e"));
+    let marked = server
+        .object("kubeflow.org/v1beta1", "experiments", "ns1", "e")
+        .unwrap();
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert!(server.object("batch/v1", "jobs", "ns2", "j").is_some());
+    let gvk = GroupVersionKind::gvk("kubeflow.org", "v1beta1", "Experiment");
+    let (ar, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "ns1", &ar);
+    api.patch(
+        "e",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        server
+            .object("kubeflow.org/v1beta1", "experiments", "ns1", "e")
+            .is_none()
+    );
+    assert!(
+        server.object("batch/v1", "jobs", "ns2", "j").is_none(),
+        "collected"
+    );
+}

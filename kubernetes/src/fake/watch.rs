@@ -49,7 +49,7 @@ impl Watch {
         let (gv, plural, ns, _) = &e.key;
         *gv == self.group_version
             && plural == self.plural
-            && *ns == self.namespace
+            && (self.namespace.is_empty() || *ns == self.namespace)
             && matches_selector(&e.object, &self.selector)
     }
 }

@@ -69,6 +69,7 @@ impl Setup {
             client: Some(self.server.client("ns1").unwrap()),
             image: "kestrel:test".into(),
             db_manager: "kestrel.kubeflow:6789".into(),
+            owner: None,
         });
         Reconciler::new(
             self.store.clone(),
@@ -84,6 +85,7 @@ impl Setup {
             client: Some(self.server.client("ns1").unwrap()),
             image: "kestrel:test".into(),
             db_manager: "x:1".into(),
+            owner: None,
         })
     }
 
