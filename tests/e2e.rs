@@ -4,6 +4,7 @@
 mod crash;
 mod kubernetes;
 mod nas;
+mod operator;
 mod restart;
 mod server;
 mod util;

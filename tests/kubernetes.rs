@@ -22,13 +22,19 @@ use crate::util::*;
 /// Runs a Job's primary container here, as a kubelet would: the injected collector
 /// (`/kestrel-bin/kestrel collect ... -- <command>`) with the container's environment.
 fn kubelet(job: &Json) -> bool {
+    kubelet_with(job, str::to_string)
+}
+
+/// [`kubelet`], with each argument passed through `mount` (a volume's path in the pod to
+/// where its files are here).
+pub fn kubelet_with(job: &Json, mount: impl Fn(&str) -> String) -> bool {
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     let mut argv: Vec<String> = c["command"]
         .as_array()
         .unwrap()
         .iter()
         .chain(c["args"].as_array().into_iter().flatten())
-        .map(|a| a.as_str().unwrap().to_string())
+        .map(|a| mount(a.as_str().unwrap()))
         .collect();
     assert_eq!(
         argv[0], "/kestrel-bin/kestrel",
@@ -47,7 +53,7 @@ fn kubelet(job: &Json) -> bool {
 }
 
 /// A kubeconfig for the fake cluster, default namespace ns1.
-fn kubeconfig(k: &Kestrel, cluster: &FakeApiServer) -> PathBuf {
+pub fn kubeconfig(k: &Kestrel, cluster: &FakeApiServer) -> PathBuf {
     kubeconfig_for(k, &cluster.url)
 }
 
@@ -60,7 +66,7 @@ fn kubeconfig_for(k: &Kestrel, url: &str) -> PathBuf {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

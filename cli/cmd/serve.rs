@@ -59,6 +59,11 @@ pub struct Args {
     executor: String,
     #[command(flatten)]
     kube: super::KubeArgs,
+    /// Also reconcile Katib's Experiment resources in the cluster (`kubectl apply -f`),
+    /// as katib-controller does, with Trial resources and Katib's status; needs
+    /// --executor kubernetes.
+    #[arg(long)]
+    operator: bool,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -72,6 +77,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     super::check_executor(&a.executor)?;
     let kubernetes = a.kube.options(&a.executor)?;
+    if a.operator && a.executor != "kubernetes" {
+        return Err(UsageError("--operator needs --executor kubernetes".into()).into());
+    }
     let token = crate::remote::read_token(a.token_file.as_deref())?;
     if a.katib_auth == KatibAuth::Token && token.is_none() {
         return Err(UsageError(
@@ -110,27 +118,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         if token.is_none() && !local.ip().is_loopback() {
             tracing::warn!("no token: the management API answers loopback clients only");
         }
-        serve(
-            listener,
-            store,
-            RunConfig {
-                runs_dir: dir.join("runs"),
-                grace: Duration::from_secs_f64(a.grace),
-                tick: Duration::from_millis(200),
-                executor: a.executor.clone(),
-                kubernetes,
+        let cfg = RunConfig {
+            runs_dir: dir.join("runs"),
+            grace: Duration::from_secs_f64(a.grace),
+            tick: Duration::from_millis(200),
+            executor: a.executor.clone(),
+            kubernetes,
+        };
+        let security = Security {
+            token,
+            tls,
+            katib: match a.katib_auth {
+                KatibAuth::Open => KatibAccess::Open,
+                KatibAuth::Token => KatibAccess::Token,
             },
-            Security {
-                token,
-                tls,
-                katib: match a.katib_auth {
-                    KatibAuth::Open => KatibAccess::Open,
-                    KatibAuth::Token => KatibAccess::Token,
-                },
-            },
-            super::run::shutdown_signal(),
-        )
-        .await
+        };
+        let shutdown = super::run::shutdown_signal();
+        if a.operator {
+            kestrel_operator::serve::serve(listener, store, cfg, security, None, shutdown).await
+        } else {
+            serve(listener, store, cfg, security, shutdown).await
+        }
         .context("serving")?;
         eprintln!("kestrel server stopped");
         Ok(ExitCode::SUCCESS)

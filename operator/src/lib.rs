@@ -9,9 +9,17 @@
 //! - [`status`]: an Experiment's `status` and a Trial resource (spec and status) in
 //!   Katib's shape, field by field, from kestrel's experiment and trial records.
 //!
-//! Both are pure functions of their inputs, tested without a cluster.
+//! - [`resources`]: Trial resources made before their run objects (which they own) and
+//!   kept equal to kestrel's records.
+//! - [`controller`]: the reconcile loop of Experiment resources.
+//! - [`serve`]: `kestrel serve --operator`: the server and the loop in one process.
+//!
+//! `crd` and `status` are pure functions of their inputs, tested without a cluster.
 
+pub mod controller;
 pub mod crd;
+pub mod resources;
+pub mod serve;
 pub mod status;
 
 /// Katib's API group.

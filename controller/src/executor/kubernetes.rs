@@ -257,6 +257,10 @@ impl TrialExecutor for KubeExecutor {
         "kubernetes"
     }
 
+    fn detaches(&self) -> bool {
+        true
+    }
+
     async fn template(&self, exp: &Experiment) -> Result<Option<Json>, ExecError> {
         let TemplateSource::ConfigMap {
             name,

@@ -79,6 +79,11 @@ pub trait TrialExecutor: Send + Sync {
         let _ = exp;
         Ok(None)
     }
+    /// Whether trials keep running when kestrel shuts down (a cluster's objects do), to
+    /// be re-attached by the next kestrel; else a shutdown stops them and they run again.
+    fn detaches(&self) -> bool {
+        false
+    }
     /// Checks that trials can be launched at all (a cluster answers), before an experiment
     /// is stored: a missing kubeconfig is one clear error, not a failed trial per try.
     async fn ready(&self) -> Result<(), ExecError> {

@@ -16,8 +16,9 @@ use crate::lease::LeaseGuard;
 pub enum Halt {
     /// The user stopped the experiment: trials are killed, the experiment is Stopped.
     Stop,
-    /// The process is going away (server shutdown): trials are stopped and will run
-    /// again when the experiment resumes, which stays unfinished.
+    /// The process is going away (server shutdown): the experiment stays unfinished and
+    /// resumes with the next kestrel. Local trials are stopped and run again then; a
+    /// cluster's run on and are re-attached (`TrialExecutor::detaches`).
     Suspend,
 }
 

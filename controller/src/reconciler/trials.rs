@@ -315,6 +315,10 @@ impl Reconciler {
         &self,
         rec: &ExperimentRecord,
     ) -> Result<ExperimentStatus, ControllerError> {
+        if self.executor.detaches() {
+            // A cluster's trials run on; the next kestrel re-attaches to them.
+            return Ok(self.record(rec.name())?.status);
+        }
         for (t, phase) in self.stop_all(rec, StopReason::Interrupted).await? {
             match phase {
                 // It ended on its own before the stop reached it.

@@ -1,0 +1,262 @@
+//! `kestrel serve --operator` against the fake Kubernetes API server: kestrel's digits
+//! example applied as a Katib Experiment resource runs to Succeeded (the test plays the
+//! kubelet and the Job controller; metrics come through the injected collector), with
+//! Trial resources owning the Jobs and Katib's status on both; a restart of the operator
+//! mid-experiment loses nothing; deleting the Experiment removes its trials, Jobs and
+//! observation logs.
+
+// Test harness: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use kestrel_kubernetes::fake::FakeApiServer;
+use serde_json::{Value as Json, json};
+
+use crate::kubernetes::{free_port, kubeconfig, kubelet_with};
+use crate::server::Served;
+use crate::util::*;
+
+const EXPERIMENTS: &str = "kubeflow.org/v1beta1";
+const NAME: &str = "digits-kubernetes";
+
+fn operator(k: &Kestrel, cluster: &FakeApiServer, addr: &str) -> Served {
+    let kubeconfig = kubeconfig(k, cluster);
+    Served::start_env(
+        k,
+        &["--listen", addr],
+        &[
+            "--operator",
+            "--executor",
+            "kubernetes",
+            "--kube-image",
+            "kestrel:test",
+            "--db-manager-address",
+            addr,
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    )
+}
+
+/// Plays the kubelet and the Job controller for every new Job (the `digits` ConfigMap
+/// mounted at /opt/digits is examples/digits here).
+fn play(cluster: &FakeApiServer, handled: &mut BTreeSet<String>) {
+    let digits = examples().join("digits");
+    for job in cluster.objects("batch/v1", "jobs", "default") {
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        if !handled.insert(name.clone()) {
+            continue;
+        }
+        let ok = kubelet_with(&job, |a| a.replace("/opt/digits", digits.to_str().unwrap()));
+        let kind = if ok { "Complete" } else { "Failed" };
+        cluster.set_status(
+            "batch/v1",
+            "jobs",
+            "default",
+            &name,
+            json!({"conditions": [{"type": kind, "status": "True"}]}),
+        );
+    }
+}
+
+fn experiment(cluster: &FakeApiServer) -> Option<Json> {
+    cluster.object(EXPERIMENTS, "experiments", "default", NAME)
+}
+
+fn condition(exp: &Json) -> Option<String> {
+    let cs = exp.pointer("/status/conditions")?.as_array()?;
+    cs.last()?["type"].as_str().map(str::to_string)
+}
+
+/// Every field of Katib's ExperimentStatus (`../shared/katib-contract.md`, §4).
+const STATUS_FIELDS: &[&str] = &[
+    "startTime",
+    "completionTime",
+    "lastReconcileTime",
+    "conditions",
+    "currentOptimalTrial",
+    "runningTrialList",
+    "pendingTrialList",
+    "failedTrialList",
+    "succeededTrialList",
+    "killedTrialList",
+    "earlyStoppedTrialList",
+    "metricsUnavailableTrialList",
+    "trials",
+    "trialsSucceeded",
+    "trialsFailed",
+    "trialsKilled",
+    "trialsPending",
+    "trialsRunning",
+    "trialsEarlyStopped",
+    "trialMetricsUnavailable",
+];
+
+#[test]
+fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = Some(operator(&k, &cluster, &addr));
+    // kubectl apply -f examples/digits/kubernetes.yaml
+    let text = std::fs::read_to_string(examples().join("digits/kubernetes.yaml")).unwrap();
+    let resource: Json = serde_saphyr::from_str(&text).unwrap();
+    cluster.create("experiments", "default", resource);
+
+    let mut handled = BTreeSet::new();
+    let mut restarted = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{:#}",
+            experiment(&cluster).unwrap()
+        );
+        // The operator restarts once two Jobs exist and before they finish.
+        if !restarted && cluster.objects("batch/v1", "jobs", "default").len() == 2 {
+            let status = server.take().unwrap().terminate();
+            assert!(status.success(), "{status:?}");
+            server = Some(operator(&k, &cluster, &addr));
+            restarted = true;
+        }
+        if restarted {
+            play(&cluster, &mut handled);
+        }
+        let exp = experiment(&cluster).unwrap();
+        if condition(&exp).as_deref() == Some("Succeeded") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        handled.len(),
+        4,
+        "one Job per trial, none made twice: {handled:?}"
+    );
+
+    // Katib's status, field by field.
+    let exp = experiment(&cluster).unwrap();
+    let status = exp["status"].as_object().unwrap();
+    for key in status.keys() {
+        assert!(
+            STATUS_FIELDS.contains(&key.as_str()),
+            "{key} is not Katib's"
+        );
+    }
+    assert_eq!(exp["status"]["trials"], 4);
+    assert_eq!(exp["status"]["trialsSucceeded"], 4);
+    let types: Vec<&str> = exp["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Created", "Running", "Succeeded"]);
+    assert_eq!(
+        exp["status"]["conditions"][2]["reason"],
+        "ExperimentMaxTrialsReached"
+    );
+    let doc = k.get(NAME);
+    let best = &exp["status"]["currentOptimalTrial"];
+    assert_eq!(best["bestTrialName"], doc["bestTrial"], "{best:#}");
+    let accuracy = &best["observation"]["metrics"][0];
+    assert_eq!(accuracy["name"], "Validation-accuracy");
+    assert!(accuracy["max"].as_str().unwrap().parse::<f64>().unwrap() > 0.5);
+    assert!(exp["metadata"]["finalizers"][0].is_string());
+
+    // A Trial resource per trial, owning its Job, owned by the Experiment.
+    let trials = cluster.objects(EXPERIMENTS, "trials", "default");
+    assert_eq!(trials.len(), 4);
+    for t in &trials {
+        let name = t["metadata"]["name"].as_str().unwrap();
+        assert_eq!(
+            t["metadata"]["ownerReferences"][0]["uid"],
+            exp["metadata"]["uid"]
+        );
+        assert_eq!(
+            t["metadata"]["labels"]["katib.kubeflow.org/experiment"],
+            NAME
+        );
+        let last = t["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["type"], "Succeeded", "{t:#}");
+        assert_eq!(
+            t["status"]["observation"]["metrics"][0]["name"],
+            "Validation-accuracy"
+        );
+        assert_eq!(t["spec"]["runSpec"]["kind"], "Job");
+        let job = cluster.object("batch/v1", "jobs", "default", name);
+        // Finished Jobs are deleted (no retain); one still there is owned by its Trial.
+        if let Some(job) = job {
+            assert_eq!(
+                job["metadata"]["ownerReferences"][0]["uid"],
+                t["metadata"]["uid"]
+            );
+        }
+        assert!(!k.metric_rows(name).is_empty());
+    }
+
+    // kubectl delete experiment: records, Trials, Jobs and observation logs go.
+    let trial_names: Vec<String> = trials
+        .iter()
+        .map(|t| t["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(cluster.delete(EXPERIMENTS, "experiments", "default", NAME));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while experiment(&cluster).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the finalizer was never released"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cluster.objects(EXPERIMENTS, "trials", "default").is_empty());
+    assert!(cluster.objects("batch/v1", "jobs", "default").is_empty());
+    for t in &trial_names {
+        assert!(
+            k.metric_rows(t).is_empty(),
+            "observation logs of {t} remain"
+        );
+    }
+    let list = k.run(&["list", "--output", "json"]);
+    assert_eq!(stdout(&list).trim(), "[]");
+    drop(server);
+}
+
+#[test]
+fn an_invalid_experiment_resource_gets_a_failed_condition_naming_the_problem() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _server = operator(&k, &cluster, &addr);
+    let text = std::fs::read_to_string(examples().join("digits/kubernetes.yaml")).unwrap();
+    let mut resource: Json = serde_saphyr::from_str(&text).unwrap();
+    resource["spec"]["maxTrialCount"] = json!(0);
+    cluster.create("experiments", "default", resource);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exp = loop {
+        let exp = experiment(&cluster).unwrap();
+        if condition(&exp).is_some() {
+            break exp;
+        }
+        assert!(Instant::now() < deadline, "{exp:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let c = &exp["status"]["conditions"][0];
+    assert_eq!(c["type"], "Failed");
+    assert_eq!(c["reason"], "ExperimentInvalid");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.maxTrialCount"),
+        "{c}"
+    );
+}
