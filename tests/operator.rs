@@ -166,9 +166,35 @@ fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanl
     assert!(accuracy["max"].as_str().unwrap().parse::<f64>().unwrap() > 0.5);
     assert!(exp["metadata"]["finalizers"][0].is_string());
 
+    // kubectl edit: a larger budget continues the finished experiment with its history.
+    assert!(cluster.patch(
+        EXPERIMENTS,
+        "experiments",
+        "default",
+        NAME,
+        &json!({"spec": {"maxTrialCount": 6}})
+    ));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{:#}",
+            experiment(&cluster).unwrap()
+        );
+        play(&cluster, &mut handled);
+        let exp = experiment(&cluster).unwrap();
+        if exp["status"]["trialsSucceeded"] == 6 && condition(&exp).as_deref() == Some("Succeeded")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(handled.len(), 6);
+    let exp = experiment(&cluster).unwrap();
+
     // A Trial resource per trial, owning its Job, owned by the Experiment.
     let trials = cluster.objects(EXPERIMENTS, "trials", "default");
-    assert_eq!(trials.len(), 4);
+    assert_eq!(trials.len(), 6);
     for t in &trials {
         let name = t["metadata"]["name"].as_str().unwrap();
         assert_eq!(

@@ -21,6 +21,7 @@ pub mod paths;
 pub mod plan;
 mod procinfo;
 pub mod reconciler;
+pub mod resume;
 pub mod sink;
 
 pub use reconciler::{Action, ControllerError, Halt, Options, Progress, Reconciler, drive};

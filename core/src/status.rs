@@ -281,6 +281,8 @@ pub mod reason {
     pub const FAILED: &str = "ExperimentFailed";
     /// Interrupted by the user.
     pub const STOPPED: &str = "ExperimentStopped";
+    /// Continued with a new budget after it had ended (Katib's `Restarting` condition).
+    pub const RESTARTING: &str = "ExperimentRestarting";
 }
 
 /// The mutable part of an experiment.

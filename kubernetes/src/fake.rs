@@ -174,6 +174,23 @@ impl FakeApiServer {
             .is_some()
     }
 
+    /// Merge-patches an object as another client would (`kubectl edit`); false when
+    /// there is none.
+    pub fn patch(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        patch: &Json,
+    ) -> bool {
+        self.state()
+            .modify(&key(api_version, plural, namespace, name), |o| {
+                api::merge(o, patch)
+            })
+            .is_some()
+    }
+
     /// Creates an object as another client would (a user's config map, a Job
     /// controller's pod); its `apiVersion`, `kind` and `metadata.name` are its own.
     pub fn create(&self, plural: &str, namespace: &str, object: Json) {

@@ -6,6 +6,9 @@
 //! - new: the finalizer is added and the resource's spec is submitted to kestrel's
 //!   manager, validated as `kestrel validate` does; an invalid one gets a `Failed`
 //!   condition (reason `ExperimentInvalid`) naming every problem;
+//! - changed (`kubectl edit`, `apply`): a new `parallelTrialCount`, `maxTrialCount` or
+//!   `maxFailedTrialCount` is applied; a finished experiment with room in its new budget
+//!   runs again (`Restarting`), keeping its trials (`kestrel_controller::resume`);
 //! - always: its status and its Trials' are made equal to kestrel's records (patched
 //!   only when something changed), and it is looked at again in a second while running.
 //!
@@ -199,6 +202,19 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         set_status(&api, &cr, &invalid(&message)).await?;
         return Ok(Action::await_change());
     }
+    // A changed budget (kubectl edit, apply): a finished experiment runs again.
+    let (rec, records) = match ctx.manager.update(document(&cr), &name).await {
+        Ok(None) => (rec, records),
+        Ok(Some(_)) => ctx
+            .manager
+            .snapshot(&name)
+            .await
+            .map_err(|e| manager_error(&e))?,
+        Err(e) => {
+            tracing::warn!(experiment = %name, error = %e.message(), "the changed Experiment is not applied");
+            (rec, records)
+        }
+    };
     sync_trials(&ctx.client, &cr, &rec, &records).await?;
     set_status(
         &api,

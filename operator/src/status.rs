@@ -142,6 +142,15 @@ fn experiment_conditions(rec: &ExperimentRecord) -> Vec<Json> {
             &s.message,
             s.completed_at,
         ));
+    } else if s.reason == reason::RESTARTING {
+        // Continued after it had ended (Katib's Restarting condition).
+        out.push(condition(
+            "Restarting",
+            true,
+            &s.reason,
+            &s.message,
+            started,
+        ));
     }
     out
 }

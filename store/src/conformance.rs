@@ -113,6 +113,17 @@ fn experiments_round_trip(s: &impl Store) {
         s.set_experiment_status("nope", &st),
         Err(StoreError::NotFound(_))
     ));
+    // A continued experiment: a new budget, running again.
+    let mut more = s.experiment("a-exp").unwrap().unwrap();
+    more.spec.max_trial_count = Some(99);
+    more.status.state = ExperimentState::Running;
+    s.replace_experiment(&more).unwrap();
+    assert_eq!(s.experiment("a-exp").unwrap(), Some(more.clone()));
+    more.spec.name = "nope".into();
+    assert!(matches!(
+        s.replace_experiment(&more),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn trials_are_ordered_and_unique(s: &impl Store) {

@@ -92,6 +92,9 @@ pub trait Store: Send + Sync {
     fn experiments(&self) -> Result<Vec<ExperimentRecord>>;
     /// Replaces an experiment's status.
     fn set_experiment_status(&self, name: &str, status: &ExperimentStatus) -> Result<()>;
+    /// Replaces a stored experiment's record (spec, source and status: a continued
+    /// experiment); `NotFound` if there is none of its name.
+    fn replace_experiment(&self, e: &ExperimentRecord) -> Result<()>;
     /// Deletes an experiment with its trials and logs; false if it did not exist.
     fn delete_experiment(&self, name: &str) -> Result<bool>;
     /// Inserts a new trial; `Conflict` if the name or (experiment, index) exists.
@@ -144,6 +147,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn set_experiment_status(&self, name: &str, status: &ExperimentStatus) -> Result<()> {
         (**self).set_experiment_status(name, status)
+    }
+    fn replace_experiment(&self, e: &ExperimentRecord) -> Result<()> {
+        (**self).replace_experiment(e)
     }
     fn delete_experiment(&self, name: &str) -> Result<bool> {
         (**self).delete_experiment(name)

@@ -66,6 +66,16 @@ impl Store for MemStore {
         e.status = status.clone();
         Ok(())
     }
+    fn replace_experiment(&self, e: &ExperimentRecord) -> Result<()> {
+        let mut g = self.lock();
+        let stored = g
+            .experiments
+            .iter_mut()
+            .find(|x| x.name() == e.name())
+            .ok_or_else(|| StoreError::NotFound(format!("experiment {}", e.name())))?;
+        *stored = e.clone();
+        Ok(())
+    }
     fn delete_experiment(&self, name: &str) -> Result<bool> {
         let mut g = self.lock();
         let before = g.experiments.len();

@@ -262,6 +262,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn replace_experiment(&self, e: &ExperimentRecord) -> Result<()> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE experiments SET state = ?2, record = ?3 WHERE name = ?1",
+            params![e.name(), e.status.state.as_str(), encode(e)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("experiment {}", e.name())));
+        }
+        Ok(())
+    }
+
     fn delete_experiment(&self, name: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

@@ -69,7 +69,11 @@ pub async fn drive(
         tokio::select! {
             biased;
             halt = &mut shutdown => {
-                tracing::warn!(experiment = %name, ?halt, "interrupted; stopping running trials");
+                if halt == Halt::Suspend && r.executor().detaches() {
+                    tracing::info!(experiment = %name, "shutting down; its trials run on and are re-attached by the next kestrel");
+                } else {
+                    tracing::warn!(experiment = %name, ?halt, "interrupted; stopping running trials");
+                }
                 let status = r.halt(name, halt).await;
                 if status.is_ok() {
                     let _ = report(r);

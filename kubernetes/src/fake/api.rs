@@ -57,7 +57,7 @@ fn not_found(what: String) -> (StatusCode, Json) {
 }
 
 /// Merges `patch` into `target` (JSON merge patch, RFC 7386).
-fn merge(target: &mut Json, patch: &Json) {
+pub(super) fn merge(target: &mut Json, patch: &Json) {
     match (target, patch) {
         (Json::Object(t), Json::Object(p)) => {
             for (k, v) in p {

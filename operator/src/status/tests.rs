@@ -197,6 +197,17 @@ fn a_new_experiment_has_only_what_katib_writes_for_one() {
     assert_eq!(running["conditions"][1]["status"], "True");
     assert_eq!(running["runningTrialList"], json!(["mnist-0"]));
     assert!(running.get("completionTime").is_none());
+    // Continued after it ended: Katib's Restarting condition.
+    let mut restarted = record(ExperimentState::Running);
+    restarted.status.reason = reason::RESTARTING.into();
+    let s = experiment_status(&restarted, &[], at(5));
+    let types: Vec<&str> = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Created", "Running", "Restarting"]);
 }
 
 /// Every field of Katib's TrialSpec and TrialStatus.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use kestrel_algorithms::Catalog;
 use kestrel_controller::executor::DEFAULT_EXECUTOR;
 use kestrel_controller::reconciler::preflight;
-use kestrel_core::{ExperimentRecord, SpecError, Timestamp, TrialRecord};
+use kestrel_controller::resume::continued;
+use kestrel_core::experiment::TemplateSource;
+use kestrel_core::{ExperimentRecord, SpecError, Timestamp, TrialCounts, TrialRecord};
 use tonic::Status;
 
 use super::{ManagerService, blocking, store_status, until_true, valid_name};
@@ -131,6 +133,49 @@ impl ManagerService {
         })
         .await?;
         Ok(())
+    }
+
+    /// Applies the changed experiment of `yaml` to the stored experiment `name` (see
+    /// `kestrel_controller::resume`): a running one takes the new counts; a finished one
+    /// runs again with its history. `None` when nothing changed.
+    pub async fn update(
+        &self,
+        yaml: String,
+        name: &str,
+    ) -> Result<Option<ExperimentRecord>, Status> {
+        let mut exp = match kestrel_core::parse_experiment(&yaml, &Catalog) {
+            Ok(e) => e,
+            Err(e @ SpecError::Invalid(_)) => return Err(Status::invalid_argument(e.to_string())),
+            Err(e) => return Err(Status::invalid_argument(format!("invalid Experiment: {e}"))),
+        };
+        exp.name = name.to_string();
+        let (old, trials) = self.snapshot(name).await?;
+        // A template read from a ConfigMap was made inline when it was submitted.
+        if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
+            exp.trial_template.source = old.spec.trial_template.source.clone();
+        }
+        let counts = TrialCounts::of(&trials);
+        let Some(rec) =
+            continued(&old, &exp, &yaml, &counts).map_err(Status::failed_precondition)?
+        else {
+            return Ok(None);
+        };
+        let store = self.inner.store.clone();
+        let stored = rec.clone();
+        blocking(move || {
+            store
+                .replace_experiment(&stored)
+                .map_err(|e| store_status(&e))
+        })
+        .await?;
+        if !rec.status.state.is_terminal() && !self.is_running(name) {
+            self.inner
+                .start(&rec)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
+        self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+        tracing::info!(experiment = %name, state = %rec.status.state, "experiment updated");
+        Ok(Some(rec))
     }
 
     /// The stored experiment `name` and its trials.
