@@ -76,7 +76,7 @@ pub fn definitions() -> Vec<Json> {
 }
 
 /// The definitions as one multi-document YAML text (what `kestrel crd` prints and
-/// `deploy/crds.yaml` holds).
+/// `deploy/crds/katib.yaml` holds).
 pub fn yaml() -> String {
     let docs: Vec<String> = definitions()
         .iter()
@@ -138,11 +138,11 @@ mod tests {
 
     #[test]
     fn the_committed_manifest_is_current() {
-        let committed = include_str!("../../deploy/crds.yaml");
+        let committed = include_str!("../../deploy/crds/katib.yaml");
         assert_eq!(
             committed,
             yaml(),
-            "deploy/crds.yaml is stale: cargo run -- crd > deploy/crds.yaml"
+            "deploy/crds/katib.yaml is stale: cargo run -- crd > deploy/crds/katib.yaml"
         );
     }
 }
