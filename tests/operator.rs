@@ -286,3 +286,112 @@ fn an_invalid_experiment_resource_gets_a_failed_condition_naming_the_problem() {
         "{c}"
     );
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
+    use std::io::BufRead;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let kubeconfig = kubeconfig(&k, &cluster);
+    let replica = |addr: &str| {
+        k.cmd(&[
+            "serve",
+            "--listen",
+            addr,
+            "--operator",
+            "--lease-seconds",
+            "4",
+            "--executor",
+            "kubernetes",
+            "--kube-image",
+            "kestrel:test",
+            "--db-manager-address",
+            addr,
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", "kestrel")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Reaped)
+        .unwrap()
+    };
+    // Each replica prints its "serving on" line once it leads.
+    let serving = |child: &mut Reaped| {
+        let out = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        rx
+    };
+    let mut first = replica(&format!("127.0.0.1:{}", free_port()));
+    let first_serving = serving(&mut first);
+    let line = first_serving.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(line.contains("serving on"), "{line}");
+    let lease = cluster
+        .object(
+            "coordination.k8s.io/v1",
+            "leases",
+            "kestrel",
+            "kestrel-operator",
+        )
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!holder.is_empty());
+
+    let mut second = replica(&format!("127.0.0.1:{}", free_port()));
+    let second_serving = serving(&mut second);
+    assert!(
+        second_serving.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a second replica serves while the first leads"
+    );
+    // The leader stops (SIGTERM) and gives the Lease up on its way out; the other
+    // replica, which looks again when the Lease it saw would expire, leads next.
+    let pid = nix::unistd::Pid::from_raw(first.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(first.0.wait().unwrap().success());
+    let lease = cluster
+        .object(
+            "coordination.k8s.io/v1",
+            "leases",
+            "kestrel",
+            "kestrel-operator",
+        )
+        .unwrap();
+    assert!(
+        lease["spec"].get("holderIdentity").is_none(),
+        "released: {lease:#}"
+    );
+    let line = second_serving
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap();
+    assert!(line.contains("serving on"), "{line}");
+    let lease = cluster
+        .object(
+            "coordination.k8s.io/v1",
+            "leases",
+            "kestrel",
+            "kestrel-operator",
+        )
+        .unwrap();
+    let next = lease["spec"]["holderIdentity"].as_str().unwrap();
+    assert_ne!(next, holder.as_str());
+    drop(second);
+}

@@ -64,6 +64,10 @@ pub struct Args {
     /// --executor kubernetes.
     #[arg(long)]
     operator: bool,
+    /// With --operator: seconds the leader's Lease stays valid without renewal (replicas
+    /// wait to lead; a leader that loses it shuts down).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_seconds: u64,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -105,6 +109,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (store, dir) = a.store.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // An operator replica leads before it opens anything.
+        let leader = if a.operator {
+            let client = kestrel_operator::serve::client().await?;
+            let election = kestrel_operator::leader::election(
+                client.default_namespace(),
+                Duration::from_secs(a.lease_seconds),
+            );
+            let leadership = kestrel_operator::leader::lead(client.clone(), &election).await?;
+            Some((client, leadership))
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
@@ -133,11 +149,28 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 KatibAuth::Token => KatibAccess::Token,
             },
         };
-        let shutdown = super::run::shutdown_signal();
-        if a.operator {
-            kestrel_operator::serve::serve(listener, store, cfg, security, None, shutdown).await
-        } else {
-            serve(listener, store, cfg, security, shutdown).await
+        match leader {
+            Some((client, mut leadership)) => {
+                let shutdown = async {
+                    tokio::select! {
+                        () = super::run::shutdown_signal() => {}
+                        () = leadership.lost() => tracing::error!("lost the leader's Lease; shutting down"),
+                    }
+                };
+                let served = kestrel_operator::serve::serve(
+                    listener,
+                    store,
+                    cfg,
+                    security,
+                    Some(client),
+                    shutdown,
+                )
+                .await;
+                // Released only now: the next leader starts once this one has stopped.
+                leadership.release().await;
+                served
+            }
+            None => serve(listener, store, cfg, security, super::run::shutdown_signal()).await,
         }
         .context("serving")?;
         eprintln!("kestrel server stopped");

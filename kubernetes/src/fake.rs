@@ -9,9 +9,11 @@
 //! # Layout
 //! - `kinds`: the kinds served and the discovery documents.
 //! - `api`: routing and the REST verbs over the in-memory objects.
+//! - `apply`: field ownership and conflicts of server-side apply.
 //! - `watch`: streaming watches.
 
 mod api;
+mod apply;
 mod kinds;
 mod watch;
 
@@ -81,7 +83,12 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Bo
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let (code, json) = lock(&state).handle(&parts.method, path, query, &body);
+    let content_type = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (code, json) = lock(&state).handle(&parts.method, path, query, content_type, &body);
     reply(code, Full::new(Bytes::from(json.to_string())).boxed())
 }
 

@@ -18,6 +18,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod resources;
 pub mod serve;
 pub mod status;

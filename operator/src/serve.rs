@@ -13,6 +13,16 @@ use tokio::net::TcpListener;
 use crate::controller::{Context, run};
 use crate::resources::TrialResources;
 
+/// The API client of the environment (kubeconfig, `KUBECONFIG` or the pod's service
+/// account).
+pub async fn client() -> Result<kube::Client, ServeError> {
+    kube::Client::try_default().await.map_err(|e| {
+        ServeError::NotReady(format!(
+            "cannot reach a Kubernetes cluster (kubeconfig, KUBECONFIG or in-cluster service account): {e}"
+        ))
+    })
+}
+
 /// Serves and reconciles until `shutdown` completes, with `client` (inferred from the
 /// environment when `None`). Running trials are left running:
 /// the next operator re-attaches to them.
@@ -26,11 +36,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let client = match client {
         Some(c) => c,
-        None => kube::Client::try_default().await.map_err(|e| {
-            ServeError::NotReady(format!(
-                "cannot reach a Kubernetes cluster (kubeconfig, KUBECONFIG or in-cluster service account): {e}"
-            ))
-        })?,
+        None => self::client().await?,
     };
     let executor = KubeExecutor::new(KubeSettings {
         client: Some(client.clone()),

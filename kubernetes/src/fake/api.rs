@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use serde_json::{Value as Json, json};
 
+use super::apply;
 use super::kinds::{self, Kind};
 
 /// (group/version, plural, namespace, name)
@@ -33,6 +34,8 @@ pub(super) struct State {
     pub requests: Vec<String>,
     pub events: Vec<Event>,
     pub notify: Arc<tokio::sync::Notify>,
+    /// Server-side apply: each object's field owners (field path to field manager).
+    pub owners: BTreeMap<Key, BTreeMap<String, String>>,
 }
 
 /// A request's target collection or object.
@@ -213,6 +216,7 @@ impl State {
         method: &Method,
         path: &str,
         query: &str,
+        content_type: &str,
         body: &[u8],
     ) -> (StatusCode, Json) {
         self.requests.push(format!("{method} {path}"));
@@ -222,7 +226,9 @@ impl State {
             return (StatusCode::OK, d);
         }
         match route(path) {
-            Ok(r) => self.serve(method, &r, query, body).unwrap_or_else(|e| e),
+            Ok(r) => self
+                .serve(method, &r, query, content_type, body)
+                .unwrap_or_else(|e| e),
             Err(e) => e,
         }
     }
@@ -232,6 +238,7 @@ impl State {
         method: &Method,
         r: &Route,
         query: &str,
+        content_type: &str,
         body: &[u8],
     ) -> Result<(StatusCode, Json), (StatusCode, Json)> {
         let verb = match (method.clone(), &r.name) {
@@ -328,6 +335,22 @@ impl State {
                 } else {
                     patch
                 };
+                let how = apply::Writer::of(query, content_type);
+                if how.apply && !self.objects.contains_key(&key(&name)) {
+                    // Server-side apply of a missing object creates it.
+                    let mut obj = patch.clone();
+                    obj["metadata"]["name"] = json!(name);
+                    obj["apiVersion"] = json!(gv);
+                    obj["kind"] = json!(r.kind.kind);
+                    how.own(self, &key(&name), &patch);
+                    return Ok((StatusCode::CREATED, self.insert(key(&name), obj)));
+                }
+                let current = self
+                    .objects
+                    .get(&key(&name))
+                    .ok_or_else(|| not_found(format!("{plural} \"{name}\" not found")))?;
+                how.check(self, &key(&name), current, &patch)?;
+                how.own(self, &key(&name), &patch);
                 self.modify(&key(&name), |o| merge(o, &patch))
                     .map(|o| (StatusCode::OK, o))
                     .ok_or_else(|| not_found(format!("{plural} \"{name}\" not found")))
