@@ -165,6 +165,18 @@ fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanl
     assert_eq!(accuracy["name"], "Validation-accuracy");
     assert!(accuracy["max"].as_str().unwrap().parse::<f64>().unwrap() > 0.5);
     assert!(exp["metadata"]["finalizers"][0].is_string());
+    // Events on the transitions (kubectl describe experiment).
+    let reasons: BTreeSet<String> = events(&cluster, "Experiment", NAME)
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    for r in [
+        "ExperimentCreated",
+        "ExperimentRunning",
+        "ExperimentMaxTrialsReached",
+    ] {
+        assert!(reasons.contains(r), "{r} not in {reasons:?}");
+    }
 
     // kubectl edit: a larger budget continues the finished experiment with its history.
     assert!(cluster.patch(
@@ -285,6 +297,22 @@ fn an_invalid_experiment_resource_gets_a_failed_condition_naming_the_problem() {
             .contains("spec.maxTrialCount"),
         "{c}"
     );
+    let warned = events(&cluster, "Experiment", NAME);
+    assert!(
+        warned
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "ExperimentInvalid"),
+        "{warned:?}"
+    );
+}
+
+/// The Events about object `name` of `kind`.
+fn events(cluster: &FakeApiServer, kind: &str, name: &str) -> Vec<Json> {
+    cluster
+        .objects("events.k8s.io/v1", "events", "default")
+        .into_iter()
+        .filter(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name)
+        .collect()
 }
 
 /// A child process killed when the test ends, however it ends.

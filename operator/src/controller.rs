@@ -21,8 +21,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use kestrel_core::Timestamp;
 use kestrel_server::ManagerService;
+use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::watcher;
 use serde_json::{Value as Json, json};
 
@@ -50,6 +52,56 @@ pub struct Context {
     pub client: kube::Client,
     /// kestrel's experiments.
     pub manager: ManagerService,
+    /// Publishes Events about Experiments and Trials.
+    pub recorder: Recorder,
+}
+
+/// The last condition of a status: (type, reason, message).
+fn last_condition(status: Option<&Json>) -> Option<(String, String, String)> {
+    let c = status?.get("conditions")?.as_array()?.last()?;
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some((text("type"), text("reason"), text("message")))
+}
+
+/// An Event when `wanted`'s last condition differs from `current`'s: a Warning for
+/// failures, Normal otherwise.
+pub async fn announce(
+    recorder: &Recorder,
+    object: &DynamicObject,
+    resource: &kube::core::ApiResource,
+    current: Option<&Json>,
+    wanted: &Json,
+) {
+    let Some((kind, reason, message)) = last_condition(Some(wanted)) else {
+        return;
+    };
+    if last_condition(current).is_some_and(|(k, r, _)| k == kind && r == reason) {
+        return;
+    }
+    let warning = matches!(kind.as_str(), "Failed" | "MetricsUnavailable");
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: if reason.is_empty() {
+            kind.clone()
+        } else {
+            reason
+        },
+        note: (!message.is_empty()).then(|| kestrel_core::error::bounded(message)),
+        action: kind,
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object.object_ref(resource)).await {
+        tracing::debug!(error = %e, "cannot publish an Event");
+    }
 }
 
 fn manager_error(s: &tonic::Status) -> OperatorError {
@@ -90,9 +142,11 @@ async fn set_status(
     api: &Api<DynamicObject>,
     cr: &DynamicObject,
     wanted: &Json,
+    recorder: &Recorder,
 ) -> Result<(), kube::Error> {
     let current = cr.data.get("status");
     if differs(current, wanted) {
+        announce(recorder, cr, &experiments(), current, wanted).await;
         let name = cr.metadata.name.clone().unwrap_or_default();
         api.patch_status(
             &name,
@@ -113,13 +167,13 @@ async fn set_finalizers(
     name: &str,
     list: Vec<String>,
 ) -> Result<(), kube::Error> {
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": list}})),
-    )
-    .await?;
-    Ok(())
+    let patch = Patch::Merge(json!({"metadata": {"finalizers": list}}));
+    match api.patch(name, &PatchParams::default(), &patch).await {
+        Ok(_) => Ok(()),
+        // Already gone (a pass on a stale copy of a deleted Experiment).
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes everything kestrel keeps of the experiment, then its finalizer.
@@ -186,7 +240,7 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
                         .map_err(|e| manager_error(&e))?
                 }
                 Err(e) if e.code() == tonic::Code::InvalidArgument => {
-                    set_status(&api, &cr, &invalid(e.message())).await?;
+                    set_status(&api, &cr, &invalid(e.message()), &ctx.recorder).await?;
                     return Ok(Action::await_change());
                 }
                 Err(e) => return Err(manager_error(&e)),
@@ -199,7 +253,7 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             "an experiment named {name} already runs in namespace {}; kestrel keeps one experiment per name",
             rec.spec.namespace.as_deref().unwrap_or("default")
         );
-        set_status(&api, &cr, &invalid(&message)).await?;
+        set_status(&api, &cr, &invalid(&message), &ctx.recorder).await?;
         return Ok(Action::await_change());
     }
     // A changed budget (kubectl edit, apply): a finished experiment runs again.
@@ -215,11 +269,12 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             (rec, records)
         }
     };
-    sync_trials(&ctx.client, &cr, &rec, &records).await?;
+    sync_trials(&ctx.client, &ctx.recorder, &cr, &rec, &records).await?;
     set_status(
         &api,
         &cr,
         &experiment_status(&rec, &records, Timestamp::now()),
+        &ctx.recorder,
     )
     .await?;
     Ok(if rec.status.state.is_terminal() {

@@ -176,6 +176,7 @@ fn run_spec(rec: &ExperimentRecord, t: &TrialRecord, namespace: &str) -> Json {
 /// missing ones of launched trials, patches statuses that changed.
 pub async fn sync_trials(
     client: &kube::Client,
+    recorder: &kube::runtime::events::Recorder,
     experiment: &DynamicObject,
     rec: &ExperimentRecord,
     records: &[TrialRecord],
@@ -199,9 +200,10 @@ pub async fn sync_trials(
             None => ensure_trial(&api, experiment, rec, t, run_spec(rec, t, &namespace)).await?,
         };
         let wanted = trial_resource(rec, t, Json::Null, now)["status"].clone();
-        let current = current.data.get("status");
-        if differs(current, &wanted) {
-            let patch = status_patch(current, &wanted);
+        let status = current.data.get("status");
+        if differs(status, &wanted) {
+            crate::controller::announce(recorder, &current, &trials(), status, &wanted).await;
+            let patch = status_patch(status, &wanted);
             api.patch_status(&t.name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
         }

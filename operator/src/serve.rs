@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kestrel_controller::executor::kubernetes::{KubeExecutor, KubeSettings};
 use kestrel_server::{ManagerService, RunConfig, Security, ServeError};
 use kestrel_store::Store;
+use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
 
 use crate::controller::{Context, run};
@@ -45,7 +46,12 @@ pub async fn serve(
         owner: Some(Arc::new(TrialResources::new(client.clone(), store.clone()))),
     });
     let manager = ManagerService::with_executor(store.clone(), cfg, Arc::new(executor));
+    let reporter = Reporter {
+        controller: "kestrel-operator".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
     let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
         client,
         manager: manager.clone(),
     });

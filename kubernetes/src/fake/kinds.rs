@@ -47,6 +47,7 @@ pub(super) const KINDS: &[Kind] = &[
     kind("kubeflow.org", "v1beta1", "Trial", "trials"),
     kind("kubeflow.org", "v1beta1", "Suggestion", "suggestions"),
     kind("coordination.k8s.io", "v1", "Lease", "leases"),
+    kind("events.k8s.io", "v1", "Event", "events"),
 ];
 
 /// `group/version`, or `version` for the core group.
