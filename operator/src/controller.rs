@@ -77,12 +77,28 @@ pub async fn announce(
     current: Option<&Json>,
     wanted: &Json,
 ) {
-    let Some((kind, reason, message)) = last_condition(Some(wanted)) else {
+    let Some((kind, reason, _)) = last_condition(Some(wanted)) else {
         return;
     };
-    if last_condition(current).is_some_and(|(k, r, _)| k == kind && r == reason) {
+    let seen = last_condition(current).is_some_and(|(k, r, _)| k == kind && r == reason);
+    // An Experiment's Created is announced when it is submitted (its first status may
+    // already say Running); a Trial's is not worth one.
+    if seen || kind == "Created" {
         return;
     }
+    publish(recorder, object, resource, wanted).await;
+}
+
+/// An Event of `status`'s last condition about `object`.
+async fn publish(
+    recorder: &Recorder,
+    object: &DynamicObject,
+    resource: &kube::core::ApiResource,
+    status: &Json,
+) {
+    let Some((kind, reason, message)) = last_condition(Some(status)) else {
+        return;
+    };
     let warning = matches!(kind.as_str(), "Failed" | "MetricsUnavailable");
     let event = Event {
         type_: if warning {
@@ -234,6 +250,9 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             match ctx.manager.submit(document(&cr), None, None, "").await {
                 Ok(_) => {
                     tracing::info!(experiment = %name, namespace = %namespace, "Experiment resource submitted");
+                    let created = json!({"conditions": [{"type": "Created", "reason": kestrel_core::status::reason::CREATED,
+                        "message": "Experiment is created"}]});
+                    publish(&ctx.recorder, &cr, &experiments(), &created).await;
                     ctx.manager
                         .snapshot(&name)
                         .await
