@@ -423,3 +423,78 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
     assert_ne!(next, holder.as_str());
     drop(second);
 }
+
+/// The Python interpreter with the official `kubernetes` client: KESTREL_PYTHON, else
+/// `python3` if it has it. Under `.ci/run` (KESTREL_CI=1) a missing one is a failure.
+fn python_with_kubernetes() -> Option<String> {
+    let py = std::env::var("KESTREL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "from kubernetes import client, config; import yaml"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("KESTREL_CI").as_deref() != Ok("1"),
+        "{py} lacks the kubernetes package (KESTREL_CI=1)"
+    );
+    eprintln!("skipped: {py} has no kubernetes package (set KESTREL_PYTHON; .ci/run installs it)");
+    None
+}
+
+#[test]
+fn the_official_python_client_sees_katibs_shape() {
+    use std::io::Read;
+    let Some(py) = python_with_kubernetes() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _server = operator(&k, &cluster, &addr);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/katib_resources.py");
+    let mut user = std::process::Command::new(py)
+        .arg(script)
+        .arg(kubeconfig(&k, &cluster))
+        .arg(examples().join("digits/kubernetes.yaml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let mut handled = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while user.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the Python client never saw the end"
+        );
+        play(&cluster, &mut handled);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = user.0.wait().unwrap();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(p) = user.0.stdout.as_mut() {
+        p.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(p) = user.0.stderr.as_mut() {
+        p.read_to_string(&mut stderr).unwrap();
+    }
+    assert!(finished.success(), "{stderr}");
+    let seen: Json = serde_json::from_str(&stdout).unwrap();
+    let status = &seen["status"];
+    assert_eq!(
+        status["conditions"].as_array().unwrap().last().unwrap()["type"],
+        "Succeeded"
+    );
+    assert_eq!(status["trialsSucceeded"], 4);
+    assert_eq!(seen["trials"].as_array().unwrap().len(), 4);
+    let best = &status["currentOptimalTrial"];
+    assert_eq!(best["bestTrialName"], k.get(NAME)["bestTrial"]);
+    assert_eq!(best["parameterAssignments"][0]["name"], "lr");
+    assert!(best["parameterAssignments"][0]["value"].is_string());
+}
