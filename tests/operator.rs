@@ -93,6 +93,28 @@ const STATUS_FIELDS: &[&str] = &[
     "trialMetricsUnavailable",
 ];
 
+/// Every field of Katib's TrialSpec and TrialStatus (`../shared/katib-contract.md`, §4).
+const TRIAL_SPEC_FIELDS: &[&str] = &[
+    "objective",
+    "parameterAssignments",
+    "earlyStoppingRules",
+    "runSpec",
+    "retainRun",
+    "metricsCollector",
+    "primaryPodLabels",
+    "primaryContainerName",
+    "successCondition",
+    "failureCondition",
+    "labels",
+];
+const TRIAL_STATUS_FIELDS: &[&str] = &[
+    "startTime",
+    "completionTime",
+    "lastReconcileTime",
+    "conditions",
+    "observation",
+];
+
 #[test]
 fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -229,6 +251,18 @@ fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanl
             "Validation-accuracy"
         );
         assert_eq!(t["spec"]["runSpec"]["kind"], "Job");
+        for key in t["spec"].as_object().unwrap().keys() {
+            assert!(
+                TRIAL_SPEC_FIELDS.contains(&key.as_str()),
+                "spec.{key} is not Katib's"
+            );
+        }
+        for key in t["status"].as_object().unwrap().keys() {
+            assert!(
+                TRIAL_STATUS_FIELDS.contains(&key.as_str()),
+                "status.{key} is not Katib's"
+            );
+        }
         let job = cluster.object("batch/v1", "jobs", "default", name);
         // Finished Jobs are deleted (no retain); one still there is owned by its Trial.
         if let Some(job) = job {
