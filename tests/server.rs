@@ -505,3 +505,64 @@ fn tls_and_token_protect_the_management_api() {
     assert!(!other.status.success());
     assert!(server.terminate().success());
 }
+
+/// gRPC server reflection, as grpcurl and Katib's tooling use it: every service is listed
+/// and its descriptors can be fetched.
+#[test]
+fn reflection_lists_every_service() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (services, descriptors) = rt.block_on(async {
+        let mut client = ServerReflectionClient::new(
+            tonic::transport::Channel::from_shared(server.url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+        let ask = |m: MessageRequest| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(m),
+        };
+        let requests = tokio_stream::iter(vec![
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "api.v1.beta1.Suggestion".into(),
+            )),
+        ]);
+        let mut replies = client
+            .server_reflection_info(requests)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut services = Vec::new();
+        let mut descriptors = 0;
+        while let Some(r) = replies.message().await.unwrap() {
+            match r.message_response.unwrap() {
+                MessageResponse::ListServicesResponse(l) => {
+                    services = l.service.into_iter().map(|s| s.name).collect();
+                }
+                MessageResponse::FileDescriptorResponse(f) => {
+                    descriptors = f.file_descriptor_proto.len();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        (services, descriptors)
+    });
+    for s in [
+        "api.v1.beta1.Suggestion",
+        "api.v1.beta1.EarlyStopping",
+        "api.v1.beta1.DBManager",
+        "grpc.health.v1.Health",
+        "kestrel.v1.Manager",
+    ] {
+        assert!(services.iter().any(|x| x == s), "{s} not in {services:?}");
+    }
+    assert!(descriptors > 0, "no descriptor for api.v1.beta1.Suggestion");
+}

@@ -30,4 +30,9 @@ pub mod manager {
 
 pub mod convert;
 
+/// Every service and message above as an encoded `FileDescriptorSet`, for gRPC server
+/// reflection (grpcurl, Postman and Katib's tooling discover the services with it).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kestrel_descriptors.bin"));
+
 pub use convert::ConvertError;

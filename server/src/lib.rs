@@ -61,6 +61,9 @@ pub enum ServeError {
     /// Stored experiments could not be read at start-up.
     #[error("cannot resume stored experiments: {0}")]
     Resume(String),
+    /// The reflection service could not be built from kestrel's descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// The executor cannot launch trials (no cluster answers).
     #[error("executor not ready: {0}")]
     NotReady(String),
@@ -175,6 +178,11 @@ pub async fn serve_manager(
         "kestrel.v1.Manager",
     ]);
     let halt = manager.clone();
+    // Server reflection: `grpcurl -plaintext HOST:6789 list` finds every service.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kestrel_proto::FILE_DESCRIPTOR_SET)
+    };
     builder
         .add_service(
             SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -191,6 +199,8 @@ pub async fn serve_manager(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(HealthServer::new(health))
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
         .add_service(ManagerServer::with_interceptor(
             manager,
             Gate::new(security.token.as_deref()),
