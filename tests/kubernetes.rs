@@ -279,7 +279,17 @@ fn validate_checks_what_the_chosen_executor_can_run() {
         1,
     );
     let f = k.write("push.yaml", &yaml);
-    let local = k.run(&["validate", f.to_str().unwrap()]);
+    // Valid Katib: it says which executor cannot run it.
+    let any = k.run(&["validate", f.to_str().unwrap()]);
+    assert_code(&any, 0);
+    assert!(
+        stdout(&any).contains(
+            "note: not with --executor local: spec.metricsCollectorSpec.collector.kind: Push"
+        ),
+        "{}",
+        stdout(&any)
+    );
+    let local = k.run(&["validate", f.to_str().unwrap(), "--executor", "local"]);
     assert_code(&local, 2);
     assert!(
         stderr(&local).contains("Push needs a DBManager"),
@@ -355,4 +365,32 @@ fn real_cluster_runs_the_digits_example() {
         .filter_map(|t| t["objective"].as_f64())
         .fold(0.0, f64::max);
     assert!(best > 0.8, "validation accuracy {best}: {doc:#}");
+}
+
+/// Katib's `trialTemplate.configMap` (its `trial-configmap-source` example) is valid
+/// Katib: `validate` accepts it and says it needs a cluster; a local run refuses it.
+#[test]
+fn katib_config_map_templates_validate_and_need_a_cluster() {
+    let k = Kestrel::new();
+    let yaml = std::fs::read_to_string(experiment(&k)).unwrap();
+    let at = yaml.find("    trialSpec:").unwrap();
+    let yaml = format!(
+        "{}    configMap:\n      configMapName: trial-template\n      configMapNamespace: kubeflow\n      templatePath: defaultTrialTemplate.yaml\n",
+        &yaml[..at]
+    );
+    let f = k.write("cm.yaml", &yaml);
+    let out = k.run(&["validate", f.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("note: not with --executor local: spec.trialTemplate.configMap"),
+        "{}",
+        stdout(&out)
+    );
+    let run = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&run, 2);
+    assert!(
+        stderr(&run).contains("ConfigMaps live in Kubernetes"),
+        "{}",
+        stderr(&run)
+    );
 }
