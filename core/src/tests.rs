@@ -461,3 +461,31 @@ fn experiment_names_follow_katib_and_messages_stay_short() {
     assert!(m.contains("(10000000 bytes)"), "{m}");
     assert_eq!(crate::error::shown("abc"), "\"abc\"");
 }
+
+/// Katib accepts a fractional `step` on an int parameter (its services read it as a
+/// number); the values stay integers on the rounded step, every integer below one.
+#[test]
+fn katib_accepts_a_fractional_int_step() {
+    let with = |step: &str| {
+        MINIMAL.replace(
+            "{min: 1, max: 4}",
+            &format!("{{min: 1, max: 9, step: \"{step}\"}}"),
+        )
+    };
+    let step_of = |step: &str| match &parse(&with(step)).unwrap().space.params[1].domain {
+        Domain::Int { step, .. } => *step,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(step_of("0.5"), 1);
+    assert_eq!(step_of("2.4"), 2);
+    assert_eq!(step_of("2.5"), 3);
+    assert_eq!(step_of("3"), 3);
+    for bad in ["0", "-1", "-0.5", "abc", "NaN"] {
+        let e = errors(&with(bad));
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("spec.parameters[1].feasibleSpace.step")),
+            "{bad}: {e:?}"
+        );
+    }
+}

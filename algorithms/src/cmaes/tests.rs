@@ -155,3 +155,24 @@ fn popsize_sets_the_first_population() {
         ));
     }
 }
+
+/// Katib's goptuna service accepts `restart_strategy` none, ipop and bipop exactly, and
+/// refuses anything else (`invalid restart_strategy`). (kestrel trims surrounding
+/// whitespace from every setting value first.)
+#[test]
+fn restart_strategy_is_accepted_and_refused_as_katib_does() {
+    for ok in ["none", "ipop", "bipop"] {
+        let s = vec![("restart_strategy".to_string(), ok.to_string())];
+        assert!(CmaEs::new(&s, &box_space(3)).is_ok(), "{ok}");
+    }
+    for bad in ["IPOP", "", "sometimes", "i pop"] {
+        let s = vec![("restart_strategy".to_string(), bad.to_string())];
+        assert!(
+            matches!(
+                CmaEs::new(&s, &box_space(3)),
+                Err(AlgoError::InvalidSettings(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}

@@ -110,17 +110,7 @@ fn domain(p: &RawParameter, at: &str, errs: &mut Vec<FieldError>) -> Option<Doma
             let max = integer(fs.max.as_ref(), &format!("{fsp}.max"), errs);
             let step = match &fs.step {
                 None => Some(1),
-                Some(s) => integer(Some(s), &format!("{fsp}.step"), errs).and_then(|v| {
-                    if v < 1 {
-                        errs.push(FieldError::new(
-                            format!("{fsp}.step"),
-                            format!("{:?} must be at least 1", s.0),
-                        ));
-                        None
-                    } else {
-                        Some(v)
-                    }
-                }),
+                Some(s) => int_step(s, &format!("{fsp}.step"), errs),
             };
             let (min, max) = (min?, max?);
             bounds(min as f64, max as f64, dist, &fsp, errs);
@@ -262,6 +252,37 @@ pub(crate) fn number(s: Option<&Scalar>, path: &str, errs: &mut Vec<FieldError>)
 }
 
 /// A required integer field.
+/// An int parameter's `step`. Katib accepts a fractional one (its services read it as a
+/// number); an int parameter's values stay integers, so it is rounded to the nearest
+/// integer, and a step below one means every integer.
+fn int_step(s: &Scalar, path: &str, errs: &mut Vec<FieldError>) -> Option<i64> {
+    let text = s.0.trim();
+    if let Ok(v) = text.parse::<i64>() {
+        if v < 1 {
+            errs.push(FieldError::new(
+                path,
+                format!("{:?} must be at least 1", s.0),
+            ));
+            return None;
+        }
+        return Some(v);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 9.0e15 => Some((v.round() as i64).max(1)),
+        Ok(_) => {
+            errs.push(FieldError::new(
+                path,
+                format!("{:?} must be a positive number", s.0),
+            ));
+            None
+        }
+        Err(_) => {
+            errs.push(FieldError::new(path, format!("{:?} is not a number", s.0)));
+            None
+        }
+    }
+}
+
 pub(crate) fn integer(s: Option<&Scalar>, path: &str, errs: &mut Vec<FieldError>) -> Option<i64> {
     let Some(s) = s else {
         errs.push(FieldError::new(path, "is required"));
