@@ -54,7 +54,10 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
             crate::MAX_REQUEST
         )));
     }
-    let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
+    let call = conv::Call::Suggest {
+        with_trials: !req.trials.is_empty(),
+    };
+    let problem = conv::problem_for(req.experiment.as_ref(), &Catalog, call)?;
     let trials = conv::trials(&problem, &req.trials)?;
     // Katib counts requests, not trials: trial k of the experiment is request k.
     let earlier = i64::from(req.total_request_number) - i64::from(req.current_request_number);
@@ -131,7 +134,8 @@ impl suggestion_server::Suggestion for SuggestionService {
     ) -> Result<Response<pb::ValidateAlgorithmSettingsReply>, Status> {
         let req = request.into_inner();
         blocking(move || {
-            let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
+            let call = conv::Call::ValidateSettings;
+            let problem = conv::problem_for(req.experiment.as_ref(), &Catalog, call)?;
             crate::validate(&problem).map_err(|e| algo_status(&e))?;
             Ok(pb::ValidateAlgorithmSettingsReply {})
         })
@@ -187,5 +191,104 @@ mod tests {
             .expect_err("panicked");
         assert_eq!(e.code(), tonic::Code::Internal);
         assert_eq!(blocking(|| Ok(7)).await.expect("served"), 7);
+    }
+
+    fn spec(algorithm: &str, settings: &[(&str, &str)], params: usize) -> pb::ExperimentSpec {
+        let parameters = (0..params)
+            .map(|i| pb::ParameterSpec {
+                name: format!("x{i}"),
+                parameter_type: pb::ParameterType::Double.into(),
+                feasible_space: Some(pb::FeasibleSpace {
+                    min: "0".into(),
+                    max: "1".into(),
+                    ..Default::default()
+                }),
+            })
+            .collect();
+        pb::ExperimentSpec {
+            algorithm: Some(pb::AlgorithmSpec {
+                algorithm_name: algorithm.into(),
+                algorithm_settings: settings
+                    .iter()
+                    .map(|(n, v)| pb::AlgorithmSetting {
+                        name: (*n).into(),
+                        value: (*v).into(),
+                    })
+                    .collect(),
+            }),
+            parameter_specs: Some(pb::experiment_spec::ParameterSpecs { parameters }),
+            ..Default::default()
+        }
+    }
+
+    async fn validate_settings(spec: pb::ExperimentSpec) -> Result<(), tonic::Status> {
+        let req = pb::ValidateAlgorithmSettingsRequest {
+            experiment: Some(pb::Experiment {
+                name: String::new(),
+                spec: Some(spec),
+            }),
+        };
+        use suggestion_server::Suggestion;
+        SuggestionService
+            .validate_algorithm_settings(Request::new(req))
+            .await
+            .map(|_| ())
+    }
+
+    /// Katib's services check only what a call uses: settings validate without a name,
+    /// an objective or (for most algorithms) parameters; CMA-ES still needs two numeric
+    /// parameters (goptuna's rule); a bad setting is refused either way.
+    #[tokio::test]
+    async fn validate_algorithm_settings_needs_only_the_algorithm() {
+        for algorithm in [
+            "random",
+            "tpe",
+            "bayesianoptimization",
+            "multivariate-tpe",
+            "sobol",
+        ] {
+            let r = validate_settings(spec(algorithm, &[("random_state", "10")], 0)).await;
+            assert!(r.is_ok(), "{algorithm}: {r:?}");
+        }
+        let bad = validate_settings(spec("tpe", &[("gamma", "x")], 0))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(bad.message().contains("gamma"), "{}", bad.message());
+        let cmaes = validate_settings(spec("cmaes", &[], 1)).await.unwrap_err();
+        assert_eq!(cmaes.code(), tonic::Code::InvalidArgument, "{cmaes:?}");
+        assert!(validate_settings(spec("cmaes", &[], 2)).await.is_ok());
+    }
+
+    /// GetSuggestions needs parameters and an algorithm; the objective only when trials
+    /// come with it (their results are read by it).
+    #[tokio::test]
+    async fn get_suggestions_needs_the_objective_only_with_trials() {
+        use suggestion_server::Suggestion;
+        let ask = |trials: Vec<pb::Trial>| pb::GetSuggestionsRequest {
+            experiment: Some(pb::Experiment {
+                name: String::new(),
+                spec: Some(spec("random", &[], 2)),
+            }),
+            trials,
+            current_request_number: 2,
+            total_request_number: 2,
+        };
+        let reply = SuggestionService
+            .get_suggestions(Request::new(ask(vec![])))
+            .await
+            .expect("suggested")
+            .into_inner();
+        assert_eq!(reply.parameter_assignments.len(), 2);
+        let trial = pb::Trial {
+            name: "t-1".into(),
+            ..Default::default()
+        };
+        let e = SuggestionService
+            .get_suggestions(Request::new(ask(vec![trial])))
+            .await
+            .expect_err("trials without an objective");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("objective"), "{}", e.message());
     }
 }

@@ -98,6 +98,7 @@ pub(crate) fn experiment(
             parallel_trial_count: parallel_trial_count.as_ref(),
             max_trial_count: max_trial_count.as_ref(),
             nas_config,
+            space_required: true,
         },
         catalog,
         &mut errs,
@@ -191,6 +192,9 @@ pub struct ProblemInput<'a> {
     pub max_trial_count: Option<&'a Scalar>,
     /// `spec.nasConfig`.
     pub nas_config: Option<RawNasConfig>,
+    /// Whether the call needs a search space (`spec.parameters` or `spec.nasConfig`);
+    /// without one, the algorithm's settings are checked on their own.
+    pub space_required: bool,
 }
 
 /// Validates what a suggestion service needs (the same rules and defaults as a YAML
@@ -243,12 +247,14 @@ fn problem_parts(
         parallel_trial_count,
         max_trial_count,
         nas_config,
+        space_required,
     } = input;
     let before = errs.len();
     let mut space = params::search_space(parameters, "spec.parameters", errs);
-    let space_ok = errs.len() == before;
+    let space_ok = (space_required || !parameters.is_empty()) && errs.len() == before;
     let nas = nas_config.map(|n| nas(n, errs));
     match (parameters.is_empty(), nas.is_some()) {
+        (true, false) if !space_required => {}
         (true, false) => errs.push(FieldError::new(
             "spec.parameters",
             "is required (or spec.nasConfig for NAS)",

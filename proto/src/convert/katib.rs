@@ -24,6 +24,36 @@ pub fn problem(
     exp: Option<&pb::Experiment>,
     catalog: &dyn AlgorithmCatalog,
 ) -> Result<Problem, ConvertError> {
+    problem_for(exp, catalog, Call::Full)
+}
+
+/// What a call needs of its experiment: Katib's services check only what they use, and
+/// external tools (and Katib's own tests) send experiments with only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Everything (GetEarlyStoppingRules, round trips).
+    Full,
+    /// ValidateAlgorithmSettings: the algorithm and its settings, checked against the
+    /// parameters when there are some; no name or objective needed.
+    ValidateSettings,
+    /// GetSuggestions: the parameters and the algorithm; the objective only when the
+    /// request carries trials (their results are read by it), the name only to name
+    /// the proposals.
+    Suggest {
+        /// Whether the request carries trials.
+        with_trials: bool,
+    },
+}
+
+/// Placeholders for what a call does not need.
+const UNNAMED: &str = "experiment";
+
+/// [`problem`] for `call`: what it does not need may be missing.
+pub fn problem_for(
+    exp: Option<&pb::Experiment>,
+    catalog: &dyn AlgorithmCatalog,
+    call: Call,
+) -> Result<Problem, ConvertError> {
     let exp = exp.ok_or_else(|| ConvertError::field("experiment", "is required"))?;
     let spec = exp
         .spec
@@ -34,7 +64,17 @@ pub fn problem(
         .as_ref()
         .map(|p| p.parameters.iter().map(parameter).collect())
         .unwrap_or_default();
-    let objective = spec.objective.as_ref().map(|o| RawObjective {
+    let objective_needed = match call {
+        Call::Full => true,
+        Call::ValidateSettings => false,
+        Call::Suggest { with_trials } => with_trials,
+    };
+    // An objective message left empty is as good as none.
+    let given = spec
+        .objective
+        .as_ref()
+        .filter(|o| objective_needed || !o.objective_metric_name.trim().is_empty());
+    let objective = given.map(|o| RawObjective {
         kind: match o.r#type() {
             pb::ObjectiveType::Minimize => Some("minimize".into()),
             pb::ObjectiveType::Maximize => Some("maximize".into()),
@@ -46,6 +86,17 @@ pub fn problem(
         additional_metric_names: o.additional_metric_names.clone(),
         metric_strategies: vec![],
     });
+    let objective = match objective {
+        Some(o) => Some(o),
+        None if !objective_needed => Some(RawObjective {
+            kind: Some("minimize".into()),
+            goal: None,
+            objective_metric_name: Some("objective".into()),
+            additional_metric_names: vec![],
+            metric_strategies: vec![],
+        }),
+        None => None,
+    };
     let algorithm = spec.algorithm.as_ref().map(|a| RawAlgorithm {
         algorithm_name: non_empty(&a.algorithm_name),
         algorithm_settings: a
@@ -68,8 +119,13 @@ pub fn problem(
         parallel_trial_count: parallel.as_ref(),
         max_trial_count: max.as_ref(),
         nas_config: spec.nas_config.as_ref().map(nas),
+        space_required: call != Call::ValidateSettings,
     };
-    kestrel_core::validate::problem(&exp.name, input, catalog)
+    let name = match (exp.name.trim().is_empty(), call) {
+        (true, Call::ValidateSettings | Call::Suggest { .. }) => UNNAMED,
+        _ => exp.name.as_str(),
+    };
+    kestrel_core::validate::problem(name, input, catalog)
         .map_err(|e| spec_error(&e, |p| format!("experiment.{}", wire_path(p))))
 }
 
