@@ -5,6 +5,7 @@ mod crash;
 mod kubernetes;
 mod nas;
 mod operator;
+mod push;
 mod restart;
 mod server;
 mod util;

@@ -107,6 +107,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                 tick: Duration::from_millis(200),
                 executor: "local".into(),
                 kubernetes: Default::default(),
+                db_manager: None,
             },
             Security::default(),
             async {

@@ -60,6 +60,16 @@ pub fn check_executor(name: &str) -> anyhow::Result<()> {
     .into())
 }
 
+/// Who may report the metrics of a trial that uses the Push collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum PushAuth {
+    /// The trial itself, with its credential (KESTREL_TRIAL_TOKEN).
+    #[default]
+    Credential,
+    /// Anyone while the trial runs (Katib's SDK `report_metrics` sends no credential).
+    Open,
+}
+
 /// Options of the Kubernetes executor, shared by `run` and `serve`.
 #[derive(Debug, clap::Args)]
 pub struct KubeArgs {

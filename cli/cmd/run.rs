@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use kestrel_controller::executor::{DEFAULT_EXECUTOR, ExecutorConfig};
 use kestrel_controller::sink::StoreSink;
 use kestrel_controller::{ControllerError, Halt, Options, Progress, Reconciler};
+use kestrel_core::experiment::CollectorKind;
 use kestrel_core::status::reason;
 use kestrel_core::{ExperimentRecord, ExperimentState};
 
@@ -51,6 +52,10 @@ pub struct Args {
     /// (default: every interface, the port of --db-manager-address).
     #[arg(long, value_name = "ADDR")]
     db_manager_listen: Option<String>,
+    /// Reports of Push trials: credential (each trial's KESTREL_TRIAL_TOKEN) or open (none
+    /// needed while the trial runs, as Katib's SDK `report_metrics` sends none).
+    #[arg(long, value_enum, default_value_t)]
+    push_auth: super::PushAuth,
 }
 
 /// Runs the experiment.
@@ -83,6 +88,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("resolving {}", base_dir.display()))?;
     let (store, dir) = a.store.open()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Trials that report themselves (Push; all trials on a cluster) need a DBManager.
+    let pushed = matches!(exp.metrics_collector.kind, CollectorKind::Push);
+    let db_listen = match db_manager_listen {
+        Some(addr) => Some(addr),
+        None if pushed => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        None => None,
+    };
+    let db_listener = match db_listen {
+        Some(addr) => Some(runtime.block_on(bind_db_manager(addr))?),
+        None => None,
+    };
     let executor = kestrel_controller::executor::build(
         &a.executor,
         ExecutorConfig {
@@ -90,10 +107,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             grace: Duration::from_secs_f64(a.grace),
             runs_dir: dir.join("runs"),
             kubernetes,
+            db_manager: db_listener.as_ref().map(|(_, addr)| addr.to_string()),
         },
     )
     .map_err(|e| UsageError(format!("--executor: {e}")))?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // Nothing is stored before the executor can run trials and their DBManager listens.
     runtime
         .block_on(executor.ready())
@@ -132,10 +149,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         other => other?,
     };
     // Nothing is stored before the trials' DBManager listens.
-    let db_manager = match db_manager_listen {
-        Some(addr) => Some(runtime.block_on(start_db_manager(addr, store.clone()))?),
-        None => None,
-    };
+    let db_manager = db_listener.map(|(listener, _)| {
+        let _guard = runtime.enter();
+        start_db_manager(
+            listener,
+            store.clone(),
+            a.push_auth == super::PushAuth::Open,
+        )
+    });
     match existing {
         Some(_) => eprintln!("resuming unfinished experiment {name}"),
         None => {
@@ -259,21 +280,37 @@ type DbManager = (
     tokio::task::JoinHandle<Result<(), kestrel_server::ServeError>>,
 );
 
-/// Starts the DBManager the cluster's trials report their metrics to.
-async fn start_db_manager(
+/// Binds the DBManager's listener (before anything is stored); returns it with its
+/// address.
+async fn bind_db_manager(
     addr: SocketAddr,
-    store: Arc<dyn kestrel_store::Store>,
-) -> anyhow::Result<DbManager> {
+) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| UsageError(format!("--db-manager-listen {addr}: cannot listen: {e}")))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    eprintln!("DBManager for the trials' metrics listening on {local}");
+    Ok((listener, local))
+}
+
+/// Serves the DBManager trials report their metrics to (in the runtime entered).
+fn start_db_manager(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn kestrel_store::Store>,
+    open_push: bool,
+) -> DbManager {
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("DBManager for the trials' metrics listening on {local}");
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(kestrel_server::serve_db_manager(listener, store, async {
-        let _ = stopped.await;
-    }));
-    Ok((stop, task))
+    let task = tokio::spawn(kestrel_server::serve_db_manager(
+        listener,
+        store,
+        open_push,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, task)
 }
 
 fn rec_counts(trials: &[kestrel_core::TrialRecord]) -> kestrel_core::TrialCounts {

@@ -53,6 +53,11 @@ pub struct Args {
     /// or token. kestrel's own trials always need their credential or the token.
     #[arg(long, value_enum, default_value_t)]
     katib_auth: KatibAuth,
+    /// Reports of Push trials (which report their metrics themselves): credential (each
+    /// trial's KESTREL_TRIAL_TOKEN, as kestrel's trials send it) or open (none needed
+    /// while the trial runs, as Katib's SDK `report_metrics` sends none).
+    #[arg(long, value_enum, default_value_t)]
+    push_auth: super::PushAuth,
     /// Where trials run (local: processes on this machine; kubernetes: objects in the
     /// cluster of the kubeconfig, KUBECONFIG or the pod's service account).
     #[arg(long, default_value = kestrel_controller::executor::DEFAULT_EXECUTOR, value_name = "NAME")]
@@ -140,6 +145,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             tick: Duration::from_millis(200),
             executor: a.executor.clone(),
             kubernetes,
+            // Local trials reach this server on its own address (loopback for 0.0.0.0).
+            db_manager: Some(reachable(local).to_string()),
         };
         let security = Security {
             token,
@@ -148,6 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 KatibAuth::Open => KatibAccess::Open,
                 KatibAuth::Token => KatibAccess::Token,
             },
+            open_push: a.push_auth == super::PushAuth::Open,
         };
         match leader {
             Some((client, mut leadership)) => {
@@ -176,4 +184,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         eprintln!("kestrel server stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The address local processes reach a listener bound to `addr` on.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }

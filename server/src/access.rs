@@ -37,6 +37,7 @@ pub enum Write {
 pub struct Access {
     token: Option<Arc<str>>,
     katib: KatibAccess,
+    open_push: bool,
 }
 
 /// Compares in time independent of where the first difference is.
@@ -58,7 +59,21 @@ impl Access {
         Access {
             token: token.map(Arc::from),
             katib,
+            open_push: false,
         }
+    }
+
+    /// Also takes reports about a running kestrel trial that uses the Push collector
+    /// without its credential, as Katib's SDK (`report_metrics`) sends none; any local
+    /// caller can then report for such a trial while it runs.
+    pub fn with_open_push(mut self, open: bool) -> Self {
+        self.open_push = open;
+        self
+    }
+
+    /// Whether credential-less Push reports are taken (see [`Access::with_open_push`]).
+    pub fn open_push(&self) -> bool {
+        self.open_push
     }
 
     /// Whether a request carrying `given` may `what` the results of trial `name`, which

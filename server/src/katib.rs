@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use kestrel_core::experiment::CollectorKind;
+
 use jiff::Timestamp;
 use kestrel_algorithms::Catalog;
 use kestrel_algorithms::early_stopping::{self, Peers};
@@ -72,6 +74,26 @@ fn authorize(
     what: Write,
 ) -> Result<(), Status> {
     let trial = store.trial(name).map_err(|e| store_status(&e))?;
+    if given.is_none()
+        && what == Write::Report
+        && let Some(t) = &trial
+        && t.state == TrialState::Running
+    {
+        let pushed = store
+            .experiment(&t.experiment)
+            .map_err(|e| store_status(&e))?
+            .is_some_and(|e| matches!(e.spec.metrics_collector.kind, CollectorKind::Push));
+        match (pushed, access.open_push()) {
+            (true, true) => return Ok(()),
+            (true, false) => {
+                return Err(Status::unauthenticated(format!(
+                    "kestrel trial {name:?}: writes need its credential (the {} it was started with); Katib's SDK sends none: start kestrel with --push-auth open to take Push reports without one",
+                    kestrel_controller::credentials::ENV
+                )));
+            }
+            _ => {}
+        }
+    }
     access.check(given, name, trial.as_ref(), what)
 }
 

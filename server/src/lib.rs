@@ -46,6 +46,8 @@ pub struct Security {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
     /// Who may write results of trials kestrel does not run through Katib's services.
     pub katib: access::KatibAccess,
+    /// Take Push trials' reports without their credential (Katib's SDK sends none).
+    pub open_push: bool,
 }
 
 /// Why the server could not run.
@@ -159,7 +161,8 @@ pub async fn serve_manager(
         .executor_ready()
         .await
         .map_err(|e| ServeError::NotReady(e.to_string()))?;
-    let access = access::Access::new(security.token.as_deref(), security.katib);
+    let access = access::Access::new(security.token.as_deref(), security.katib)
+        .with_open_push(security.open_push);
     manager
         .resume_unfinished()
         .map_err(|s| ServeError::Resume(s.message().to_string()))?;
@@ -217,13 +220,15 @@ pub async fn serve_manager(
 /// Serves Katib's DBManager service (and gRPC health) alone on `listener` until
 /// `shutdown` completes: what `kestrel run` starts when its trials run elsewhere
 /// (Kubernetes pods) and report over the network. Writes about a trial need that trial's
-/// credential; no other trial's results are accepted.
+/// credential (or, with `open_push`, none for a running Push trial); no other trial's
+/// results are accepted.
 pub async fn serve_db_manager(
     listener: TcpListener,
     store: Arc<dyn Store>,
+    open_push: bool,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let access = access::Access::new(None, access::KatibAccess::Token);
+    let access = access::Access::new(None, access::KatibAccess::Token).with_open_push(open_push);
     let health = HealthService::new(["grpc.health.v1.Health", "api.v1.beta1.DBManager"]);
     Server::builder()
         .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid))

@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub executor: String,
     /// Options of the Kubernetes executor.
     pub kubernetes: kestrel_controller::executor::KubeOptions,
+    /// This server's DBManager as local trials reach it, for those that report their
+    /// metrics themselves (Push).
+    pub db_manager: Option<String>,
 }
 
 /// The management service.
@@ -73,6 +76,7 @@ impl ManagerService {
                 grace: cfg.grace,
                 runs_dir: cfg.runs_dir.clone(),
                 kubernetes: cfg.kubernetes.clone(),
+                db_manager: cfg.db_manager.clone(),
             },
         )?;
         Ok(Self::with_executor(store, cfg, executor))

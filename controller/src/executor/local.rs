@@ -11,7 +11,8 @@
 //!
 //! Environment: the parent's, plus the container's `env`, plus `KATIB_TRIAL_NAME`,
 //! `KESTREL_TRIAL_NAME`, `KESTREL_EXPERIMENT`, `KESTREL_TRIAL_DIR`, `KESTREL_EXPERIMENT_DIR`,
-//! `KESTREL_TRIAL_TOKEN` (the run's secret, for reporting about itself), and
+//! `KESTREL_TRIAL_TOKEN` (the run's secret, for reporting about itself),
+//! `KESTREL_DB_MANAGER` (where to report, when kestrel has a DBManager: Push trials), and
 //! `PYTHONUNBUFFERED=1` (unless set) so Python trials report metrics as they go.
 
 mod record;
@@ -23,7 +24,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kestrel_core::experiment::{CollectorKind, TemplateSource};
+use kestrel_core::experiment::TemplateSource;
 use kestrel_core::outcome::StopReason;
 use kestrel_core::template::{expand_env_refs, primary_container};
 use kestrel_core::{Experiment, RunRecord};
@@ -44,12 +45,8 @@ const STATUS_FILE: &str = "exit-status";
 /// its status recorded.
 const WRAPPER: &str = r#"echo $$ > "$KESTREL_TRIAL_DIR/pid"; trap : TERM INT; "$@"; s=$?; echo "$s" > "$KESTREL_TRIAL_DIR/exit-status"; exit "$s""#;
 
-/// What local trials cannot do yet: report by Push (no DBManager is started for them) or
-/// come from a ConfigMap (which lives in Kubernetes).
+/// What local trials cannot do: come from a ConfigMap (which lives in Kubernetes).
 pub fn accepts(exp: &Experiment) -> Result<(), String> {
-    if matches!(exp.metrics_collector.kind, CollectorKind::Push) {
-        return Err("spec.metricsCollectorSpec.collector.kind: Push needs a DBManager the trials reach, which local runs do not start yet (it works with --executor kubernetes)".into());
-    }
     if matches!(exp.trial_template.source, TemplateSource::ConfigMap { .. }) {
         return Err("spec.trialTemplate.configMap: local runs need an inline trialSpec (ConfigMaps live in Kubernetes)".into());
     }
@@ -61,6 +58,7 @@ pub struct ProcessExecutor {
     sink: Arc<dyn MetricsSink>,
     grace: Duration,
     runs_dir: PathBuf,
+    db_manager: Option<String>,
     procs: Mutex<HashMap<String, Arc<Proc>>>,
 }
 
@@ -83,6 +81,7 @@ impl ProcessExecutor {
             sink: cfg.sink,
             grace: cfg.grace,
             runs_dir: cfg.runs_dir,
+            db_manager: cfg.db_manager,
             procs: Mutex::new(HashMap::new()),
         }
     }
@@ -119,16 +118,26 @@ impl ProcessExecutor {
             .iter()
             .map(|a| expand_env_refs(a, &|k| vars.get(k).cloned()))
             .collect();
+        let mut metrics: Vec<String> = exp.objective.all_metrics().map(str::to_string).collect();
         let metrics_file = match MetricsSource::of(&exp.metrics_collector, &working_dir) {
             Some(MetricsSource::File(f)) => Some(f),
             Some(MetricsSource::Output) => None,
-            Some(MetricsSource::Pushed) | None => {
+            // The trial reports to the DBManager itself: its output is only its log.
+            Some(MetricsSource::Pushed) if self.db_manager.is_some() => {
+                metrics.clear();
+                None
+            }
+            Some(MetricsSource::Pushed) => {
                 return Err(ExecError::Invalid(
-                    "spec.metricsCollectorSpec: the local executor collects StdOut and File metrics only".into(),
+                    "spec.metricsCollectorSpec.collector.kind: Push needs a DBManager for the trial to report to, and this kestrel has none".into(),
+                ));
+            }
+            None => {
+                return Err(ExecError::Invalid(
+                    "spec.metricsCollectorSpec: the local executor collects StdOut, File and Push metrics only".into(),
                 ));
             }
         };
-        let metrics = exp.objective.all_metrics().map(str::to_string).collect();
         let collector = Collector::new(&exp.metrics_collector, metrics)
             .map_err(|e| ExecError::Invalid(e.to_string()))?;
         Ok(Command {
@@ -317,6 +326,9 @@ impl TrialExecutor for ProcessExecutor {
             .env("KESTREL_EXPERIMENT_DIR", &t.base_dir);
         if let Some(secret) = &t.secret {
             c.env(crate::credentials::ENV, secret);
+        }
+        if let Some(db) = &self.db_manager {
+            c.env("KESTREL_DB_MANAGER", db);
         }
         let child = c.spawn().map_err(|source| ExecError::Spawn {
             program: program.clone(),

@@ -142,6 +142,10 @@ pub struct ExecutorConfig {
     pub runs_dir: PathBuf,
     /// What the Kubernetes executor needs.
     pub kubernetes: KubeOptions,
+    /// kestrel's DBManager as trials on this machine reach it (`host:port`), for trials
+    /// that report their metrics themselves (the Push collector); `None` when there is
+    /// none.
+    pub db_manager: Option<String>,
 }
 
 /// Options of the Kubernetes executor.
@@ -255,6 +259,7 @@ mod tests {
             grace: std::time::Duration::from_secs(1),
             runs_dir: "/nonexistent".into(),
             kubernetes: Default::default(),
+            db_manager: None,
         };
         assert_eq!(super::build("local", cfg.clone()).unwrap().kind(), "local");
         assert_eq!(

@@ -32,6 +32,7 @@ impl Server {
             token: token.map(String::from),
             tls: None,
             katib: Default::default(),
+            open_push: false,
         };
         Self::start_secured(store, security).await
     }
@@ -50,6 +51,7 @@ impl Server {
                 tick: Duration::from_millis(50),
                 executor: "local".into(),
                 kubernetes: Default::default(),
+                db_manager: Some(url.trim_start_matches("http://").to_string()),
             },
             security,
             async {

@@ -290,6 +290,7 @@ async fn katib_auth_token_closes_the_katib_services_to_anonymous_writes() {
         token: Some("server-token".into()),
         tls: None,
         katib: kestrel_server::access::KatibAccess::Token,
+        open_push: false,
     };
     let s = Server::start_secured(Arc::new(MemStore::default()), security).await;
     let mut db = DbManagerClient::new(s.channel().await);

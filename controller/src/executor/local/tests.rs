@@ -89,6 +89,7 @@ fn executor(dir: &Path, sink: Arc<VecSink>, grace: Duration) -> ProcessExecutor 
         grace,
         runs_dir: dir.join("runs"),
         kubernetes: Default::default(),
+        db_manager: None,
     })
 }
 
