@@ -273,31 +273,33 @@ fn serve_runs_a_katib_experiment_as_jobs_on_a_cluster() {
 #[test]
 fn validate_checks_what_the_chosen_executor_can_run() {
     let k = Kestrel::new();
-    let yaml = std::fs::read_to_string(experiment(&k)).unwrap().replacen(
-        "spec:\n",
-        "spec:\n  metricsCollectorSpec: {collector: {kind: Push}}\n",
-        1,
+    let yaml = std::fs::read_to_string(experiment(&k)).unwrap();
+    let at = yaml.find("    trialSpec:").unwrap();
+    let yaml = format!(
+        "{}    configMap: {{configMapName: templates, templatePath: job.yaml}}\n",
+        &yaml[..at]
     );
-    let f = k.write("push.yaml", &yaml);
-    // Valid Katib: it says which executor cannot run it.
-    let any = k.run(&["validate", f.to_str().unwrap()]);
-    assert_code(&any, 0);
-    assert!(
-        stdout(&any).contains(
-            "note: not with --executor local: spec.metricsCollectorSpec.collector.kind: Push"
-        ),
-        "{}",
-        stdout(&any)
-    );
+    let f = k.write("cm.yaml", &yaml);
     let local = k.run(&["validate", f.to_str().unwrap(), "--executor", "local"]);
     assert_code(&local, 2);
     assert!(
-        stderr(&local).contains("Push needs a DBManager"),
+        stderr(&local).contains("ConfigMaps live in Kubernetes"),
         "{}",
         stderr(&local)
     );
     let cluster = k.run(&["validate", f.to_str().unwrap(), "--executor", "kubernetes"]);
     assert_code(&cluster, 0);
+    assert!(!stdout(&cluster).contains("note:"), "{}", stdout(&cluster));
+    // Push runs on both.
+    let push = std::fs::read_to_string(experiment(&k)).unwrap().replacen(
+        "spec:\n",
+        "spec:\n  metricsCollectorSpec: {collector: {kind: Push}}\n",
+        1,
+    );
+    let f = k.write("push.yaml", &push);
+    let out = k.run(&["validate", f.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
 }
 
 /// On a real cluster (only where `KUBECONFIG` is set): the digits example with the
