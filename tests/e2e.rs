@@ -8,6 +8,7 @@ mod operator;
 mod push;
 mod restart;
 mod server;
+mod tfevent;
 mod util;
 
 use std::collections::BTreeSet;

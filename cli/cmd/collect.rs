@@ -47,6 +47,9 @@ pub enum Source {
     Stdout,
     /// A file the command writes (--path).
     File,
+    /// The tfevents files under a directory (--path), read when the command ends
+    /// (Katib's TensorFlowEvent collector).
+    Tfevent,
 }
 
 /// Format of the metric lines.
@@ -87,7 +90,8 @@ pub struct Args {
     /// Where metrics are read from.
     #[arg(long, value_enum, default_value_t)]
     source: Source,
-    /// The metrics file (with --source file); relative to the working directory.
+    /// The metrics file (--source file) or directory (--source tfevent); relative to the
+    /// working directory.
     #[arg(long)]
     path: Option<PathBuf>,
     /// Line format.
@@ -143,6 +147,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             },
         },
         (Source::File, None) => return Err(UsageError("--source file needs --path".into()).into()),
+        (Source::Tfevent, Some(p)) => CollectorKind::TensorFlowEvent {
+            path: p.display().to_string(),
+        },
+        (Source::Tfevent, None) => {
+            return Err(UsageError("--source tfevent needs --path (a directory)".into()).into());
+        }
     };
     if a.format == Format::Json && !a.filters.is_empty() {
         return Err(UsageError("--filter applies to text lines, not --format json".into()).into());
@@ -275,6 +285,16 @@ async fn collect(
         .await
         .context("waiting for the command")?
         .context("waiting for the command")?;
+    if let Some(MetricsSource::Events(dir)) = &source {
+        let (logs, warnings) = kestrel_metrics_collector::tfevent::read_dir(dir, &a.metrics);
+        for w in warnings {
+            tracing::warn!(warning = %w, "tfevents file not read to its end");
+        }
+        for log in logs {
+            seen_objective |= log.name == objective;
+            batch.push(log);
+        }
+    }
     if !seen_objective {
         batch.push(MetricLog {
             time: Timestamp::now(),

@@ -133,9 +133,14 @@ pub enum CollectorKind {
     },
     /// The trial pushes its metrics itself (Katib `Push`, formerly `None`).
     Push,
+    /// Scalars of the tfevents files (TensorBoard summaries) under a directory.
+    TensorFlowEvent {
+        /// The directory; relative paths are resolved against the trial directory.
+        path: String,
+    },
     /// Kinds parsed for compatibility that the local executor cannot run.
     Unsupported {
-        /// The Katib kind name (TensorFlowEvent, PrometheusMetric, Custom).
+        /// The Katib kind name (PrometheusMetric, Custom).
         name: String,
     },
 }

@@ -353,9 +353,16 @@ const INVALID: &[(&str, &str, &[&str])] = &[
     ),
     (
         "  algorithm:\n",
-        "  metricsCollectorSpec: {collector: {kind: TensorFlowEvent}}\n  algorithm:\n",
+        "  metricsCollectorSpec: {collector: {kind: PrometheusMetric}}\n  algorithm:\n",
         &[
-            r#"spec.metricsCollectorSpec.collector.kind: "TensorFlowEvent" is a Katib collector kestrel does not support yet (supported: StdOut, File, Push)"#,
+            r#"spec.metricsCollectorSpec.collector.kind: "PrometheusMetric" is a Katib collector kestrel does not support yet (supported: StdOut, File, Push, TensorFlowEvent)"#,
+        ],
+    ),
+    (
+        "  algorithm:\n",
+        "  metricsCollectorSpec: {collector: {kind: TensorFlowEvent}, source: {fileSystemPath: {path: /logs, kind: File}}}\n  algorithm:\n",
+        &[
+            r#"spec.metricsCollectorSpec.source.fileSystemPath.kind: "File": the TensorFlowEvent collector reads a Directory"#,
         ],
     ),
     (

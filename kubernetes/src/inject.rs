@@ -156,6 +156,14 @@ fn collect_args(c: &Collection<'_>) -> Result<Vec<String>, InjectError> {
             }
         }
         CollectorKind::Push => {}
+        CollectorKind::TensorFlowEvent { path } => {
+            args.extend([
+                "--source".into(),
+                "tfevent".into(),
+                "--path".into(),
+                path.clone(),
+            ]);
+        }
         CollectorKind::Unsupported { name } => return Err(InjectError::Unsupported(name.clone())),
     }
     for f in &exp.metrics_collector.filters {

@@ -19,6 +19,7 @@ pub mod parse;
 pub mod rules;
 pub mod runtime;
 pub mod tail;
+pub mod tfevent;
 
 use std::path::{Path, PathBuf};
 
@@ -52,16 +53,21 @@ pub enum MetricsSource {
     File(PathBuf),
     /// The program reports itself (`Push`); nothing is read.
     Pushed,
+    /// tfevents files under a directory (`TensorFlowEvent`), read when the program ends.
+    Events(PathBuf),
 }
 
 impl MetricsSource {
     /// The source of `spec` for a program running in `working_dir`; `None` for kinds
-    /// kestrel cannot collect (TensorFlowEvent, PrometheusMetric, Custom).
+    /// kestrel cannot collect (PrometheusMetric, Custom).
     pub fn of(spec: &MetricsCollector, working_dir: &Path) -> Option<Self> {
         match &spec.kind {
             CollectorKind::StdOut => Some(MetricsSource::Output),
             CollectorKind::File { path, .. } => Some(MetricsSource::File(working_dir.join(path))),
             CollectorKind::Push => Some(MetricsSource::Pushed),
+            CollectorKind::TensorFlowEvent { path } => {
+                Some(MetricsSource::Events(working_dir.join(path)))
+            }
             CollectorKind::Unsupported { .. } => None,
         }
     }

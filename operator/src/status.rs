@@ -209,6 +209,13 @@ fn metrics_collector(exp: &Experiment) -> Json {
             "File"
         }
         CollectorKind::Push => "Push",
+        CollectorKind::TensorFlowEvent { path } => {
+            source.insert(
+                "fileSystemPath".into(),
+                json!({"path": path, "kind": "Directory"}),
+            );
+            "TensorFlowEvent"
+        }
         CollectorKind::Unsupported { name } => name.as_str(),
     };
     if !c.filters.is_empty() {

@@ -71,6 +71,8 @@ struct Command {
     collector: Collector,
     /// The File collector's file; `None` for StdOut (the log is parsed).
     metrics_file: Option<PathBuf>,
+    /// The TensorFlowEvent collector's directory and metrics.
+    events: Option<(PathBuf, Vec<String>)>,
 }
 
 impl ProcessExecutor {
@@ -119,9 +121,15 @@ impl ProcessExecutor {
             .map(|a| expand_env_refs(a, &|k| vars.get(k).cloned()))
             .collect();
         let mut metrics: Vec<String> = exp.objective.all_metrics().map(str::to_string).collect();
+        let mut events = None;
         let metrics_file = match MetricsSource::of(&exp.metrics_collector, &working_dir) {
             Some(MetricsSource::File(f)) => Some(f),
             Some(MetricsSource::Output) => None,
+            // Read when the trial ends; its output is only its log.
+            Some(MetricsSource::Events(dir)) => {
+                events = Some((dir, std::mem::take(&mut metrics)));
+                None
+            }
             // The trial reports to the DBManager itself: its output is only its log.
             Some(MetricsSource::Pushed) if self.db_manager.is_some() => {
                 metrics.clear();
@@ -147,6 +155,7 @@ impl ProcessExecutor {
             trial_dir,
             collector,
             metrics_file,
+            events,
         })
     }
 
@@ -162,6 +171,7 @@ impl ProcessExecutor {
             file: run.metrics_file.clone(),
             offset: run.offset,
             collector: cmd.collector,
+            events: cmd.events,
         };
         supervise::spawn(
             proc.clone(),

@@ -15,6 +15,9 @@ use crate::template::{METADATA_REFERENCES, placeholders};
 /// Katib's default File collector path.
 pub const DEFAULT_METRICS_FILE: &str = "/var/log/katib/metrics.log";
 
+/// Katib's default directory of the TensorFlowEvent collector.
+pub const DEFAULT_TFEVENT_DIR: &str = "/var/log/katib/tfevent/";
+
 pub(crate) fn metrics_collector(
     raw: RawMetricsCollectorSpec,
     errs: &mut Vec<FieldError>,
@@ -75,10 +78,24 @@ pub(crate) fn metrics_collector(
             CollectorKind::File { path, format }
         }
         "Push" | "None" => CollectorKind::Push,
-        "TensorFlowEvent" | "PrometheusMetric" | "Custom" => {
+        "TensorFlowEvent" => {
+            let fsp = source.file_system_path.unwrap_or_default();
+            if let Some(k) = fsp.kind.as_deref().filter(|k| *k != "Directory") {
+                errs.push(FieldError::new(
+                    format!("{p}.source.fileSystemPath.kind"),
+                    format!("{k:?}: the TensorFlowEvent collector reads a Directory"),
+                ));
+            }
+            let path = fsp
+                .path
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_TFEVENT_DIR.into());
+            CollectorKind::TensorFlowEvent { path }
+        }
+        "PrometheusMetric" | "Custom" => {
             errs.push(FieldError::new(
                 format!("{p}.collector.kind"),
-                format!("{kind_name:?} is a Katib collector kestrel does not support yet (supported: StdOut, File, Push)"),
+                format!("{kind_name:?} is a Katib collector kestrel does not support yet (supported: StdOut, File, Push, TensorFlowEvent)"),
             ));
             CollectorKind::StdOut
         }

@@ -323,3 +323,26 @@ fn a_train_job_gets_the_push_environment_and_a_clear_refusal_to_wrap() {
     assert_eq!(e, InjectError::RuntimePods("TrainJob".into()));
     assert!(e.to_string().contains("collector.kind: Push"), "{e}");
 }
+
+#[test]
+fn a_tensorflow_event_collector_reads_its_directory_when_the_command_ends() {
+    let exp = experiment(
+        r#"metricsCollectorSpec: {collector: {kind: TensorFlowEvent}, source: {fileSystemPath: {path: /logs/test, kind: Directory}}}"#,
+        JOB,
+        "training",
+    );
+    let mut job = rendered(&exp);
+    inject(&mut job, &collection(&exp)).unwrap();
+    let cmd = job["spec"]["template"]["spec"]["containers"][0]["command"].clone();
+    let cmd: Vec<&str> = cmd
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    let at = cmd.iter().position(|a| *a == "--source").unwrap();
+    assert_eq!(
+        cmd[at..at + 4],
+        ["--source", "tfevent", "--path", "/logs/test"]
+    );
+}

@@ -161,6 +161,8 @@ pub(super) struct Source {
     pub offset: u64,
     /// The trial's parser.
     pub collector: Collector,
+    /// tfevents directory and metrics, read when the trial ends (TensorFlowEvent).
+    pub events: Option<(PathBuf, Vec<String>)>,
 }
 
 struct Feeder {
@@ -178,10 +180,15 @@ impl Feeder {
             return;
         }
         let now = Timestamp::now();
-        let mut logs: Vec<_> = lines
+        let logs: Vec<_> = lines
             .iter()
             .flat_map(|l| self.collector.feed(l, now))
             .collect();
+        self.report(logs).await;
+    }
+
+    /// Stores `logs`, past those the sink already holds.
+    async fn report(&mut self, mut logs: Vec<kestrel_core::MetricLog>) {
         let skipped = self.skip.min(logs.len());
         logs.drain(..skipped);
         self.skip -= skipped;
@@ -232,6 +239,7 @@ pub(super) fn spawn(
                 }
             }
         };
+        let events = source.events;
         let mut feeder = Feeder {
             trial: trial.clone(),
             collector: source.collector,
@@ -272,6 +280,13 @@ pub(super) fn spawn(
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
         feeder.feed(tail.finish()).await;
+        if let Some((dir, metrics)) = &events {
+            let (logs, warnings) = kestrel_metrics_collector::tfevent::read_dir(dir, metrics);
+            for w in warnings {
+                tracing::warn!(trial = %trial, warning = %w, "tfevents file not read to its end");
+            }
+            feeder.report(logs).await;
+        }
         let stopped = proc.stopped();
         let code = match (recorded_status(&dir), waited) {
             (Some(code), _) => Some(code),
