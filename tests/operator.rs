@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kestrel_kubernetes::fake::FakeApiServer;
+use kestrel_operator::status::{EXPERIMENT_STATUS_FIELDS, TRIAL_SPEC_FIELDS, TRIAL_STATUS_FIELDS};
 use serde_json::{Value as Json, json};
 
 use crate::kubernetes::{free_port, kubeconfig, kubelet_with};
@@ -69,52 +70,6 @@ fn condition(exp: &Json) -> Option<String> {
     cs.last()?["type"].as_str().map(str::to_string)
 }
 
-/// Every field of Katib's ExperimentStatus (`../shared/katib-contract.md`, §4).
-const STATUS_FIELDS: &[&str] = &[
-    "startTime",
-    "completionTime",
-    "lastReconcileTime",
-    "conditions",
-    "currentOptimalTrial",
-    "runningTrialList",
-    "pendingTrialList",
-    "failedTrialList",
-    "succeededTrialList",
-    "killedTrialList",
-    "earlyStoppedTrialList",
-    "metricsUnavailableTrialList",
-    "trials",
-    "trialsSucceeded",
-    "trialsFailed",
-    "trialsKilled",
-    "trialsPending",
-    "trialsRunning",
-    "trialsEarlyStopped",
-    "trialMetricsUnavailable",
-];
-
-/// Every field of Katib's TrialSpec and TrialStatus (`../shared/katib-contract.md`, §4).
-const TRIAL_SPEC_FIELDS: &[&str] = &[
-    "objective",
-    "parameterAssignments",
-    "earlyStoppingRules",
-    "runSpec",
-    "retainRun",
-    "metricsCollector",
-    "primaryPodLabels",
-    "primaryContainerName",
-    "successCondition",
-    "failureCondition",
-    "labels",
-];
-const TRIAL_STATUS_FIELDS: &[&str] = &[
-    "startTime",
-    "completionTime",
-    "lastReconcileTime",
-    "conditions",
-    "observation",
-];
-
 #[test]
 fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -163,7 +118,7 @@ fn an_applied_experiment_runs_to_succeeded_survives_a_restart_and_deletes_cleanl
     let status = exp["status"].as_object().unwrap();
     for key in status.keys() {
         assert!(
-            STATUS_FIELDS.contains(&key.as_str()),
+            EXPERIMENT_STATUS_FIELDS.contains(&key.as_str()),
             "{key} is not Katib's"
         );
     }
@@ -458,23 +413,13 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
     drop(second);
 }
 
-/// The Python interpreter with the official `kubernetes` client: KESTREL_PYTHON, else
-/// `python3` if it has it. Under `.ci/run` (KESTREL_CI=1) a missing one is a failure.
+/// The Python interpreter with the official `kubernetes` client (KESTREL_PYTHON).
 fn python_with_kubernetes() -> Option<String> {
-    let py = std::env::var("KESTREL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "from kubernetes import client, config; import yaml"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var("KESTREL_CI").as_deref() != Ok("1"),
-        "{py} lacks the kubernetes package (KESTREL_CI=1)"
-    );
-    eprintln!("skipped: {py} has no kubernetes package (set KESTREL_PYTHON; .ci/run installs it)");
-    None
+    python_with(
+        "KESTREL_PYTHON",
+        "from kubernetes import client, config; import yaml",
+        "the kubernetes package",
+    )
 }
 
 #[test]

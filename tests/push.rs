@@ -11,29 +11,13 @@ use std::time::{Duration, Instant};
 use crate::server::Served;
 use crate::util::*;
 
-/// The Python interpreter with Katib's SDK: KESTREL_KATIB_PYTHON. Under `.ci/run`
-/// (KESTREL_CI=1) a missing one is a failure, not a skip.
+/// The Python interpreter with Katib's SDK (KESTREL_KATIB_PYTHON).
 fn python_with_katib_sdk() -> Option<String> {
-    let py = std::env::var("KESTREL_KATIB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&py)
-        .args([
-            "-c",
-            "from kubeflow.katib import report_metrics, katib_api_pb2",
-        ])
-        .current_dir("/")
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var("KESTREL_CI").as_deref() != Ok("1"),
-        "{py} lacks kubeflow-katib (KESTREL_CI=1)"
-    );
-    eprintln!(
-        "skipped: {py} has no kubeflow-katib (set KESTREL_KATIB_PYTHON; .ci/run installs it)"
-    );
-    None
+    python_with(
+        "KESTREL_KATIB_PYTHON",
+        "from kubeflow.katib import report_metrics, katib_api_pb2",
+        "kubeflow-katib",
+    )
 }
 
 /// examples/push/push.yaml with the trial run by `py` (and extra trial flags).

@@ -65,20 +65,9 @@ fn strict() -> bool {
     std::env::var("KESTREL_CI").as_deref() == Ok("1")
 }
 
-/// The Python interpreter with grpcio-tools: KESTREL_PYTHON, else `python3` if it has it.
-/// Under `.ci/run` (KESTREL_CI=1) a missing one is a failure, not a skip.
+/// The Python interpreter with grpcio-tools (KESTREL_PYTHON).
 fn python_with_grpc() -> Option<String> {
-    let py = std::env::var("KESTREL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import grpc_tools, grpc"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(!strict(), "{py} lacks grpcio-tools (KESTREL_CI=1)");
-    eprintln!("skipped: {py} has no grpcio-tools (set KESTREL_PYTHON; .ci/run installs it)");
-    None
+    crate::util::python_with("KESTREL_PYTHON", "import grpc_tools, grpc", "grpcio-tools")
 }
 
 #[test]

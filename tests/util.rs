@@ -154,3 +154,24 @@ pub fn max_concurrency(doc: &Value) -> usize {
     }
     max as usize
 }
+
+/// The Python interpreter in `$env` (else `python3`) when it runs `probe` (imports of
+/// what a test needs), tried from `/` so no folder of this repository shadows a package.
+/// Under `.ci/run` (KESTREL_CI=1) a missing one is a failure, not a skip.
+pub fn python_with(env: &str, probe: &str, what: &str) -> Option<String> {
+    let py = std::env::var(env).unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", probe])
+        .current_dir("/")
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("KESTREL_CI").as_deref() != Ok("1"),
+        "{py} lacks {what} (KESTREL_CI=1)"
+    );
+    eprintln!("skipped: {py} has no {what} (set {env}; .ci/run installs it)");
+    None
+}

@@ -18,6 +18,54 @@ use kestrel_core::{
 };
 use serde_json::{Map, Value as Json, json};
 
+/// Every field of Katib's `ExperimentStatus` (`../shared/katib-contract.md`, §4).
+pub const EXPERIMENT_STATUS_FIELDS: &[&str] = &[
+    "startTime",
+    "completionTime",
+    "lastReconcileTime",
+    "conditions",
+    "currentOptimalTrial",
+    "runningTrialList",
+    "pendingTrialList",
+    "failedTrialList",
+    "succeededTrialList",
+    "killedTrialList",
+    "earlyStoppedTrialList",
+    "metricsUnavailableTrialList",
+    "trials",
+    "trialsSucceeded",
+    "trialsFailed",
+    "trialsKilled",
+    "trialsPending",
+    "trialsRunning",
+    "trialsEarlyStopped",
+    "trialMetricsUnavailable",
+];
+
+/// Every field of Katib's `TrialSpec`.
+pub const TRIAL_SPEC_FIELDS: &[&str] = &[
+    "objective",
+    "parameterAssignments",
+    "earlyStoppingRules",
+    "runSpec",
+    "retainRun",
+    "metricsCollector",
+    "primaryPodLabels",
+    "primaryContainerName",
+    "successCondition",
+    "failureCondition",
+    "labels",
+];
+
+/// Every field of Katib's `TrialStatus`.
+pub const TRIAL_STATUS_FIELDS: &[&str] = &[
+    "startTime",
+    "completionTime",
+    "lastReconcileTime",
+    "conditions",
+    "observation",
+];
+
 /// Inserts `value` unless Go's `omitempty` would leave it out.
 fn put(o: &mut Map<String, Json>, key: &str, value: Json) {
     let empty = match &value {

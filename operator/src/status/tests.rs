@@ -84,30 +84,6 @@ fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
     names.iter().copied().collect()
 }
 
-/// Every field of Katib's ExperimentStatus.
-const EXPERIMENT_STATUS: &[&str] = &[
-    "startTime",
-    "completionTime",
-    "lastReconcileTime",
-    "conditions",
-    "currentOptimalTrial",
-    "runningTrialList",
-    "pendingTrialList",
-    "failedTrialList",
-    "succeededTrialList",
-    "killedTrialList",
-    "earlyStoppedTrialList",
-    "metricsUnavailableTrialList",
-    "trials",
-    "trialsSucceeded",
-    "trialsFailed",
-    "trialsKilled",
-    "trialsPending",
-    "trialsRunning",
-    "trialsEarlyStopped",
-    "trialMetricsUnavailable",
-];
-
 #[test]
 fn an_experiment_with_trials_in_every_state_fills_every_katib_field() {
     let trials = vec![
@@ -121,7 +97,7 @@ fn an_experiment_with_trials_in_every_state_fills_every_katib_field() {
         trial(7, TrialState::Created, None),
     ];
     let s = experiment_status(&record(ExperimentState::Succeeded), &trials, at(200));
-    assert_eq!(keys(&s), set(EXPERIMENT_STATUS));
+    assert_eq!(keys(&s), set(EXPERIMENT_STATUS_FIELDS));
     assert_eq!(s["trials"], 8);
     assert_eq!(s["trialsSucceeded"], 2);
     assert_eq!(s["succeededTrialList"], json!(["mnist-0", "mnist-1"]));
@@ -210,28 +186,6 @@ fn a_new_experiment_has_only_what_katib_writes_for_one() {
     assert_eq!(types, ["Created", "Running", "Restarting"]);
 }
 
-/// Every field of Katib's TrialSpec and TrialStatus.
-const TRIAL_SPEC: &[&str] = &[
-    "objective",
-    "parameterAssignments",
-    "earlyStoppingRules",
-    "runSpec",
-    "retainRun",
-    "metricsCollector",
-    "primaryPodLabels",
-    "primaryContainerName",
-    "successCondition",
-    "failureCondition",
-    "labels",
-];
-const TRIAL_STATUS: &[&str] = &[
-    "startTime",
-    "completionTime",
-    "lastReconcileTime",
-    "conditions",
-    "observation",
-];
-
 #[test]
 fn a_trial_resource_has_katibs_spec_and_status() {
     let rec = record(ExperimentState::Running);
@@ -249,13 +203,16 @@ fn a_trial_resource_has_katibs_spec_and_status() {
         "mnist"
     );
     let spec_keys = keys(&r["spec"]);
-    assert!(spec_keys.is_subset(&set(TRIAL_SPEC)), "{spec_keys:?}");
+    assert!(
+        spec_keys.is_subset(&set(TRIAL_SPEC_FIELDS)),
+        "{spec_keys:?}"
+    );
     assert_eq!(
         spec_keys.len(),
-        TRIAL_SPEC.len() - 3,
+        TRIAL_SPEC_FIELDS.len() - 3,
         "all but earlyStoppingRules, retainRun, primaryPodLabels"
     );
-    assert_eq!(keys(&r["status"]), set(TRIAL_STATUS));
+    assert_eq!(keys(&r["status"]), set(TRIAL_STATUS_FIELDS));
     assert_eq!(r["spec"]["runSpec"], job);
     assert_eq!(
         r["spec"]["objective"],
