@@ -7,6 +7,7 @@ mod nas;
 mod operator;
 mod push;
 mod restart;
+mod resume;
 mod server;
 mod tfevent;
 mod util;

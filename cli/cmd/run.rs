@@ -126,19 +126,26 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let name = exp.name.clone();
     let existing = store.experiment(&name)?;
     let refuse = |msg: String| Err(UsageError(msg).into());
+    // A stored experiment runs on: unfinished as it is, or with a larger budget (Katib's
+    // way to continue one: raise maxTrialCount), keeping its trials.
+    let mut continued = None;
     if let Some(old) = &existing {
-        if old.status.state.is_terminal() {
-            return refuse(format!(
-                "experiment {name:?} already exists in {} ({}); run it under another name with --name, or remove it with `kestrel delete {name}`",
-                dir.display(),
-                old.status.state
-            ));
-        }
-        if old.spec != exp {
-            return refuse(format!(
-                "experiment {name:?} exists in {} with a different spec; use --name",
-                dir.display()
-            ));
+        let counts = kestrel_core::TrialCounts::of(&store.trials(&name)?);
+        match kestrel_controller::resume::continued(old, &exp, &source, &counts) {
+            Ok(None) if old.status.state.is_terminal() => {
+                return refuse(format!(
+                    "experiment {name:?} already exists in {} ({}); raise its maxTrialCount to continue it, run it under another name with --name, or remove it with `kestrel delete {name}`",
+                    dir.display(),
+                    old.status.state
+                ));
+            }
+            Ok(next) => continued = next,
+            Err(why) => {
+                return refuse(format!(
+                    "{why} (stored in {}; use --name for a new experiment)",
+                    dir.display()
+                ));
+            }
         }
     }
     // One process drives an experiment: a second run of a running one is refused.
@@ -157,9 +164,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.push_auth == super::PushAuth::Open,
         )
     });
-    match existing {
-        Some(_) => eprintln!("resuming unfinished experiment {name}"),
-        None => {
+    match (existing, continued) {
+        (Some(old), Some(rec)) => {
+            store.replace_experiment(&rec)?;
+            eprintln!(
+                "continuing experiment {name} ({}): its trials are kept",
+                old.status.state
+            );
+        }
+        (Some(_), None) => eprintln!("resuming unfinished experiment {name}"),
+        (None, _) => {
             let seed = a
                 .seed
                 .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))

@@ -1,0 +1,73 @@
+//! Continuing a finished experiment as Katib users do: raise `maxTrialCount` and run the
+//! file again; the stored trials are kept (the algorithm learns from them) and only the
+//! new budget's trials run.
+
+// Test harness: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::util::*;
+
+fn names(k: &Kestrel, exp: &str) -> Vec<String> {
+    trials(&k.get(exp))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
+    let k = Kestrel::new();
+    let spec = |max: u32| {
+        format!(
+            "  objective: {{type: minimize, objectiveMetricName: loss}}\n  maxTrialCount: {max}\n  parallelTrialCount: 1"
+        )
+    };
+    let write = |max: u32| k.write("e.yaml", &sh_experiment("cont", "echo loss=$X", &spec(max)));
+    let f = write(3);
+    assert_code(&k.run(&["run", f.to_str().unwrap()]), 0);
+    let first = names(&k, "cont");
+    assert_eq!(first.len(), 3);
+    // The same file again: nothing to continue, and the message says how.
+    let again = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&again, 2);
+    assert!(
+        stderr(&again).contains("raise its maxTrialCount"),
+        "{}",
+        stderr(&again)
+    );
+    // A larger budget: two more trials, the first three kept.
+    let f = write(5);
+    let more = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&more, 0);
+    assert!(
+        stderr(&more).contains("continuing experiment cont"),
+        "{}",
+        stderr(&more)
+    );
+    let all = names(&k, "cont");
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[..3], first[..]);
+    assert_eq!(k.get("cont")["status"]["state"], "Succeeded");
+    // A budget not above what ran, or another change, is refused with the reason.
+    let f = write(4);
+    let lower = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&lower, 2);
+    assert!(
+        stderr(&lower).contains("must be above the 5 trials"),
+        "{}",
+        stderr(&lower)
+    );
+    let other = sh_experiment(
+        "cont",
+        "echo loss=$X",
+        &spec(9).replace("minimize", "maximize"),
+    );
+    let f = k.write("e.yaml", &other);
+    let changed = k.run(&["run", f.to_str().unwrap()]);
+    assert_code(&changed, 2);
+    assert!(
+        stderr(&changed).contains("only parallelTrialCount"),
+        "{}",
+        stderr(&changed)
+    );
+}
