@@ -43,6 +43,8 @@ enum Command {
     List(cmd::list::Args),
     /// Show an experiment and its trials, best first.
     Get(cmd::get::Args),
+    /// Print a trial's output (stdout and stderr), or every trial's; -f follows it.
+    Logs(cmd::logs::Args),
     /// Delete a stored experiment, its trials, metrics and trial directories.
     Delete(cmd::delete::Args),
     /// Serve Katib's gRPC services and kestrel's management API; run submitted experiments.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd::validate::run(a),
         Command::List(a) => cmd::list::run(a),
         Command::Get(a) => cmd::get::run(a),
+        Command::Logs(a) => cmd::logs::run(a),
         Command::Delete(a) => cmd::delete::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Submit(a) => cmd::submit::run(a),

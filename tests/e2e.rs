@@ -3,6 +3,7 @@
 
 mod crash;
 mod kubernetes;
+mod logs;
 mod nas;
 mod operator;
 mod push;

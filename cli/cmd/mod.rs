@@ -4,6 +4,7 @@ pub mod collect;
 pub mod delete;
 pub mod get;
 pub mod list;
+pub mod logs;
 pub mod run;
 pub mod serve;
 pub mod stop;

@@ -1,0 +1,132 @@
+//! `kestrel logs EXP [TRIAL]`: a trial's output (its `trial.log`: stdout and stderr), or
+//! every trial's under a header; `--follow` prints a running trial's output as it comes
+//! until the trial ends. Logs live with the store that ran the trials (local stores).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kestrel_core::TrialRecord;
+
+use super::UsageError;
+use crate::store::StoreArgs;
+
+/// Arguments of `kestrel logs`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Experiment name.
+    pub name: String,
+    /// Trial name (default: every trial, one after the other).
+    pub trial: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Keep printing the trial's output until it ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines of each log.
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+}
+
+/// The last `n` lines of `text` (all of it without `n`).
+fn last_lines(text: &str, n: Option<usize>) -> &str {
+    let Some(n) = n else {
+        return text;
+    };
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    match body.rmatch_indices('\n').nth(n.saturating_sub(1)) {
+        Some((i, _)) if n > 0 => &text[i + 1..],
+        _ if n == 0 => "",
+        _ => text,
+    }
+}
+
+fn write(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints a log (its last `tail` lines); returns how many bytes it had.
+fn print(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
+    let mut text = Vec::new();
+    match std::fs::File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    }
+    let s = String::from_utf8_lossy(&text);
+    write(last_lines(&s, tail).as_bytes())?;
+    Ok(text.len() as u64)
+}
+
+/// Runs the command.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let (store, dir) = a.store.open_read_only()?;
+    let store = super::require(store, &a.name, &dir)?;
+    super::require(store.experiment(&a.name)?, &a.name, &dir)?;
+    let trials = store.trials(&a.name)?;
+    let runs = kestrel_controller::paths::experiment_dir(&dir.join("runs"), &a.name)
+        .ok_or_else(|| UsageError(format!("{:?} is not an experiment name", a.name)))?;
+    let log = |t: &TrialRecord| -> PathBuf { runs.join(&t.name).join("trial.log") };
+    let Some(name) = &a.trial else {
+        if a.follow {
+            return Err(UsageError("--follow needs a TRIAL".into()).into());
+        }
+        for t in &trials {
+            out!("==> {} ({}) <==", t.name, t.state);
+            print(&log(t), a.tail)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(t) = trials.iter().find(|t| &t.name == name) else {
+        let known: Vec<&str> = trials.iter().map(|t| t.name.as_str()).take(10).collect();
+        return Err(UsageError(format!(
+            "experiment {:?} has no trial {name:?} (trials: {})",
+            a.name,
+            known.join(", ")
+        ))
+        .into());
+    };
+    let path = log(t);
+    let mut offset = print(&path, a.tail)?;
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        let ended = store.trial(name)?.is_none_or(|t| t.state.is_terminal());
+        if let Ok(mut f) = std::fs::File::open(&path) {
+            let len = f.metadata()?.len();
+            if len < offset {
+                offset = 0; // the log was trimmed
+            }
+            f.seek(SeekFrom::Start(offset))?;
+            let mut new = Vec::new();
+            f.read_to_end(&mut new)?;
+            offset += new.len() as u64;
+            write(&new)?;
+        }
+        if ended {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(last_lines("a\nb\nc\n", Some(2)), "b\nc\n");
+        assert_eq!(last_lines("a\nb\nc", Some(2)), "b\nc");
+        assert_eq!(last_lines("a\nb\n", Some(5)), "a\nb\n");
+        assert_eq!(last_lines("a\nb\n", Some(0)), "");
+        assert_eq!(last_lines("a\nb\n", None), "a\nb\n");
+    }
+}
