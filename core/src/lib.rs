@@ -78,12 +78,101 @@ pub fn parse_experiment(
             ),
         });
     }
-    let raw: raw::RawExperiment =
-        serde_path_to_error::deserialize(&tree).map_err(|e| SpecError::Shape {
-            path: error::bounded(shape_path(e.path())),
-            message: error::bounded(e.inner().to_string()),
-        })?;
-    validate::experiment(raw, catalog)
+    // Every unknown field is reported at once (a misspelling rarely comes alone), each
+    // with the closest known name: it is noted, removed, and the document read again.
+    let mut tree = tree;
+    let mut unknown = Vec::new();
+    let raw: raw::RawExperiment = loop {
+        match serde_path_to_error::deserialize(&tree) {
+            Ok(raw) => break raw,
+            Err(e) => {
+                let message = e.inner().to_string();
+                let path = e.path().clone();
+                if unknown.len() < MAX_UNKNOWN_FIELDS
+                    && let Some(hint) = unknown_field(&message)
+                    && remove_at(&mut tree, &path)
+                {
+                    unknown.push(FieldError::new(error::bounded(shape_path(&path)), hint));
+                    continue;
+                }
+                if unknown.is_empty() {
+                    return Err(SpecError::Shape {
+                        path: error::bounded(shape_path(&path)),
+                        message: error::bounded(message),
+                    });
+                }
+                unknown.push(FieldError::new(
+                    error::bounded(shape_path(&path)),
+                    error::bounded(message),
+                ));
+                return Err(SpecError::Invalid(unknown));
+            }
+        }
+    };
+    match validate::experiment(raw, catalog) {
+        Ok(exp) if unknown.is_empty() => Ok(exp),
+        Ok(_) => Err(SpecError::Invalid(unknown)),
+        Err(SpecError::Invalid(more)) => {
+            unknown.extend(more);
+            Err(SpecError::Invalid(unknown))
+        }
+        Err(other) if unknown.is_empty() => Err(other),
+        Err(_) => Err(SpecError::Invalid(unknown)),
+    }
+}
+
+/// Most unknown fields reported for one document.
+const MAX_UNKNOWN_FIELDS: usize = 50;
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`"): the
+/// message kestrel gives, naming the closest known field when one is close.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let closest = expected
+        .iter()
+        .map(|e| {
+            (
+                strsim::levenshtein(&field.to_lowercase(), &e.to_lowercase()),
+                *e,
+            )
+        })
+        .min();
+    Some(match closest {
+        Some((d, e)) if d <= (field.len() / 3).max(2) => {
+            format!("unknown field {field:?}; did you mean {e:?}?")
+        }
+        _ if expected.is_empty() => format!("unknown field {field:?}"),
+        _ => format!(
+            "unknown field {field:?} (known here: {})",
+            expected.join(", ")
+        ),
+    })
+}
+
+/// Removes the value at `path` (an object's key) from `tree`; false if it is not there.
+fn remove_at(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut at = tree;
+    for s in parents {
+        at = match (s, at) {
+            (Segment::Map { key }, serde_json::Value::Object(o)) => match o.get_mut(key) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, serde_json::Value::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    at.as_object_mut().is_some_and(|o| o.remove(key).is_some())
 }
 
 /// The experiment of `yaml` with `spec.trialTemplate.configMap` replaced by `trial_spec`

@@ -406,10 +406,15 @@ fn several_errors_are_reported_at_once() {
 
 #[test]
 fn structural_errors_carry_the_path() {
+    // An unknown field is reported with the others, and the missing one it replaced.
     let e = parse(&MINIMAL.replace("    type: minimize", "    kind: minimize")).unwrap_err();
-    assert!(
-        matches!(&e, SpecError::Shape { path, message } if path == "spec.objective.kind" && message.contains("unknown field `kind`")),
-        "{e}"
+    let all: Vec<String> = e.field_errors().iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        all,
+        [
+            "spec.objective.kind: unknown field \"kind\" (known here: type, goal, objectiveMetricName, additionalMetricNames, metricStrategies)",
+            "spec.objective.type: is required (minimize or maximize)",
+        ]
     );
     let e = parse(&MINIMAL.replace("feasibleSpace: {list: [sgd, adam]}", "feasibleSpace: [sgd]"))
         .unwrap_err();
@@ -495,4 +500,25 @@ fn katib_accepts_a_fractional_int_step() {
             "{bad}: {e:?}"
         );
     }
+}
+
+/// Misspelled fields are reported all at once, each with the closest known name.
+#[test]
+fn every_unknown_field_is_reported_with_a_did_you_mean() {
+    let y = MINIMAL
+        .replace(
+            "  algorithm:\n",
+            "  maxTrialCounts: 3\n  paralelTrialCount: 2\n  algorithm:\n",
+        )
+        .replace("    type: minimize", "    type: minimize\n    goals: 0.1");
+    let e = parse(&y).unwrap_err();
+    let all: Vec<String> = e.field_errors().iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        all,
+        [
+            "spec.maxTrialCounts: unknown field \"maxTrialCounts\"; did you mean \"maxTrialCount\"?",
+            "spec.objective.goals: unknown field \"goals\"; did you mean \"goal\"?",
+            "spec.paralelTrialCount: unknown field \"paralelTrialCount\"; did you mean \"parallelTrialCount\"?",
+        ]
+    );
 }
