@@ -555,3 +555,44 @@ fn reflection_lists_every_service() {
     }
     assert!(descriptors > 0, "no descriptor for api.v1.beta1.Suggestion");
 }
+
+/// With a server named (`--server` or `KESTREL_SERVER`), `delete` deletes there, not in
+/// the local store.
+#[test]
+fn delete_acts_on_the_server_it_is_given() {
+    let k = Kestrel::new();
+    let server = Served::start(&k, &[]);
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 1";
+    let f = k.write(
+        "d.yaml",
+        &crate::util::sh_experiment("doomed", "echo loss=$X", spec),
+    );
+    let out = k.run(&["submit", f.to_str().unwrap(), "--server", &server.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..100 {
+        if stdout(&k.run(&["get", "doomed", "--server", &server.url])).contains("Succeeded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Another local store: only the server has the experiment.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = k
+        .cmd(&["delete", "doomed"])
+        .env("KESTREL_STORE", elsewhere.path())
+        .env("KESTREL_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("deleted experiment doomed on"));
+    let gone = k.run(&["get", "doomed", "--server", &server.url]);
+    assert!(!gone.status.success());
+}

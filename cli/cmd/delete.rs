@@ -1,9 +1,13 @@
-//! `kestrel delete NAME`: remove an experiment, its trials, metrics and trial directories.
+//! `kestrel delete NAME`: remove an experiment, its trials, metrics and trial directories,
+//! from the local store or, with `--server` (or `KESTREL_SERVER`), from that server.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use kestrel_proto::manager as pb;
+
+use crate::remote::{self, ServerArgs};
 use crate::store::StoreArgs;
 
 /// Arguments of `kestrel delete`.
@@ -13,11 +17,30 @@ pub struct Args {
     pub name: String,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Deletes the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     kestrel_core::validate::experiment_name(&a.name).map_err(super::UsageError)?;
+    if a.server.server.is_some() {
+        let rt = remote::runtime()?;
+        rt.block_on(async {
+            let mut c = remote::connect(&a.server).await?;
+            c.delete_experiment(pb::ExperimentRef {
+                name: a.name.clone(),
+            })
+            .await
+            .map_err(remote::status_error)
+        })?;
+        out!(
+            "deleted experiment {} on {}",
+            a.name,
+            a.server.server.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (store, dir) = a.store.open()?;
     super::require(store.experiment(&a.name)?, &a.name, &dir)?;
     if let Some(h) = kestrel_controller::lease::live_holder(&*store, &a.name)? {
