@@ -1,7 +1,6 @@
 //! Tables and JSON for the CLI: the trials of an experiment sorted best first with the
 //! best marked, and the list of experiments.
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, ContentArrangement, Table};
 use kestrel_core::best_trial;
 use kestrel_core::{Experiment, ExperimentRecord, TrialCounts, TrialRecord};
@@ -70,12 +69,24 @@ pub fn short(v: &kestrel_core::Value) -> String {
     }
 }
 
+/// A table styled for where it goes: borders on a terminal, plain aligned columns when
+/// piped or redirected (for grep, cut and files).
+pub fn table() -> Table {
+    use std::io::IsTerminal;
+    let mut t = Table::new();
+    if std::io::stdout().is_terminal() {
+        t.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
+    } else {
+        t.load_style(comfy_table::presets::NOTHING);
+    }
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t
+}
+
 /// A table of up to `limit` trials, best first, the best marked with `*`.
 pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], limit: Option<usize>) -> Table {
     let best = best_trial(exp, trials).map(|t| t.name.as_str());
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut t = table();
     let mut header = vec![
         String::new(),
         "TRIAL".into(),

@@ -61,7 +61,7 @@ fn readme_example_runs_and_is_stored() {
     let get = stdout(&k.run(&["get", "digits-random"]));
     let first_row = get
         .lines()
-        .find(|l| l.starts_with('│') && l.contains("digits-random-"))
+        .find(|l| l.contains("digits-random-") && l.contains("Succeeded"))
         .unwrap();
     assert!(
         first_row.contains('*') && first_row.contains(best),

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use comfy_table::Table;
-use comfy_table::presets::UTF8_BORDERS_ONLY;
 use kestrel_core::TrialCounts;
 
 use super::Format;
@@ -38,8 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         out!("no experiments in {from}");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY);
+    let mut t = crate::output::table();
     t.set_header([
         "NAME",
         "STATUS",
