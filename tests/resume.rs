@@ -1,4 +1,4 @@
-//! Continuing a finished experiment as Katib users do: raise `maxTrialCount` and run the
+//! CLI conventions: continuing a finished experiment as Katib users do: raise `maxTrialCount` and run the
 //! file again; the stored trials are kept (the algorithm learns from them) and only the
 //! new budget's trials run.
 
@@ -69,5 +69,36 @@ fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
         stderr(&changed).contains("only parallelTrialCount"),
         "{}",
         stderr(&changed)
+    );
+}
+
+/// `validate --output json` for CI: the verdict on stdout, every error with its path,
+/// exit 2 when invalid.
+#[test]
+fn validate_output_json_gives_the_verdict_for_ci() {
+    let k = Kestrel::new();
+    let good = k.run(&[
+        "validate",
+        examples().join("digits/random.yaml").to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_code(&good, 0);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&good)).unwrap();
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["name"], "digits-random");
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCounts: 3";
+    let f = k.write("bad.yaml", &sh_experiment("bad", "echo loss=$X", spec));
+    let bad = k.run(&["validate", f.to_str().unwrap(), "--output", "json"]);
+    assert_code(&bad, 2);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&bad)).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"][0]["path"], "spec.maxTrialCounts");
+    assert!(
+        doc["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"maxTrialCount\""),
+        "{doc:#}"
     );
 }

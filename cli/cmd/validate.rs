@@ -12,10 +12,79 @@ pub struct Args {
     /// valid when some executor can run it, and the others say why they cannot.
     #[arg(long, value_name = "NAME")]
     executor: Option<String>,
+    /// Output: a summary line (errors on stderr), or JSON on stdout for CI
+    /// (`{"file", "valid", "name", "notes"}` or `{"file", "valid": false, "errors": [{"path",
+    /// "message"}]}`); invalid files exit 2 either way.
+    #[arg(long, value_enum, default_value_t)]
+    output: super::Format,
+}
+
+/// The JSON verdict on `file`.
+fn verdict(a: &Args) -> anyhow::Result<(serde_json::Value, bool)> {
+    let file = a.file.display().to_string();
+    let errors = |list: Vec<(String, String)>| {
+        let list: Vec<serde_json::Value> = list
+            .into_iter()
+            .map(|(path, message)| serde_json::json!({"path": path, "message": message}))
+            .collect();
+        (
+            serde_json::json!({"file": file, "valid": false, "errors": list}),
+            false,
+        )
+    };
+    let text = match super::read_bounded(&a.file, kestrel_core::MAX_DOCUMENT_BYTES) {
+        Ok(t) => t,
+        Err(e) => return Ok(errors(vec![("<file>".into(), e.to_string())])),
+    };
+    let exp = match kestrel_core::parse_experiment(&text, &kestrel_algorithms::Catalog) {
+        Ok(e) => e,
+        Err(e) => {
+            let list = e
+                .field_errors()
+                .into_iter()
+                .map(|f| (f.path, f.message))
+                .collect();
+            return Ok(errors(list));
+        }
+    };
+    let mut notes = Vec::new();
+    let names: Vec<&str> = match &a.executor {
+        Some(n) => {
+            super::check_executor(n)?;
+            vec![n.as_str()]
+        }
+        None => kestrel_controller::executor::executors().collect(),
+    };
+    for name in &names {
+        if let Err(e) = kestrel_controller::reconciler::preflight(&exp, name) {
+            notes.push(format!("not with --executor {name}: {e}"));
+        }
+    }
+    if notes.len() == names.len() {
+        return Ok(errors(
+            notes
+                .into_iter()
+                .map(|n| ("<executor>".into(), n))
+                .collect(),
+        ));
+    }
+    Ok((
+        serde_json::json!({"file": file, "valid": true, "name": exp.name, "notes": notes}),
+        true,
+    ))
 }
 
 /// Prints a one-line summary of a valid file (errors are returned).
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if a.output == super::Format::Json {
+        let (doc, valid) = verdict(&a)?;
+        out!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     let (exp, _) = super::load_experiment(&a.file)?;
     let usage = |e: String| super::UsageError(format!("{}: {e}", a.file.display()));
     let mut notes = Vec::new();
