@@ -1,6 +1,6 @@
-//! CLI conventions: continuing a finished experiment as Katib users do: raise `maxTrialCount` and run the
-//! file again; the stored trials are kept (the algorithm learns from them) and only the
-//! new budget's trials run.
+//! The CLI a Katib user expects: continuing a finished experiment by raising
+//! `maxTrialCount` and running the file again (the stored trials are kept and only the new
+//! budget's trials run), and `validate --output json` for CI.
 
 // Test harness: a failed step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
