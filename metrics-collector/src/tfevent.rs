@@ -20,6 +20,9 @@ use kestrel_core::MetricLog;
 pub const MAX_RECORD: u64 = 64 * 1024 * 1024;
 /// Most files read under one directory.
 pub const MAX_FILES: usize = 1000;
+/// Largest file read (a trial writes its tfevents files; one larger is left out, named
+/// in the warnings, instead of filling memory).
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// `tensorflow.Event`, the fields read here.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -237,6 +240,14 @@ pub fn read_dir(dir: &Path, metrics: &[String]) -> (Vec<MetricLog>, Vec<String>)
     let mut logs = Vec::new();
     let mut warnings = Vec::new();
     for f in files(dir) {
+        let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_FILE_BYTES {
+            warnings.push(format!(
+                "{}: {size} bytes is over the {MAX_FILE_BYTES} read from one file",
+                f.display()
+            ));
+            continue;
+        }
         let Ok(bytes) = std::fs::read(&f) else {
             warnings.push(format!("{}: unreadable", f.display()));
             continue;

@@ -115,3 +115,20 @@ fn files_are_found_under_the_directory() {
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].value, "0.25");
 }
+
+#[test]
+fn a_file_over_the_size_bound_is_left_out_not_read() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("events.out.tfevents.1.a"),
+        event(1, "loss", 0.5, false),
+    )
+    .unwrap();
+    // Sparse: no disk or memory is used unless it is read.
+    let huge = std::fs::File::create(d.path().join("events.out.tfevents.2.b")).unwrap();
+    huge.set_len(MAX_FILE_BYTES + 1).unwrap();
+    let (logs, warnings) = read_dir(d.path(), &["loss".to_string()]);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("over the"), "{warnings:?}");
+}
