@@ -70,6 +70,17 @@ fn collection<'a>(exp: &'a Experiment) -> Collection<'a> {
     }
 }
 
+/// The Job's primary container command.
+fn command(job: &Json) -> Vec<String> {
+    job["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
 fn rendered(exp: &Experiment) -> Json {
     match &exp.trial_template.source {
         kestrel_core::experiment::TemplateSource::Inline(spec) => spec.clone(),
@@ -143,14 +154,8 @@ fn a_file_collector_reads_its_file_with_its_filters() {
     );
     let mut job = rendered(&exp);
     inject(&mut job, &collection(&exp)).unwrap();
-    let cmd = job["spec"]["template"]["spec"]["containers"][0]["command"].clone();
-    let cmd: Vec<&str> = cmd
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Json::as_str)
-        .collect();
-    let at = cmd.iter().position(|a| *a == "--source").unwrap();
+    let cmd = command(&job);
+    let at = cmd.iter().position(|a| a == "--source").unwrap();
     assert_eq!(
         cmd[at..at + 6],
         [
@@ -333,14 +338,8 @@ fn a_tensorflow_event_collector_reads_its_directory_when_the_command_ends() {
     );
     let mut job = rendered(&exp);
     inject(&mut job, &collection(&exp)).unwrap();
-    let cmd = job["spec"]["template"]["spec"]["containers"][0]["command"].clone();
-    let cmd: Vec<&str> = cmd
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Json::as_str)
-        .collect();
-    let at = cmd.iter().position(|a| *a == "--source").unwrap();
+    let cmd = command(&job);
+    let at = cmd.iter().position(|a| a == "--source").unwrap();
     assert_eq!(
         cmd[at..at + 4],
         ["--source", "tfevent", "--path", "/logs/test"]
