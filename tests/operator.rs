@@ -304,6 +304,18 @@ fn events(cluster: &FakeApiServer, kind: &str, name: &str) -> Vec<Json> {
         .collect()
 }
 
+/// The operator's leader Lease.
+fn leader_lease(cluster: &FakeApiServer) -> Json {
+    cluster
+        .object(
+            "coordination.k8s.io/v1",
+            "leases",
+            "kestrel",
+            "kestrel-operator",
+        )
+        .unwrap()
+}
+
 /// A child process killed when the test ends, however it ends.
 struct Reaped(std::process::Child);
 
@@ -359,14 +371,7 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
     let first_serving = serving(&mut first);
     let line = first_serving.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(line.contains("serving on"), "{line}");
-    let lease = cluster
-        .object(
-            "coordination.k8s.io/v1",
-            "leases",
-            "kestrel",
-            "kestrel-operator",
-        )
-        .unwrap();
+    let lease = leader_lease(&cluster);
     let holder = lease["spec"]["holderIdentity"]
         .as_str()
         .unwrap()
@@ -384,14 +389,7 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
     let pid = nix::unistd::Pid::from_raw(first.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(first.0.wait().unwrap().success());
-    let lease = cluster
-        .object(
-            "coordination.k8s.io/v1",
-            "leases",
-            "kestrel",
-            "kestrel-operator",
-        )
-        .unwrap();
+    let lease = leader_lease(&cluster);
     assert!(
         lease["spec"].get("holderIdentity").is_none(),
         "released: {lease:#}"
@@ -400,14 +398,7 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
         .recv_timeout(Duration::from_secs(20))
         .unwrap();
     assert!(line.contains("serving on"), "{line}");
-    let lease = cluster
-        .object(
-            "coordination.k8s.io/v1",
-            "leases",
-            "kestrel",
-            "kestrel-operator",
-        )
-        .unwrap();
+    let lease = leader_lease(&cluster);
     let next = lease["spec"]["holderIdentity"].as_str().unwrap();
     assert_ne!(next, holder.as_str());
     drop(second);
