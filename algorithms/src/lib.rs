@@ -11,7 +11,8 @@
 //! - [`settings`]: the single parser of `algorithmSettings` (used by suggest and validate).
 //! - [`sequential`]: the adapter from a model-based [`sequential::Sampler`] to a
 //!   [`Suggester`] (start-up phase, batches with pending points).
-//! - [`random`], [`grid`], [`sobol`], [`tpe`], [`gp`], [`cmaes`], [`hyperband`]: the algorithms.
+//! - [`random`], [`grid`], [`sobol`], [`tpe`], [`gp`] (with [`forest`]'s
+//!   tree ensembles), [`cmaes`], [`hyperband`]: the algorithms.
 //! - [`darts`]: the inputs of a differentiable architecture search trial (`spec.nasConfig`).
 //! - [`early_stopping`]: verdicts on running trials from their intermediate reports.
 //! - [`registry`]: name → algorithm, and the catalog the spec validator uses.
@@ -21,6 +22,7 @@ pub mod cmaes;
 pub mod darts;
 pub mod early_stopping;
 pub mod error;
+pub mod forest;
 pub mod gp;
 pub mod grid;
 pub mod hyperband;

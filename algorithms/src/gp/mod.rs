@@ -13,7 +13,10 @@
 //! scikit-optimize service, doubles keep the distribution the experiment declares (Katib
 //! treats every double as log-uniform).
 //!
-//! Katib settings: `base_estimator` (`GP`; the tree ensembles are not implemented),
+//! `base_estimator` `RF`, `ET` and `GBRT` replace the GP by a tree ensemble
+//! ([`crate::forest`]); the start-up design and the acquisition stay the same.
+//!
+//! Katib settings: `base_estimator` (`GP`, `RF`, `ET`, `GBRT`),
 //! `n_initial_points` (default 10), `acq_func` (`gp_hedge` and `EI` → log EI, `LCB`
 //! (κ = 1.96), `PI` → log PI, `EIps`/`PIps` → EI/PI: trial durations are not modelled),
 //! `acq_optimizer` (accepted; kestrel always samples then refines), `random_state`.
@@ -29,6 +32,7 @@ use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 
 use crate::error::AlgoError;
+use crate::forest::{self, Ensemble};
 use crate::sequential::{SampleCtx, Sampler, Sequential, Startup, prior_point};
 use crate::settings::{self, Kind, RANDOM_STATE, SettingSpec};
 use crate::space::{decode, encode};
@@ -39,7 +43,7 @@ use model::Gp;
 pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "base_estimator",
-        kind: Kind::Choice(&["GP"]),
+        kind: Kind::Choice(&["GP", "RF", "ET", "GBRT"]),
     },
     SettingSpec {
         name: "n_initial_points",
@@ -65,11 +69,13 @@ const N_LOCAL_STARTS: usize = 5;
 const LOCAL_STEPS: usize = 25;
 const NEIGHBOURS: usize = 8;
 
-/// The GP-BO sampler.
+/// The Bayesian-optimisation sampler: a GP, or a tree ensemble in its place.
 #[derive(Debug, Clone)]
 pub struct GpBo {
     /// Acquisition function.
     pub acquisition: Acquisition,
+    /// `None` for the GP, else the tree ensemble used as the surrogate.
+    pub ensemble: Option<Ensemble>,
 }
 
 /// Builds `bayesianoptimization` from Katib settings.
@@ -80,8 +86,17 @@ pub fn build(raw: &[(String, String)]) -> Result<Sequential<GpBo>, AlgoError> {
         "PI" | "PIps" => Acquisition::LogPi,
         _ => Acquisition::LogEi,
     };
+    let ensemble = match s.choice("base_estimator").unwrap_or("GP") {
+        "RF" => Some(Ensemble::Rf),
+        "ET" => Some(Ensemble::Et),
+        "GBRT" => Some(Ensemble::Gbrt),
+        _ => None,
+    };
     Ok(Sequential {
-        sampler: GpBo { acquisition },
+        sampler: GpBo {
+            acquisition,
+            ensemble,
+        },
         n_startup: usize::try_from(s.int("n_initial_points").unwrap_or(10)).unwrap_or(10),
         startup: Startup::Sobol,
     })
@@ -173,6 +188,9 @@ fn fit_best_transform(x: &[Vec<f64>], raw: &[f64], categorical: &[bool]) -> Opti
 
 impl Sampler for GpBo {
     fn sample(&self, ctx: &SampleCtx<'_>, rng: &mut StdRng) -> Result<Vec<f64>, AlgoError> {
+        if let Some(ensemble) = self.ensemble {
+            return forest::sample(ensemble, self.acquisition, ctx, rng);
+        }
         let space = ctx.space;
         let categorical: Vec<bool> = space
             .params
@@ -271,7 +289,16 @@ mod tests {
             build(&ok).unwrap().sampler.acquisition,
             Acquisition::Lcb { kappa: 1.96 }
         );
-        let bad = vec![("base_estimator".to_string(), "RF".to_string())];
+        for (name, want) in [
+            ("RF", Some(Ensemble::Rf)),
+            ("ET", Some(Ensemble::Et)),
+            ("GBRT", Some(Ensemble::Gbrt)),
+            ("GP", None),
+        ] {
+            let raw = vec![("base_estimator".to_string(), name.to_string())];
+            assert_eq!(build(&raw).unwrap().sampler.ensemble, want);
+        }
+        let bad = vec![("base_estimator".to_string(), "rf".to_string())];
         assert!(matches!(build(&bad), Err(AlgoError::InvalidSettings(_))));
     }
 
