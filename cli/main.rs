@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod cmd;
+mod formats;
 mod output;
 mod remote;
 mod source;

@@ -1,9 +1,9 @@
 //! Tables and JSON for the CLI: the trials of an experiment sorted best first with the
 //! best marked, and the list of experiments.
 
-use comfy_table::{Cell, ContentArrangement, Table};
+use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Row, Table};
 use kestrel_core::best_trial;
-use kestrel_core::{Experiment, ExperimentRecord, TrialCounts, TrialRecord};
+use kestrel_core::{Experiment, TrialCounts, TrialRecord};
 
 /// Writes one line to stdout. A closed pipe (`kestrel get x | head`) surfaces as an
 /// error that `main` turns into a quiet exit instead of a panic.
@@ -69,71 +69,172 @@ pub fn short(v: &kestrel_core::Value) -> String {
     }
 }
 
-/// A table styled for where it goes: borders on a terminal, plain aligned columns when
-/// piped or redirected (for grep, cut and files).
+/// A table styled for where it goes. On a terminal: borders, and as wide as the
+/// terminal, each row one line with cells cut short by `…` rather than wrapped. Piped or
+/// redirected: plain aligned columns at full width (for grep, cut and files).
 pub fn table() -> Table {
     use std::io::IsTerminal;
     let mut t = Table::new();
     if std::io::stdout().is_terminal() {
         t.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
+        t.set_content_arrangement(ContentArrangement::Dynamic);
     } else {
         t.load_style(comfy_table::presets::NOTHING);
+        t.set_content_arrangement(ContentArrangement::Disabled);
     }
-    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_truncation_indicator("…");
     t
 }
 
-/// A table of up to `limit` trials, best first, the best marked with `*`.
-pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], limit: Option<usize>) -> Table {
+/// A table row that never wraps (see [`table`]).
+pub fn row<T: Into<Cell>>(cells: impl IntoIterator<Item = T>) -> Row {
+    let mut r = Row::from(cells.into_iter().map(Into::into).collect::<Vec<Cell>>());
+    r.max_height(1);
+    r
+}
+
+/// Keeps each column `(index, width)` at least `width` characters wide when the table must
+/// shrink (the width of its values, not of its header: a header may be cut, a number or
+/// a name never is); the other columns give way. Cells get one space of padding, on the
+/// right, so that more columns fit.
+pub fn keep_width(t: &mut Table, keep: impl IntoIterator<Item = (usize, usize)>) {
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 1));
+    }
+    for (i, w) in keep {
+        if let Some(c) = t.column_mut(i) {
+            let w = u16::try_from(w + 1).unwrap_or(u16::MAX);
+            c.set_constraint(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+                w,
+            )));
+        }
+    }
+}
+
+/// The widths of the columns `cols` over `rows` (characters of the longest cell).
+pub fn widths(rows: &[Vec<String>], cols: std::ops::Range<usize>) -> Vec<(usize, usize)> {
+    cols.map(|i| {
+        let w = rows
+            .iter()
+            .filter_map(|r| r.get(i))
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(1);
+        (i, w.max(1))
+    })
+    .collect()
+}
+
+/// "... and N more (--limit to show them)" when `shown` of `total` rows were printed.
+pub fn more_note(total: usize, shown: usize, hint: &str) -> Option<String> {
+    (total > shown).then(|| format!("... and {} more trials ({hint})", total - shown))
+}
+
+/// What a trials table shows besides the trials.
+#[derive(Debug, Default)]
+pub struct TrialsView<'a> {
+    /// At most this many rows.
+    pub limit: Option<usize>,
+    /// Every column: start time, duration, reason and message.
+    pub wide: bool,
+    /// The newest value of the objective metric of trials still running, by trial name
+    /// (shown as `~value`).
+    pub latest: Option<&'a std::collections::BTreeMap<String, f64>>,
+}
+
+/// A table of trials, best first, the best marked with `*`.
+pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], view: &TrialsView<'_>) -> Table {
     let best = best_trial(exp, trials).map(|t| t.name.as_str());
     let mut t = table();
-    let mut header = vec![
-        String::new(),
-        "TRIAL".into(),
-        "STATUS".into(),
+    let metric = if view.wide {
         format!(
             "{} ({})",
             exp.objective.metric,
             exp.objective.strategy(&exp.objective.metric).as_str()
-        ),
-    ];
+        )
+    } else {
+        exp.objective.metric.clone()
+    };
+    let mut header = vec![String::new(), "TRIAL".into(), "STATUS".into(), metric];
     header.extend(exp.objective.additional_metrics.iter().cloned());
     header.extend(exp.space.params.iter().map(|p| p.name.clone()));
-    t.set_header(header);
+    if view.wide {
+        // Every column in full, as kubectl's -o wide: wider than the terminal if need be.
+        t.set_content_arrangement(ContentArrangement::Disabled);
+        header.extend(["STARTED", "DURATION", "REASON", "MESSAGE"].map(String::from));
+    }
+    t.set_header(row(header));
+    let mut rows = Vec::new();
     for tr in ranked(exp, trials)
         .into_iter()
-        .take(limit.unwrap_or(usize::MAX))
+        .take(view.limit.unwrap_or(usize::MAX))
     {
         let mark = if Some(tr.name.as_str()) == best {
             "*"
         } else {
             ""
         };
-        let mut row = vec![
-            Cell::new(mark),
-            Cell::new(&tr.name),
-            Cell::new(tr.state.as_str()),
+        let mut cells = vec![
+            mark.to_string(),
+            tr.name.clone(),
+            tr.state.as_str().to_string(),
         ];
-        row.push(Cell::new(objective_text(exp, tr, 40)));
+        let provisional = view
+            .latest
+            .and_then(|l| l.get(&tr.name))
+            .filter(|_| tr.objective.is_none());
+        cells.push(match provisional {
+            Some(v) => format!("~{}", fmt_num(*v)),
+            None => objective_text(exp, tr, 40),
+        });
         for m in &exp.objective.additional_metrics {
             let v = tr
                 .observation
                 .iter()
                 .find(|o| &o.name == m)
                 .and_then(|o| o.value(exp.objective.strategy(m)));
-            row.push(Cell::new(v.map(fmt_num).unwrap_or_else(|| "-".into())));
+            cells.push(v.map(fmt_num).unwrap_or_else(|| "-".into()));
         }
         for p in &exp.space.params {
-            row.push(Cell::new(
-                tr.assignments.get(&p.name).map(short).unwrap_or_default(),
-            ));
+            cells.push(tr.assignments.get(&p.name).map(short).unwrap_or_default());
         }
-        t.add_row(row);
+        if view.wide {
+            cells.push(
+                tr.started_at
+                    .map(|s| s.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".into()),
+            );
+            cells.push(duration(tr));
+            cells.push(tr.reason.clone());
+            cells.push(tr.message.clone());
+        }
+        rows.push(cells);
     }
+    // The mark, the name, the status and the metrics keep their width; parameters (and
+    // the wide columns) give way.
+    let metrics = 1 + exp.objective.additional_metrics.len();
+    let keep = widths(&rows, 0..3 + metrics);
+    for r in rows {
+        t.add_row(row(r));
+    }
+    keep_width(&mut t, keep);
     t
 }
 
-/// One line of counts: `12 trials: 9 succeeded, 2 failed, 1 running`.
+/// How long a trial ran (until now while it runs), e.g. `1m05s`.
+fn duration(t: &TrialRecord) -> String {
+    let Some(start) = t.started_at else {
+        return "-".into();
+    };
+    let end = t.completed_at.unwrap_or_else(jiff::Timestamp::now);
+    let secs = end.as_second().saturating_sub(start.as_second()).max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// Why trials failed, one line each (`name: message`, then the last line of its log when
 /// `runs` has it), at most `limit`, then how many more: failures are never silent.
 pub fn failures(
@@ -152,7 +253,7 @@ pub fn failures(
     }
     if failed.len() > limit {
         lines.push(format!(
-            "  ... and {} more (kestrel get --output json)",
+            "  ... and {} more (kestrel get -o wide shows every reason)",
             failed.len() - limit
         ));
     }
@@ -172,6 +273,7 @@ fn last_line(path: &std::path::Path) -> Option<String> {
     Some(line.chars().take(200).collect())
 }
 
+/// One line of counts: `12 trials: 9 succeeded, 2 failed, 1 running`.
 pub fn counts_line(c: &TrialCounts) -> String {
     let parts: Vec<String> = [
         (c.succeeded, "succeeded"),
@@ -225,20 +327,4 @@ pub fn best_line(exp: &Experiment, trials: &[TrialRecord]) -> String {
         ),
         None => "-".into(),
     }
-}
-
-/// The experiment and its trials as one JSON document.
-pub fn experiment_json(rec: &ExperimentRecord, trials: &[TrialRecord]) -> serde_json::Value {
-    let best = best_trial(&rec.spec, trials).map(|t| t.name.clone());
-    serde_json::json!({
-        "name": rec.name(),
-        "status": rec.status,
-        "seed": rec.seed,
-        "createdAt": rec.created_at,
-        "objective": rec.spec.objective,
-        "algorithm": rec.spec.algorithm,
-        "bestTrial": best,
-        "counts": TrialCounts::of(trials),
-        "trials": trials,
-    })
 }

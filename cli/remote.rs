@@ -73,6 +73,55 @@ pub type Client = ManagerClient<InterceptedService<Channel, Bearer>>;
 
 /// Connects to the server named by `args` (which must have `server` set).
 pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
+    let (channel, bearer) = channel(args).await?;
+    Ok(
+        ManagerClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(64 * 1024 * 1024),
+    )
+}
+
+/// The server's observation logs of `trials` (Katib's DBManager, which the server serves
+/// beside the management API), by trial name.
+pub async fn observation_logs(
+    args: &ServerArgs,
+    trials: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<kestrel_core::MetricLog>>> {
+    use kestrel_proto::katib::GetObservationLogRequest;
+    use kestrel_proto::katib::db_manager_client::DbManagerClient;
+    let (channel, bearer) = channel(args).await?;
+    let mut c = DbManagerClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(256 * 1024 * 1024);
+    let mut all = std::collections::BTreeMap::new();
+    for name in trials {
+        let reply = c
+            .get_observation_log(GetObservationLogRequest {
+                trial_name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let logs = reply
+            .observation_log
+            .map(|l| l.metric_logs)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|l| {
+                let m = l.metric?;
+                Some(kestrel_core::MetricLog {
+                    time: l.time_stamp.parse().ok()?,
+                    name: m.name,
+                    value: m.value,
+                })
+            })
+            .collect();
+        all.insert(name.clone(), logs);
+    }
+    Ok(all)
+}
+
+/// A channel to the server and the interceptor that sends its token.
+async fn channel(args: &ServerArgs) -> anyhow::Result<(Channel, Bearer)> {
     let url = args.server.clone().unwrap_or_default();
     let channel = match (&args.tls_ca, url.starts_with("https://")) {
         (Some(ca), true) => crate::tls::connect(&url, ca).await?,
@@ -86,8 +135,7 @@ pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
         ),
         None => None,
     };
-    Ok(ManagerClient::with_interceptor(channel, Bearer(token))
-        .max_decoding_message_size(64 * 1024 * 1024))
+    Ok((channel, Bearer(token)))
 }
 
 /// A channel to `url` without `--tls-ca` (an https URL then trusts nothing extra).

@@ -3,8 +3,45 @@
 
 use kestrel_core::{ExperimentRecord, TrialRecord};
 
+use crate::cmd::UsageError;
+use crate::formats::Logs;
 use crate::remote::{self, ServerArgs};
 use crate::store::StoreArgs;
+
+/// Refuses `--store` together with `--server` (either may come from its environment
+/// variable) instead of silently reading one of them.
+pub fn check(store: &StoreArgs, server: &ServerArgs) -> anyhow::Result<()> {
+    match (&store.store, &server.server) {
+        (Some(dir), Some(url)) => Err(UsageError(format!(
+            "both a store ({}) and a server ({url}) were given (by --store/KESTREL_STORE and --server/KESTREL_SERVER): use one",
+            dir.display()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Every report of `trials`, by trial name, from the store or the server.
+pub fn observation_logs(
+    store: &StoreArgs,
+    server: &ServerArgs,
+    trials: &[TrialRecord],
+) -> anyhow::Result<Logs> {
+    let names: Vec<String> = trials.iter().map(|t| t.name.clone()).collect();
+    if server.server.is_some() {
+        let rt = remote::runtime()?;
+        return rt.block_on(remote::observation_logs(server, &names));
+    }
+    let (store, _) = store.open_read_only()?;
+    let mut all = Logs::new();
+    if let Some(store) = store {
+        for n in names {
+            let logs = store.metrics(&n, None)?;
+            all.insert(n, logs);
+        }
+    }
+    Ok(all)
+}
 
 /// An experiment and its trials.
 pub type Snapshot = (ExperimentRecord, Vec<TrialRecord>);
@@ -50,4 +87,33 @@ pub fn experiments(
         all.push((rec, trials));
     }
     Ok((all, dir.display().to_string()))
+}
+
+/// The newest numeric value of the objective metric of each running trial without an
+/// objective yet, by trial name (empty when the reports cannot be read).
+pub fn running_latest(
+    store: &StoreArgs,
+    server: &ServerArgs,
+    exp: &kestrel_core::Experiment,
+    trials: &[TrialRecord],
+) -> std::collections::BTreeMap<String, f64> {
+    let running: Vec<TrialRecord> = trials
+        .iter()
+        .filter(|t| t.state == kestrel_core::TrialState::Running && t.objective.is_none())
+        .cloned()
+        .collect();
+    if running.is_empty() {
+        return Default::default();
+    }
+    let logs = observation_logs(store, server, &running).unwrap_or_default();
+    logs.into_iter()
+        .filter_map(|(name, logs)| {
+            let v = logs
+                .iter()
+                .rev()
+                .filter(|l| l.name == exp.objective.metric)
+                .find_map(|l| l.number())?;
+            Some((name, v))
+        })
+        .collect()
 }

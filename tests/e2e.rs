@@ -1,6 +1,7 @@
 //! End-to-end tests: drive the real `kestrel` binary on real trial programs and check
 //! what it printed, its exit status, and what it left in the store.
 
+mod cli;
 mod crash;
 mod kubernetes;
 mod logs;
@@ -294,6 +295,11 @@ fn interrupt_stops_running_trials_and_records_them() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Running trials show the newest value they reported, marked provisional.
+    let table = stdout(&k.run(&["get", "long"]));
+    let running: Vec<&str> = table.lines().filter(|l| l.contains("Running")).collect();
+    assert_eq!(running.len(), 2, "{table}");
+    assert!(running.iter().all(|l| l.contains('~')), "{table}");
     let started = Instant::now();
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::Format;
-use crate::output;
+use super::{Format, UsageError};
 use crate::remote::ServerArgs;
 use crate::store::StoreArgs;
+use crate::{formats, output};
 
 /// Arguments of `kestrel get`.
 #[derive(Debug, clap::Args)]
@@ -17,22 +17,47 @@ pub struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short, long, value_enum, default_value_t)]
     output: Format,
     /// Show at most this many trials.
     #[arg(long)]
     limit: Option<usize>,
+    /// With -o json or yaml: every trial's observation log (each report, oldest first).
+    #[arg(long)]
+    observation_log: bool,
 }
 
 /// Prints the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::check(&a.store, &a.server)?;
+    if a.observation_log && !a.output.is_document() {
+        return Err(UsageError("--observation-log is for -o json or -o yaml".into()).into());
+    }
     let (rec, trials) = crate::source::experiment(&a.store, &a.server, &a.name)?;
-    if a.output == Format::Json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?
-        );
-        return Ok(ExitCode::SUCCESS);
+    match a.output {
+        Format::Json | Format::Yaml => {
+            let logs = if a.observation_log {
+                Some(crate::source::observation_logs(
+                    &a.store, &a.server, &trials,
+                )?)
+            } else {
+                None
+            };
+            let doc = formats::experiment(&rec, &trials, logs.as_ref());
+            formats::print_document(a.output, &doc)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Csv => {
+            out!("{}", formats::trials_csv(&rec.spec, &trials)?.trim_end());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Name => {
+            for t in output::ranked(&rec.spec, &trials) {
+                out!("{}", t.name);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Table | Format::Wide => {}
     }
     let s = &rec.status;
     let exp = &rec.spec;
@@ -66,7 +91,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !trials.is_empty() {
-        out!("{}", output::trials_table(exp, &trials, a.limit));
+        let latest = crate::source::running_latest(&a.store, &a.server, exp, &trials);
+        let view = output::TrialsView {
+            limit: a.limit,
+            wide: a.output == Format::Wide,
+            latest: Some(&latest),
+        };
+        out!("{}", output::trials_table(exp, &trials, &view));
+        if let Some(more) =
+            output::more_note(trials.len(), a.limit.unwrap_or(usize::MAX), "--limit N")
+        {
+            out!("{more}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,14 +23,49 @@ use kestrel_core::{Experiment, SpecError};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// How results are printed.
+/// How results are printed (`-o`, as kubectl's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum Format {
-    /// Human-readable tables.
+    /// Human-readable tables that fit the terminal.
     #[default]
     Table,
+    /// Tables with every column (times, reasons, messages).
+    Wide,
     /// JSON on stdout.
     Json,
+    /// YAML on stdout (the JSON document).
+    Yaml,
+    /// CSV rows on stdout (trials, or experiments for list).
+    Csv,
+    /// Names only, one per line (trials best first, or experiments).
+    Name,
+}
+
+impl Format {
+    /// Whether this is a document format (JSON or YAML).
+    pub fn is_document(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
+    }
+
+    /// A usage error unless this is one of `allowed` (for commands that print one thing).
+    pub fn only(self, allowed: &[Format]) -> anyhow::Result<Format> {
+        if allowed.contains(&self) {
+            return Ok(self);
+        }
+        let names: Vec<String> = allowed
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let this = clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        Err(UsageError(format!(
+            "--output {this}: this command prints {}",
+            names.join(", ")
+        ))
+        .into())
+    }
 }
 
 /// Reads and validates an experiment file; validation errors become a [`UsageError`]

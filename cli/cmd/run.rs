@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Output of the final result.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short, long, value_enum, default_value_t)]
     output: Format,
     /// Seconds a stopped trial gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
@@ -229,11 +229,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .context("the experiment vanished from the store")?;
     let trials = store.trials(&name)?;
     match a.output {
-        Format::Json => out!(
-            "{}",
-            serde_json::to_string_pretty(&output::experiment_json(&rec, &trials))?
-        ),
-        Format::Table => {
+        Format::Json | Format::Yaml => crate::formats::print_document(
+            a.output,
+            &crate::formats::experiment(&rec, &trials, None),
+        )?,
+        Format::Csv => out!("{}", crate::formats::trials_csv(&exp, &trials)?.trim_end()),
+        Format::Name => {
+            for t in output::ranked(&exp, &trials) {
+                out!("{}", t.name);
+            }
+        }
+        Format::Table | Format::Wide => {
             out!(
                 "Experiment {name} {} ({}): {}",
                 status.state,
@@ -256,7 +262,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             if !trials.is_empty() {
-                out!("{}", output::trials_table(&exp, &trials, Some(10)));
+                let view = output::TrialsView {
+                    limit: Some(10),
+                    wide: a.output == Format::Wide,
+                    latest: None,
+                };
+                out!("{}", output::trials_table(&exp, &trials, &view));
+                if let Some(more) =
+                    output::more_note(trials.len(), 10, &format!("kestrel get {name}"))
+                {
+                    out!("{more}");
+                }
             }
             out!(
                 "store: {}   (kestrel get {name} --store {})",
@@ -354,9 +370,9 @@ fn progress_bar(max: Option<u32>) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     let template = if max.is_some() {
-        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}"
+        "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} {wide_msg}"
     } else {
-        "{spinner} [{elapsed_precise}] {pos} trials  {msg}"
+        "{spinner} [{elapsed_precise}] {pos} trials {wide_msg}"
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);

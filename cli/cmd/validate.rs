@@ -12,10 +12,10 @@ pub struct Args {
     /// valid when some executor can run it, and the others say why they cannot.
     #[arg(long, value_name = "NAME")]
     executor: Option<String>,
-    /// Output: a summary line (errors on stderr), or JSON on stdout for CI
+    /// Output: a summary line (errors on stderr), or JSON (or YAML) on stdout for CI
     /// (`{"file", "valid", "name", "notes"}` or `{"file", "valid": false, "errors": [{"path",
     /// "message"}]}`); invalid files exit 2 either way.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short, long, value_enum, default_value_t)]
     output: super::Format,
 }
 
@@ -76,9 +76,13 @@ fn verdict(a: &Args) -> anyhow::Result<(serde_json::Value, bool)> {
 
 /// Prints a one-line summary of a valid file (errors are returned).
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    if a.output == super::Format::Json {
+    use super::Format;
+    let format = a
+        .output
+        .only(&[Format::Table, Format::Json, Format::Yaml])?;
+    if format.is_document() {
         let (doc, valid) = verdict(&a)?;
-        out!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::formats::print_document(format, &doc)?;
         return Ok(if valid {
             ExitCode::SUCCESS
         } else {

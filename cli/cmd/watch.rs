@@ -40,6 +40,7 @@ pub struct Args {
 
 /// Watches the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    source::check(&a.store, &a.server)?;
     if a.once || !std::io::stdout().is_terminal() {
         let (rec, trials) = source::experiment(&a.store, &a.server, &a.name)?;
         print_plain(&(rec, trials))?;
@@ -76,7 +77,11 @@ fn print_plain((rec, trials): &Snapshot) -> anyhow::Result<()> {
     );
     out!("Best: {}", output::best_line(exp, trials));
     if !trials.is_empty() {
-        out!("{}", output::trials_table(exp, trials, Some(20)));
+        let view = output::TrialsView {
+            limit: Some(20),
+            ..Default::default()
+        };
+        out!("{}", output::trials_table(exp, trials, &view));
     }
     Ok(())
 }
