@@ -38,6 +38,9 @@ struct Cli {
 enum Command {
     /// Run an experiment to completion on this machine.
     Run(cmd::run::Args),
+    /// Continue a stored experiment: an unfinished one as it is, a stopped or finished one
+    /// with a larger budget (--max-trials), keeping its trials.
+    Resume(cmd::resume::Args),
     /// Check an experiment file without running it.
     Validate(cmd::validate::Args),
     /// List stored experiments.
@@ -60,6 +63,12 @@ enum Command {
     Crd,
     /// Metrics-collector sidecar: run a training command, report its metrics to a DBManager.
     Collect(cmd::collect::Args),
+    /// Print a shell completion script (e.g. `kestrel completions bash >
+    /// ~/.local/share/bash-completion/completions/kestrel`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit status for bad input or usage.
@@ -88,6 +97,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(a),
+        Command::Resume(a) => cmd::resume::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::List(a) => cmd::list::run(a),
         Command::Get(a) => cmd::get::run(a),
@@ -98,6 +108,12 @@ fn main() -> ExitCode {
         Command::Stop(a) => cmd::stop::run(a),
         Command::Watch(a) => cmd::watch::run(a),
         Command::Collect(a) => cmd::collect::run(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "kestrel", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crd => {
             print!("{}", kestrel_operator::crd::yaml());
             Ok(ExitCode::SUCCESS)

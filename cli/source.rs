@@ -8,17 +8,23 @@ use crate::formats::Logs;
 use crate::remote::{self, ServerArgs};
 use crate::store::StoreArgs;
 
-/// Refuses `--store` together with `--server` (either may come from its environment
-/// variable) instead of silently reading one of them.
-pub fn check(store: &StoreArgs, server: &ServerArgs) -> anyhow::Result<()> {
-    match (&store.store, &server.server) {
-        (Some(dir), Some(url)) => Err(UsageError(format!(
-            "both a store ({}) and a server ({url}) were given (by --store/KESTREL_STORE and --server/KESTREL_SERVER): use one",
-            dir.display()
-        ))
-        .into()),
-        _ => Ok(()),
+/// Settles where a command reads from when both a store and a server are named: a flag
+/// beats an environment variable (`--store DIR` with `KESTREL_SERVER` set reads the
+/// store), and `--store` with `--server` is refused rather than one silently ignored.
+pub fn settle(store: &StoreArgs, server: &mut ServerArgs) -> anyhow::Result<()> {
+    let (Some(dir), Some(url)) = (&store.store, &server.server) else {
+        return Ok(());
+    };
+    let from_env = std::env::var("KESTREL_SERVER").is_ok_and(|v| &v == url);
+    if from_env {
+        server.server = None;
+        return Ok(());
     }
+    Err(UsageError(format!(
+        "both --store {} and --server {url} were given: use one",
+        dir.display()
+    ))
+    .into())
 }
 
 /// Every report of `trials`, by trial name, from the store or the server.

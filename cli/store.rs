@@ -11,20 +11,25 @@ use kestrel_store::sqlite::SqliteStore;
 /// The `--store` flag shared by every subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// Store directory (holds kestrel.db and the trial directories).
-    #[arg(long, env = "KESTREL_STORE", value_name = "DIR")]
+    /// Store directory (holds kestrel.db and the trial directories) [env: KESTREL_STORE].
+    #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    /// The store directory.
+    /// The store directory: `--store`, else `$KESTREL_STORE`, else the data directory.
+    /// (The variable is read here rather than by clap, so that `store` says whether the
+    /// flag itself was given: see `source::settle`.)
     pub fn dir(&self) -> anyhow::Result<PathBuf> {
-        match &self.store {
-            Some(d) => Ok(d.clone()),
-            None => dirs::data_dir()
-                .map(|d| d.join("kestrel"))
-                .context("cannot find the user's data directory; pass --store DIR"),
+        if let Some(d) = &self.store {
+            return Ok(d.clone());
         }
+        if let Some(d) = std::env::var_os("KESTREL_STORE").filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(d));
+        }
+        dirs::data_dir()
+            .map(|d| d.join("kestrel"))
+            .context("cannot find the user's data directory; pass --store DIR")
     }
 
     /// Opens (creating if needed) the store.

@@ -224,19 +224,18 @@ fn tables_fit_an_80_column_terminal_and_cut_instead_of_wrapping() {
 }
 
 #[test]
-fn a_store_and_a_server_together_are_refused() {
+fn a_store_and_a_server_are_never_mixed_silently() {
     let k = Kestrel::new();
+    let store = k.store.path().to_str().unwrap();
     for args in [
         &["list"][..],
         &["get", "x"],
         &["watch", "x"],
         &["delete", "x"],
     ] {
-        let out = k
-            .cmd(args)
-            .env("KESTREL_SERVER", "http://127.0.0.1:9")
-            .output()
-            .unwrap();
+        let mut both: Vec<&str> = args.to_vec();
+        both.extend(["--store", store, "--server", "http://127.0.0.1:9"]);
+        let out = k.run(&both);
         assert_code(&out, 2);
         assert!(
             stderr(&out).contains("use one"),
@@ -244,4 +243,32 @@ fn a_store_and_a_server_together_are_refused() {
             stderr(&out)
         );
     }
+    // A flag beats the other's environment variable: --store with KESTREL_SERVER set
+    // reads the store (which has no experiments; the server is not contacted).
+    let out = k
+        .cmd(&["list", "--store", store])
+        .env("KESTREL_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("no experiments in"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn shell_completions_name_every_subcommand() {
+    let k = Kestrel::new();
+    let bash = k.run(&["completions", "bash"]);
+    assert_code(&bash, 0);
+    let text = stdout(&bash);
+    for sub in ["run", "get", "list", "logs", "watch", "resume", "--output"] {
+        assert!(text.contains(sub), "{sub} missing");
+    }
+    for shell in ["zsh", "fish"] {
+        assert_code(&k.run(&["completions", shell]), 0);
+    }
+    assert_code(&k.run(&["completions", "tcsh"]), 2);
 }

@@ -297,7 +297,10 @@ fn interrupt_stops_running_trials_and_records_them() {
     }
     // Running trials show the newest value they reported, marked provisional.
     let table = stdout(&k.run(&["get", "long"]));
-    let running: Vec<&str> = table.lines().filter(|l| l.contains("Running")).collect();
+    let running: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("long-") && l.contains("Running"))
+        .collect();
     assert_eq!(running.len(), 2, "{table}");
     assert!(running.iter().all(|l| l.contains('~')), "{table}");
     let started = Instant::now();

@@ -31,7 +31,7 @@ fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
     let again = k.run(&["run", f.to_str().unwrap()]);
     assert_code(&again, 2);
     assert!(
-        stderr(&again).contains("raise its maxTrialCount"),
+        stderr(&again).contains("raise maxTrialCount"),
         "{}",
         stderr(&again)
     );
@@ -100,5 +100,48 @@ fn validate_output_json_gives_the_verdict_for_ci() {
             .unwrap()
             .contains("did you mean \"maxTrialCount\""),
         "{doc:#}"
+    );
+}
+
+#[test]
+fn kestrel_resume_continues_a_finished_experiment_without_its_file() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 2\n  parallelTrialCount: 1";
+    let f = k.write("r.yaml", &sh_experiment("again", "echo loss=$X", spec));
+    assert_code(&k.run(&["run", f.to_str().unwrap()]), 0);
+    let first = names(&k, "again");
+    // The file is gone; the stored experiment is enough.
+    std::fs::remove_file(&f).unwrap();
+    let same = k.run(&["resume", "again"]);
+    assert_code(&same, 2);
+    assert!(stderr(&same).contains("--max-trials"), "{}", stderr(&same));
+    let more = k.run(&["resume", "again", "--max-trials", "4", "--parallel", "2"]);
+    assert_code(&more, 0);
+    assert!(
+        stdout(&more).contains("4 trials: 4 succeeded"),
+        "{}",
+        stdout(&more)
+    );
+    let doc = k.get("again");
+    assert_eq!(doc["maxTrialCount"], 4);
+    assert_eq!(doc["parallelTrialCount"], 2);
+    let all = names(&k, "again");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[..2], first[..]);
+    // Not above what ran, zero, or an unknown experiment: refused with the reason.
+    let lower = k.run(&["resume", "again", "--max-trials", "3"]);
+    assert_code(&lower, 2);
+    assert!(
+        stderr(&lower).contains("must be above the 4 trials"),
+        "{}",
+        stderr(&lower)
+    );
+    assert_code(&k.run(&["resume", "again", "--parallel", "0"]), 2);
+    let unknown = k.run(&["resume", "nope", "--max-trials", "9"]);
+    assert_code(&unknown, 2);
+    assert!(
+        stderr(&unknown).contains("no experiment named"),
+        "{}",
+        stderr(&unknown)
     );
 }

@@ -22,9 +22,9 @@ pub struct Args {
 }
 
 /// Deletes the experiment.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
     kestrel_core::validate::experiment_name(&a.name).map_err(super::UsageError)?;
-    crate::source::check(&a.store, &a.server)?;
+    crate::source::settle(&a.store, &mut a.server)?;
     if a.server.server.is_some() {
         let rt = remote::runtime()?;
         rt.block_on(async {

@@ -28,8 +28,8 @@ pub struct Args {
 }
 
 /// Prints the experiment.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    crate::source::check(&a.store, &a.server)?;
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::settle(&a.store, &mut a.server)?;
     if a.observation_log && !a.output.is_document() {
         return Err(UsageError("--observation-log is for -o json or -o yaml".into()).into());
     }

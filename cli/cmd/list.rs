@@ -22,8 +22,8 @@ pub struct Args {
 }
 
 /// Prints the experiments, oldest first.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    crate::source::check(&a.store, &a.server)?;
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::settle(&a.store, &mut a.server)?;
     let (exps, from) = crate::source::experiments(&a.store, &a.server)?;
     match a.output {
         Format::Json | Format::Yaml => {

@@ -5,6 +5,7 @@ pub mod delete;
 pub mod get;
 pub mod list;
 pub mod logs;
+pub mod resume;
 pub mod run;
 pub mod serve;
 pub mod stop;

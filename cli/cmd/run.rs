@@ -27,8 +27,6 @@ use crate::store::StoreArgs;
 pub struct Args {
     /// Katib Experiment YAML file.
     pub file: PathBuf,
-    #[command(flatten)]
-    store: StoreArgs,
     /// Seed of the search (default: the algorithm's random_state, else random; the seed
     /// used is stored with the experiment).
     #[arg(long)]
@@ -36,6 +34,15 @@ pub struct Args {
     /// Store the experiment under this name instead of metadata.name.
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    opts: RunOptions,
+}
+
+/// How an experiment runs here (shared by `run` and `resume`).
+#[derive(Debug, clap::Args)]
+pub struct RunOptions {
+    #[command(flatten)]
+    store: StoreArgs,
     /// Output of the final result.
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
@@ -58,6 +65,29 @@ pub struct Args {
     push_auth: super::PushAuth,
 }
 
+impl RunOptions {
+    /// The store these options name.
+    pub fn store(&self) -> &StoreArgs {
+        &self.store
+    }
+}
+
+/// What to run: a validated experiment with its YAML, where its relative paths resolve,
+/// and how messages name where it came from (a file, or a stored experiment).
+#[derive(Debug)]
+pub struct Plan {
+    /// The experiment.
+    pub exp: kestrel_core::Experiment,
+    /// Its YAML, stored verbatim.
+    pub source: String,
+    /// The directory relative paths in its trial command resolve against.
+    pub base_dir: PathBuf,
+    /// Where it came from, for messages (`examples/x.yaml`, `experiment x`).
+    pub origin: String,
+    /// `--seed`, for a new experiment.
+    pub seed: Option<u64>,
+}
+
 /// Runs the experiment.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (mut exp, source) = super::load_experiment(&a.file)?;
@@ -66,18 +96,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .map_err(|m| UsageError(format!("--name: {m}")))?;
         exp.name = n.clone();
     }
-    if !(a.grace.is_finite() && a.grace >= 0.0) {
-        return Err(UsageError(format!(
-            "--grace {}: must be a non-negative number of seconds",
-            a.grace
-        ))
-        .into());
-    }
-    super::check_executor(&a.executor)?;
-    kestrel_controller::reconciler::preflight(&exp, &a.executor)
-        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
-    let kubernetes = a.kube.options(&a.executor)?;
-    let db_manager_listen = db_manager_listen(&a)?;
     let base_dir = a
         .file
         .parent()
@@ -87,6 +105,38 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let base_dir = base_dir
         .canonicalize()
         .with_context(|| format!("resolving {}", base_dir.display()))?;
+    let plan = Plan {
+        exp,
+        source,
+        base_dir,
+        origin: a.file.display().to_string(),
+        seed: a.seed,
+    };
+    execute(&a.opts, plan)
+}
+
+/// Runs `plan` to its end: a new experiment, an unfinished one resumed, or a finished one
+/// continued with a larger budget.
+pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
+    let Plan {
+        exp,
+        source,
+        base_dir,
+        origin,
+        seed,
+    } = plan;
+    if !(a.grace.is_finite() && a.grace >= 0.0) {
+        return Err(UsageError(format!(
+            "--grace {}: must be a non-negative number of seconds",
+            a.grace
+        ))
+        .into());
+    }
+    super::check_executor(&a.executor)?;
+    kestrel_controller::reconciler::preflight(&exp, &a.executor)
+        .map_err(|e| UsageError(format!("{origin}: {e}")))?;
+    let kubernetes = a.kube.options(&a.executor)?;
+    let db_manager_listen = db_manager_listen(a)?;
     let (store, dir) = a.store.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // Trials that report themselves (Push; all trials on a cluster) need a DBManager.
@@ -122,7 +172,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             exp,
             source,
         ))
-        .map_err(|e| UsageError(format!("{}: {e}", a.file.display())))?;
+        .map_err(|e| UsageError(format!("{origin}: {e}")))?;
     let name = exp.name.clone();
     let existing = store.experiment(&name)?;
     let refuse = |msg: String| Err(UsageError(msg).into());
@@ -134,7 +184,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         match kestrel_controller::resume::continued(old, &exp, &source, &counts) {
             Ok(None) if old.status.state.is_terminal() => {
                 return refuse(format!(
-                    "experiment {name:?} already exists in {} ({}); raise its maxTrialCount to continue it, run it under another name with --name, or remove it with `kestrel delete {name}`",
+                    "experiment {name:?} already exists in {} ({}); continue it with `kestrel resume {name} --max-trials N` (or raise maxTrialCount in the file), run it under another name with --name, or remove it with `kestrel delete {name}`",
                     dir.display(),
                     old.status.state
                 ));
@@ -174,8 +224,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         (Some(_), None) => eprintln!("resuming unfinished experiment {name}"),
         (None, _) => {
-            let seed = a
-                .seed
+            let seed = seed
                 .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
                 .unwrap_or_else(rand::random);
             let rec = ExperimentRecord::new(
@@ -286,7 +335,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
 /// Where `run`'s DBManager listens: only with the Kubernetes executor, whose trials report
 /// over the network.
-fn db_manager_listen(a: &Args) -> anyhow::Result<Option<SocketAddr>> {
+fn db_manager_listen(a: &RunOptions) -> anyhow::Result<Option<SocketAddr>> {
     if a.executor != "kubernetes" {
         if a.db_manager_listen.is_some() {
             return Err(

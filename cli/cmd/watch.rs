@@ -39,8 +39,8 @@ pub struct Args {
 }
 
 /// Watches the experiment.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    source::check(&a.store, &a.server)?;
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    source::settle(&a.store, &mut a.server)?;
     if a.once || !std::io::stdout().is_terminal() {
         let (rec, trials) = source::experiment(&a.store, &a.server, &a.name)?;
         print_plain(&(rec, trials))?;
