@@ -115,6 +115,7 @@ pub fn experiment(rec: &ExperimentRecord, trials: &[TrialRecord], logs: Option<&
         "parallelTrialCount": rec.spec.parallel_trial_count,
         "maxTrialCount": rec.spec.max_trial_count,
         "maxFailedTrialCount": rec.spec.max_failed_trial_count,
+        "warmStart": rec.warm_start,
         "bestTrial": best,
         "counts": counts(&TrialCounts::of(trials)),
         "trials": trials

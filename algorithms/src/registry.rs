@@ -122,6 +122,13 @@ pub fn auto_choice(space: &SearchSpace, max_trials: Option<u32>) -> &'static str
     }
 }
 
+/// Whether `name` models the history it is given, so that another experiment's trials
+/// can warm-start it (the others draw independently of it, or follow a schedule of their
+/// own trials: grid, Hyperband).
+pub fn learns_from_history(name: &str) -> bool {
+    matches!(name, "tpe" | "multivariate-tpe" | "bayesianoptimization")
+}
+
 /// The experiment's `random_state` setting, if any (it seeds the whole experiment).
 pub fn random_state(spec: &AlgorithmSpec) -> Option<u64> {
     spec.settings

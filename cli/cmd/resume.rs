@@ -86,6 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         base_dir,
         origin: format!("experiment {}", a.name),
         seed: None,
+        warm_start: None,
     };
     super::run::execute(&a.opts, plan)
 }

@@ -34,6 +34,11 @@ pub struct Args {
     /// Store the experiment under this name instead of metadata.name.
     #[arg(long)]
     name: Option<String>,
+    /// Learn from another stored experiment's finished trials (same objective and
+    /// parameters; tpe, multivariate-tpe, bayesianoptimization or auto). They guide the
+    /// search and do not count against maxTrialCount.
+    #[arg(long, value_name = "EXPERIMENT")]
+    warm_start: Option<String>,
     #[command(flatten)]
     opts: RunOptions,
 }
@@ -86,6 +91,8 @@ pub struct Plan {
     pub origin: String,
     /// `--seed`, for a new experiment.
     pub seed: Option<u64>,
+    /// `--warm-start`, for a new experiment.
+    pub warm_start: Option<String>,
 }
 
 /// Runs the experiment.
@@ -111,6 +118,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         base_dir,
         origin: a.file.display().to_string(),
         seed: a.seed,
+        warm_start: a.warm_start.clone(),
     };
     execute(&a.opts, plan)
 }
@@ -124,6 +132,7 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
         base_dir,
         origin,
         seed,
+        warm_start,
     } = plan;
     if !(a.grace.is_finite() && a.grace >= 0.0) {
         return Err(UsageError(format!(
@@ -198,6 +207,28 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let warm_start = match warm_start {
+        None => None,
+        Some(_) if existing.is_some() => {
+            return refuse(format!(
+                "--warm-start is for a new experiment; {name:?} is already stored"
+            ));
+        }
+        Some(other) => {
+            let Some(from) = store.experiment(&other)? else {
+                return refuse(format!(
+                    "--warm-start {other}: no experiment of that name in {}",
+                    dir.display()
+                ));
+            };
+            let trials = store.trials(&other)?;
+            let n =
+                kestrel_suggestion::warm_start_check(&exp.problem(), &from.spec.problem(), &trials)
+                    .map_err(|why| UsageError(format!("--warm-start {other}: {why}")))?;
+            eprintln!("warm start: the algorithm learns from {n} trials of {other}");
+            Some(other)
+        }
+    };
     // One process drives an experiment: a second run of a running one is refused.
     let lease = match kestrel_controller::lease::acquire(&store, &name, "kestrel run") {
         Err(e @ ControllerError::Held { .. }) => {
@@ -227,13 +258,14 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
             let seed = seed
                 .or_else(|| kestrel_algorithms::registry::random_state(&exp.algorithm))
                 .unwrap_or_else(rand::random);
-            let rec = ExperimentRecord::new(
+            let mut rec = ExperimentRecord::new(
                 exp.clone(),
                 source,
                 seed,
                 Some(base_dir.clone()),
                 Timestamp::now(),
             );
+            rec.warm_start = warm_start;
             store.create_experiment(&rec)?;
         }
     }

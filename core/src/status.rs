@@ -317,6 +317,10 @@ pub struct ExperimentRecord {
     /// against (the YAML file's directory); lets a server resume the experiment.
     #[serde(default)]
     pub base_dir: Option<std::path::PathBuf>,
+    /// Another experiment whose finished trials the algorithm learns from as if they were
+    /// this one's (`kestrel run --warm-start`); they do not count against its budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<String>,
 }
 
 impl ExperimentRecord {
@@ -341,6 +345,7 @@ impl ExperimentRecord {
                 completed_at: None,
             },
             base_dir,
+            warm_start: None,
         }
     }
 

@@ -68,6 +68,7 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
         count,
         seed: seed_of(&problem),
         first_index: Some(first_index),
+        prior: &[],
     })
     .map_err(|e| algo_status(&e))?;
     let named = batch.trials;

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use kestrel_algorithms::{AlgoError, Proposal, SuggestRequest, Suggester, rng};
-use kestrel_core::{Problem, SearchSpace, TrialRecord};
+use kestrel_core::{Problem, SearchSpace, TrialRecord, TrialState};
 
 /// Most trials one request may ask for: a request's count sizes the work and the reply,
 /// so it is bounded before anything is done (Katib's controller asks for at most
@@ -56,6 +56,9 @@ pub struct GetSuggestions<'a> {
     /// Proposal index of the first new trial; default: one past the largest index in
     /// `trials`. (Katib's requests give it as `total - current` request numbers.)
     pub first_index: Option<u64>,
+    /// Finished trials of another experiment to learn from (warm start): those whose
+    /// assignments lie in this experiment's space join the history the algorithm sees.
+    pub prior: &'a [TrialRecord],
 }
 
 /// Checks that the experiment's algorithm and settings are usable (Katib
@@ -93,10 +96,17 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     let (algorithm, space) = algorithm(exp)?;
     let next = req.trials.iter().map(|t| t.index + 1).max().unwrap_or(0);
     let first_index = req.first_index.unwrap_or(next);
+    let warmed: Vec<TrialRecord>;
+    let history = if req.prior.is_empty() {
+        req.trials
+    } else {
+        warmed = warm_history(req.prior, &space, req.trials);
+        &warmed[..]
+    };
     let out = algorithm.suggest(&SuggestRequest {
         space: &space,
         objective: exp.objective.kind,
-        history: req.trials,
+        history,
         count: req.count,
         seed: req.seed,
         first_index,
@@ -137,6 +147,93 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
     })
 }
 
+/// The trials of another experiment that can stand for this one's (finished with an
+/// objective, every assignment in `space`), then `trials`.
+pub fn warm_history(
+    prior: &[TrialRecord],
+    space: &SearchSpace,
+    trials: &[TrialRecord],
+) -> Vec<TrialRecord> {
+    prior
+        .iter()
+        .filter(|t| usable_prior(t, space))
+        .chain(trials)
+        .cloned()
+        .collect()
+}
+
+/// Whether a trial of another experiment can warm-start one over `space`.
+pub fn usable_prior(t: &TrialRecord, space: &SearchSpace) -> bool {
+    matches!(t.state, TrialState::Succeeded | TrialState::EarlyStopped)
+        && t.objective.is_some_and(f64::is_finite)
+        && t.assignments.len() == space.len()
+        && space.contains(&t.assignments)
+}
+
+/// Whether `other`'s trials can warm-start `new`: an algorithm that models its history,
+/// the same objective, the same parameters with the same types (ranges may differ: only
+/// trials inside the new ranges are used), and at least one such trial. Returns how many.
+pub fn warm_start_check(
+    new: &Problem,
+    other: &Problem,
+    prior: &[TrialRecord],
+) -> Result<usize, String> {
+    let algo = new.algorithm.name.as_str();
+    if !(algo == "auto" || kestrel_algorithms::registry::learns_from_history(algo)) {
+        return Err(format!(
+            "a warm start needs an algorithm that models the trials it is given (tpe, multivariate-tpe, bayesianoptimization or auto); {algo} does not"
+        ));
+    }
+    if new.nas_config.is_some() || other.nas_config.is_some() {
+        return Err(
+            "a warm start is for hyperparameter searches, not architecture searches".into(),
+        );
+    }
+    let (a, b) = (&new.objective, &other.objective);
+    if (a.kind, &a.metric) != (b.kind, &b.metric) {
+        return Err(format!(
+            "the objectives differ: {} {} here, {} {} in {}",
+            a.kind.as_str(),
+            a.metric,
+            b.kind.as_str(),
+            b.metric,
+            other.name
+        ));
+    }
+    let kind = |d: &kestrel_core::Domain| std::mem::discriminant(d);
+    let mut problems = Vec::new();
+    for p in &new.space.params {
+        match other.space.params.iter().find(|q| q.name == p.name) {
+            None => problems.push(format!("{} has no parameter {:?}", other.name, p.name)),
+            Some(q) if kind(&q.domain) != kind(&p.domain) => problems.push(format!(
+                "parameter {:?} has another type in {}",
+                p.name, other.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for q in &other.space.params {
+        if !new.space.params.iter().any(|p| p.name == q.name) {
+            problems.push(format!(
+                "{} has a parameter {:?} this one lacks",
+                other.name, q.name
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!("the search spaces differ: {}", problems.join("; ")));
+    }
+    let usable = prior.iter().filter(|t| usable_prior(t, &new.space)).count();
+    if usable == 0 {
+        return Err(format!(
+            "none of the {} trials of {} finished with an objective inside this search space",
+            prior.len(),
+            other.name
+        ));
+    }
+    Ok(usable)
+}
+
 /// A stable 64-bit hash of a name (FNV-1a), the same on every machine and release.
 pub fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -162,6 +259,122 @@ pub fn trial_name(experiment: &str, seed: u64, index: u64, attempt: u64) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kestrel_core::{
+        AlgorithmSpec, Distribution, Domain, Objective, ObjectiveType, ParamSpec, Value,
+    };
+
+    fn unit_problem(algorithm: &str) -> Problem {
+        Problem {
+            name: "new".into(),
+            space: SearchSpace {
+                params: vec![ParamSpec {
+                    name: "x".into(),
+                    domain: Domain::Double {
+                        min: 0.0,
+                        max: 1.0,
+                        step: None,
+                        distribution: Distribution::Uniform,
+                    },
+                }],
+            },
+            objective: Objective {
+                kind: ObjectiveType::Minimize,
+                goal: None,
+                metric: "loss".into(),
+                additional_metrics: vec![],
+                strategies: [("loss".to_string(), kestrel_core::MetricStrategy::Min)].into(),
+            },
+            algorithm: AlgorithmSpec {
+                name: algorithm.into(),
+                settings: vec![],
+            },
+            early_stopping: None,
+            nas_config: None,
+            parallel_trial_count: 1,
+            max_trial_count: Some(10),
+        }
+    }
+
+    fn finished(name: &str, index: u64, x: f64, state: TrialState) -> TrialRecord {
+        let mut t = TrialRecord::created(
+            "old",
+            name.into(),
+            index,
+            [("x".to_string(), Value::Double(x))].into(),
+            kestrel_core::Timestamp::UNIX_EPOCH,
+        );
+        t.state = state;
+        t.objective = Some((x - 0.8).powi(2));
+        t
+    }
+
+    #[test]
+    fn a_warm_start_steers_proposals_toward_the_other_experiments_best() {
+        let problem = unit_problem("tpe");
+        let mut prior: Vec<TrialRecord> = (0..30u32)
+            .map(|i| {
+                let x = (f64::from(i) + 0.5) / 30.0;
+                finished(&format!("old-{i}"), u64::from(i), x, TrialState::Succeeded)
+            })
+            .collect();
+        // Neither a failed trial nor one outside this space (x = 2) stands in.
+        prior.push(finished("old-failed", 30, 0.1, TrialState::Failed));
+        prior.push(finished("old-outside", 31, 2.0, TrialState::Succeeded));
+        assert_eq!(warm_history(&prior, &problem.space, &[]).len(), 30);
+        let distance = |prior: &[TrialRecord]| -> f64 {
+            (0..10u64)
+                .flat_map(|seed| {
+                    let b = get_suggestions(&GetSuggestions {
+                        problem: &problem,
+                        trials: &[],
+                        count: 2,
+                        seed,
+                        first_index: None,
+                        prior,
+                    })
+                    .unwrap();
+                    assert_eq!(b.trials[0].index, 0, "the new experiment's own numbering");
+                    b.trials
+                        .into_iter()
+                        .map(|t| match t.proposal.assignments["x"] {
+                            Value::Double(x) => (x - 0.8).abs(),
+                            _ => f64::NAN,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .sum::<f64>()
+                / 20.0
+        };
+        let (cold, warm) = (distance(&[]), distance(&prior));
+        assert!(warm < 0.1 && warm < cold / 2.0, "warm {warm}, cold {cold}");
+    }
+
+    #[test]
+    fn a_warm_start_needs_a_modelling_algorithm_the_same_objective_and_parameters() {
+        let old = unit_problem("random");
+        let prior = vec![finished("old-0", 0, 0.5, TrialState::Succeeded)];
+        assert_eq!(warm_start_check(&unit_problem("tpe"), &old, &prior), Ok(1));
+        assert_eq!(warm_start_check(&unit_problem("auto"), &old, &prior), Ok(1));
+        let refused = |new: &Problem, prior: &[TrialRecord], says: &str| {
+            let e = warm_start_check(new, &old, prior).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        };
+        refused(&unit_problem("grid"), &prior, "grid does not");
+        refused(&unit_problem("tpe"), &[], "none of the 0 trials");
+        let outside = vec![finished("old-1", 1, 3.0, TrialState::Succeeded)];
+        refused(&unit_problem("tpe"), &outside, "inside this search space");
+        let mut other_goal = unit_problem("tpe");
+        other_goal.objective.kind = ObjectiveType::Maximize;
+        refused(&other_goal, &prior, "the objectives differ");
+        let mut renamed = unit_problem("tpe");
+        renamed.space.params[0].name = "y".into();
+        refused(&renamed, &prior, "has no parameter \"y\"");
+        let mut retyped = unit_problem("tpe");
+        retyped.space.params[0].domain = Domain::Categorical {
+            values: vec!["a".into()],
+        };
+        refused(&retyped, &prior, "another type");
+    }
 
     #[test]
     fn names_are_deterministic_katib_shaped_and_distinct() {

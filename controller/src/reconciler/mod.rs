@@ -297,6 +297,15 @@ impl Reconciler {
         count: usize,
     ) -> Result<(Vec<TrialRecord>, bool), AlgoError> {
         let (problem, history, seed) = (rec.spec.problem(), trials.to_vec(), rec.seed);
+        // A warm start's trials are read on every call: the other experiment may still
+        // be running, and one that was deleted simply stops contributing.
+        let prior = match &rec.warm_start {
+            Some(other) => self
+                .store
+                .trials(other)
+                .map_err(|e| AlgoError::Internal(format!("reading the warm start {other}: {e}")))?,
+            None => Vec::new(),
+        };
         let batch = tokio::task::spawn_blocking(move || {
             kestrel_suggestion::get_suggestions(&GetSuggestions {
                 problem: &problem,
@@ -304,6 +313,7 @@ impl Reconciler {
                 count,
                 seed,
                 first_index: None,
+                prior: &prior,
             })
         })
         .await

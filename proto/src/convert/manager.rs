@@ -159,6 +159,7 @@ pub fn experiment_record(
             completed_at: time(&info.completed_at, "info.completed_at")?,
         },
         base_dir: None,
+        warm_start: None,
     })
 }
 
