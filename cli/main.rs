@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod cmd;
+mod curve;
 mod formats;
 mod output;
 mod remote;
@@ -45,7 +46,7 @@ enum Command {
     Validate(cmd::validate::Args),
     /// List stored experiments.
     List(cmd::list::Args),
-    /// Show an experiment and its trials, best first.
+    /// Show an experiment and its trials, best first; or one trial and its learning curve.
     Get(cmd::get::Args),
     /// Print a trial's output (stdout and stderr), or every trial's; -f follows it.
     Logs(cmd::logs::Args),

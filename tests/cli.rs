@@ -272,3 +272,36 @@ fn shell_completions_name_every_subcommand() {
     }
     assert_code(&k.run(&["completions", "tcsh"]), 2);
 }
+
+#[test]
+fn get_of_one_trial_shows_its_values_and_learning_curve() {
+    let k = finished();
+    let doc = k.get("formats");
+    let name = trials(&doc)[0]["name"].as_str().unwrap().to_string();
+    let out = k.run(&["get", "formats", &name]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("Trial:       {name}")), "{text}");
+    assert!(
+        text.contains("loss:") && text.contains("(min of 2 reports"),
+        "{text}"
+    );
+    assert!(text.contains("loss by report"), "{text}");
+    assert!(
+        text.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)),
+        "no curve drawn: {text}"
+    );
+    let json: Value =
+        serde_json::from_slice(&k.run(&["get", "formats", &name, "-o", "json"]).stdout).unwrap();
+    assert_eq!(json["name"], name.as_str());
+    assert_eq!(json["observationLog"].as_array().unwrap().len(), 4);
+    let csv = stdout(&k.run(&["get", "formats", &name, "-o", "csv"]));
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let missing = k.run(&["get", "formats", "formats-nope"]);
+    assert_code(&missing, 2);
+    assert!(
+        stderr(&missing).contains("has no trial"),
+        "{}",
+        stderr(&missing)
+    );
+}
