@@ -56,7 +56,7 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Send an experiment to a kestrel server, which runs it.
     Submit(cmd::submit::Args),
-    /// Stop an experiment running on a kestrel server.
+    /// Stop a running experiment (on a server, or the `kestrel run` driving it here).
     Stop(cmd::stop::Args),
     /// Live view of an experiment: trials best first, counts, best so far over time.
     Watch(cmd::watch::Args),

@@ -305,3 +305,46 @@ fn get_of_one_trial_shows_its_values_and_learning_curve() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn stop_asks_the_local_run_to_stop_its_experiment() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 4\n  parallelTrialCount: 2";
+    let f = k.write(
+        "s.yaml",
+        &sh_experiment("stoppable", "echo loss=$X\nsleep 60", spec),
+    );
+    let mut child = k
+        .cmd(&["run", f.to_str().unwrap(), "--grace", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "trials never started");
+        let out = k.run(&["get", "stoppable", "-o", "json"]);
+        if out.status.success() {
+            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if trials(&doc)
+                .iter()
+                .filter(|t| t["state"] == "Running")
+                .count()
+                == 2
+            {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stop = k.run(&["stop", "stoppable"]);
+    assert_code(&stop, 0);
+    assert!(stdout(&stop).contains("is Stopped"), "{}", stdout(&stop));
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let doc = k.get("stoppable");
+    assert!(trials(&doc).iter().all(|t| t["state"] == "Killed"), "{doc}");
+    // Nothing runs it any more.
+    let again = k.run(&["stop", "stoppable"]);
+    assert_code(&again, 2);
+    assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
+}

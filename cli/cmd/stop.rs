@@ -1,13 +1,15 @@
-//! `kestrel stop NAME --server URL`: stop a running experiment on a server; its running
-//! trials are killed and it ends as Stopped. (An experiment run by `kestrel run` is
-//! stopped with Ctrl-C in its terminal.)
+//! `kestrel stop NAME`: stop a running experiment; its running trials are killed and it
+//! ends as Stopped. With `--server`, on that server; otherwise the `kestrel run` process
+//! driving it on this machine is asked to stop (as Ctrl-C in its terminal would).
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use kestrel_proto::manager as pb;
 
 use super::UsageError;
 use crate::remote::{self, ServerArgs};
+use crate::store::StoreArgs;
 
 /// Arguments of `kestrel stop`.
 #[derive(Debug, clap::Args)]
@@ -15,16 +17,19 @@ pub struct Args {
     /// Experiment name.
     pub name: String,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     server: ServerArgs,
+    /// Seconds to wait for a local experiment to be recorded as stopped.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    wait: u64,
 }
 
 /// Stops the experiment and prints its final status.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::settle(&a.store, &mut a.server)?;
     if a.server.server.is_none() {
-        return Err(UsageError(
-            "stop needs a server (--server URL or KESTREL_SERVER); an experiment started with `kestrel run` stops with Ctrl-C".into(),
-        )
-        .into());
+        return stop_local(&a);
     }
     let rt = remote::runtime()?;
     let info = rt.block_on(async {
@@ -44,4 +49,56 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         info.message
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the local process that runs the experiment to stop, then waits for the store to
+/// record the outcome.
+fn stop_local(a: &Args) -> anyhow::Result<ExitCode> {
+    let (store, dir) = a.store.open_read_only()?;
+    let rec = match &store {
+        Some(s) => s.experiment(&a.name)?,
+        None => None,
+    };
+    let rec = super::require(rec, &a.name, &dir)?;
+    let Some(store) = store else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if rec.status.state.is_terminal() {
+        return Err(UsageError(format!(
+            "experiment {} is not running ({})",
+            a.name, rec.status.state
+        ))
+        .into());
+    }
+    let Some(holder) = kestrel_controller::lease::live_holder(&*store, &a.name)? else {
+        return Err(UsageError(format!(
+            "no process is running experiment {} (it is {}; `kestrel resume {}` continues it)",
+            a.name, rec.status.state, a.name
+        ))
+        .into());
+    };
+    kestrel_controller::lease::ask_to_stop(&holder).map_err(UsageError)?;
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    loop {
+        let now = store.experiment(&a.name)?;
+        if let Some(r) = now.filter(|r| r.status.state.is_terminal()) {
+            out!(
+                "experiment {} is {} ({}): {}",
+                a.name,
+                r.status.state,
+                r.status.reason,
+                r.status.message
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "asked {} to stop; experiment {} is not recorded as stopped after {} s",
+                kestrel_controller::lease::describe(&holder),
+                a.name,
+                a.wait
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

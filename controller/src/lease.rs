@@ -115,6 +115,31 @@ pub fn live_holder(store: &dyn Store, experiment: &str) -> Result<Option<Lease>,
         .filter(|l| l.holder == here.holder || !is_stale(l, &here, now, &process_alive)))
 }
 
+/// Asks the process holding `lease` to stop its experiment (SIGTERM, which `kestrel run`
+/// handles as Ctrl-C: trials stopped and recorded, the experiment marked Stopped). Only a
+/// holder on this host and boot, and the very process that took the lease (its start
+/// time is checked, so a reused pid is never signalled), can be asked.
+pub fn ask_to_stop(lease: &Lease) -> Result<(), String> {
+    let here = me("", Timestamp::now());
+    let same_boot =
+        lease.host == here.host && lease.boot_id.is_some() && lease.boot_id == here.boot_id;
+    if !same_boot {
+        return Err(format!(
+            "it is run by {} on another machine; stop it there",
+            describe(lease)
+        ));
+    }
+    if !process_alive(lease.pid, lease.pid_start) {
+        return Err(format!("{} has already exited", describe(lease)));
+    }
+    let pid = i32::try_from(lease.pid).map_err(|_| format!("pid {} is out of range", lease.pid))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| format!("cannot signal {}: {e}", describe(lease)))
+}
+
 /// `kestrel run (pid 42 on host h, since 2026-12-02T10:00:00Z)`.
 pub fn describe(l: &Lease) -> String {
     format!(
