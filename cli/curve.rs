@@ -48,11 +48,14 @@ pub fn chart<'a>(title: String, metric: &'a str, points: &'a [(f64, f64)]) -> Ch
         .data(points);
     Chart::new(vec![data])
         .block(Block::bordered().title(title))
-        .x_axis(
-            Axis::default()
-                .bounds([1.0, n.max(2.0)])
-                .labels(["1".to_string(), format!("{n:.0} reports")]),
-        )
+        .x_axis(Axis::default().bounds([1.0, n.max(2.0)]).labels([
+            "1".to_string(),
+            if points.is_empty() {
+                "no reports".to_string()
+            } else {
+                format!("{n:.0} reports")
+            },
+        ]))
         .y_axis(
             Axis::default()
                 .bounds([lo, hi])

@@ -13,6 +13,7 @@ mod resume;
 mod server;
 mod tfevent;
 mod util;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

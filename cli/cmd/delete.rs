@@ -42,22 +42,28 @@ pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let (store, dir) = a.store.open()?;
-    super::require(store.experiment(&a.name)?, &a.name, &dir)?;
-    if let Some(h) = kestrel_controller::lease::live_holder(&*store, &a.name)? {
+    delete_local(&a.store, &a.name)?;
+    out!("deleted experiment {}", a.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes `name` from the local store with its trial directories; refused while a
+/// process runs it.
+pub fn delete_local(store: &StoreArgs, name: &str) -> anyhow::Result<()> {
+    let (store, dir) = store.open()?;
+    super::require(store.experiment(name)?, name, &dir)?;
+    if let Some(h) = kestrel_controller::lease::live_holder(&*store, name)? {
         return Err(super::UsageError(format!(
-            "experiment {:?} is being run by {}; stop it first",
-            a.name,
+            "experiment {name:?} is being run by {}; stop it first",
             kestrel_controller::lease::describe(&h)
         ))
         .into());
     }
-    store.delete_experiment(&a.name)?;
-    let runs = kestrel_controller::paths::experiment_dir(&dir.join("runs"), &a.name)
+    store.delete_experiment(name)?;
+    let runs = kestrel_controller::paths::experiment_dir(&dir.join("runs"), name)
         .context("the experiment's directory")?;
     if runs.exists() {
         std::fs::remove_dir_all(&runs).with_context(|| format!("removing {}", runs.display()))?;
     }
-    out!("deleted experiment {}", a.name);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
