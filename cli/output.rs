@@ -261,7 +261,7 @@ pub fn failures(
 }
 
 /// The last non-empty line of a log (read from its last 4 KiB), cut to 200 characters.
-fn last_line(path: &std::path::Path) -> Option<String> {
+pub fn last_line(path: &std::path::Path) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();

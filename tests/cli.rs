@@ -348,3 +348,33 @@ fn stop_asks_the_local_run_to_stop_its_experiment() {
     assert_code(&again, 2);
     assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
 }
+
+#[test]
+fn the_progress_bar_shows_what_a_first_long_trial_prints() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 1\n  parallelTrialCount: 1";
+    let f = k.write(
+        "slow.yaml",
+        &sh_experiment(
+            "slow-start",
+            "echo building the trainer\nsleep 2\necho loss=$X",
+            spec,
+        ),
+    );
+    let cmd = format!(
+        "stty cols 120 rows 24; {} run {}",
+        env!("CARGO_BIN_EXE_kestrel"),
+        f.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KESTREL_STORE", k.store.path())
+        .output()
+        .expect("util-linux script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("slow-start-") && screen.contains(": building the trainer"),
+        "{screen}"
+    );
+    assert_eq!(k.get("slow-start")["status"]["state"], "Succeeded");
+}

@@ -277,6 +277,7 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
         },
     );
     let bar = progress_bar(exp.max_trial_count);
+    let runs = dir.join("runs");
     let status = runtime.block_on(kestrel_controller::drive(
         &reconciler,
         &name,
@@ -287,11 +288,25 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
         },
         |p: &Progress<'_>| {
             bar.set_position(u64::from(p.counts.completed()));
+            // Until some trial has a result, show what a running one prints (a trainer
+            // being built, a dataset downloading): a long first trial is never silent.
+            let activity = if p.trials.iter().any(|t| t.objective.is_some()) {
+                None
+            } else {
+                p.trials
+                    .iter()
+                    .filter(|t| t.state == kestrel_core::TrialState::Running)
+                    .find_map(|t| {
+                        let log = runs.join(&t.experiment).join(&t.name).join("trial.log");
+                        output::last_line(&log).map(|l| format!(" | {}: {l}", t.name))
+                    })
+            };
             bar.set_message(format!(
-                "running {} | failed {} | best {}",
+                "running {} | failed {} | best {}{}",
                 p.counts.running,
                 p.counts.failures(),
-                output::best_line(p.experiment, p.trials)
+                output::best_line(p.experiment, p.trials),
+                activity.unwrap_or_default()
             ));
         },
     ))?;
