@@ -84,3 +84,67 @@ fn follow_prints_a_running_trials_output_until_it_ends() {
     assert!(text.contains("loss="), "{text}");
     assert!(run.wait().unwrap().success());
 }
+
+#[test]
+fn logs_come_from_a_server_too_whole_tailed_and_followed() {
+    let k = Kestrel::new();
+    let server = crate::server::Served::start(&k, &[]);
+    let url = server.url.clone();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 2\n  parallelTrialCount: 1";
+    let script = "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done\necho loss=$X";
+    let f = k.write("s.yaml", &sh_experiment("served-logs", script, spec));
+    assert_code(
+        &k.run(&["submit", f.to_str().unwrap(), "--server", &url]),
+        0,
+    );
+    // Follow the first trial from the server as soon as it exists.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        assert!(Instant::now() < deadline, "no trial started");
+        let got = k.run(&["get", "served-logs", "-o", "json", "--server", &url]);
+        if got.status.success() {
+            let doc: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+            if let Some(t) = trials(&doc).first() {
+                break t["name"].as_str().unwrap().to_string();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let followed = k.run(&["logs", "served-logs", &first, "-f", "--server", &url]);
+    assert_code(&followed, 0);
+    let text = stdout(&followed);
+    assert!(
+        text.starts_with("tick 1\n") && text.contains("tick 5\nloss="),
+        "{text}"
+    );
+    // Once finished: the same bytes as the server's files, tails, and every trial.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while k.get("served-logs")["status"]["state"] != "Succeeded" {
+        assert!(Instant::now() < deadline, "did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let local = stdout(&k.run(&["logs", "served-logs", &first]));
+    let remote = stdout(&k.run(&["logs", "served-logs", &first, "--server", &url]));
+    assert_eq!(remote, local);
+    let tail = stdout(&k.run(&[
+        "logs",
+        "served-logs",
+        &first,
+        "--tail",
+        "2",
+        "--server",
+        &url,
+    ]));
+    assert!(tail.starts_with("tick 5\nloss="), "{tail}");
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    let all = stdout(&k.run(&["logs", "served-logs", "--server", &url]));
+    assert_eq!(all.matches("==> served-logs-").count(), 2, "{all}");
+    assert_eq!(all.matches("tick 3").count(), 2, "{all}");
+    let unknown = k.run(&["logs", "served-logs", "served-logs-nope", "--server", &url]);
+    assert_code(&unknown, 2);
+    assert!(
+        stderr(&unknown).contains("has no trial"),
+        "{}",
+        stderr(&unknown)
+    );
+}

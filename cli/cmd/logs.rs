@@ -1,6 +1,6 @@
 //! `kestrel logs EXP [TRIAL]`: a trial's output (its `trial.log`: stdout and stderr), or
 //! every trial's under a header; `--follow` prints a running trial's output as it comes
-//! until the trial ends. Logs live with the store that ran the trials (local stores).
+//! until the trial ends. From the local store, or with `--server` from that server.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use kestrel_core::TrialRecord;
 
+use kestrel_proto::manager as pb;
+
 use super::UsageError;
+use crate::remote::{self, ServerArgs};
 use crate::store::StoreArgs;
 
 /// Arguments of `kestrel logs`.
@@ -21,6 +24,8 @@ pub struct Args {
     pub trial: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Keep printing the trial's output until it ends.
     #[arg(short, long)]
     follow: bool,
@@ -64,8 +69,56 @@ fn print(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
     Ok(text.len() as u64)
 }
 
+/// Prints the logs `a` asks for from its server.
+fn remote_logs(a: &Args) -> anyhow::Result<ExitCode> {
+    if a.trial.is_none() && a.follow {
+        return Err(UsageError("--follow needs a TRIAL".into()).into());
+    }
+    let tail = match a.tail {
+        Some(0) => return Ok(ExitCode::SUCCESS),
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        None => 0,
+    };
+    let rt = remote::runtime()?;
+    rt.block_on(async {
+        let mut c = remote::connect(&a.server).await?;
+        let trials: Vec<(String, String)> = match &a.trial {
+            Some(t) => vec![(t.clone(), String::new())],
+            None => remote::get(&mut c, &a.name)
+                .await?
+                .1
+                .into_iter()
+                .map(|t| (t.name, t.state.to_string()))
+                .collect(),
+        };
+        for (trial, state) in trials {
+            if a.trial.is_none() {
+                out!("==> {trial} ({state}) <==");
+            }
+            let mut stream = c
+                .get_trial_log(pb::TrialLogRequest {
+                    experiment: a.name.clone(),
+                    trial,
+                    tail_lines: tail,
+                    follow: a.follow,
+                })
+                .await
+                .map_err(remote::status_error)?
+                .into_inner();
+            while let Some(chunk) = stream.message().await.map_err(remote::status_error)? {
+                write(&chunk.data)?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// Runs the command.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::settle(&a.store, &mut a.server)?;
+    if a.server.server.is_some() {
+        return remote_logs(&a);
+    }
     let (store, dir) = a.store.open_read_only()?;
     let store = super::require(store, &a.name, &dir)?;
     super::require(store.experiment(&a.name)?, &a.name, &dir)?;

@@ -26,6 +26,7 @@ use kestrel_controller::reconciler::{ControllerError, Halt, Options, Reconciler,
 use kestrel_controller::sink::StoreSink;
 use kestrel_core::best_trial;
 
+mod logs;
 mod ops;
 
 /// How the server runs experiments.
@@ -293,6 +294,17 @@ impl manager_server::Manager for ManagerService {
         let name = request.into_inner().name;
         self.delete(&name).await?;
         Ok(Response::new(pb::DeleteExperimentReply {}))
+    }
+
+    type GetTrialLogStream = ReceiverStream<Result<pb::TrialLogChunk, Status>>;
+
+    async fn get_trial_log(
+        &self,
+        request: Request<pb::TrialLogRequest>,
+    ) -> Result<Response<Self::GetTrialLogStream>, Status> {
+        logs::stream(self.inner.clone(), request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type WatchExperimentStream = ReceiverStream<Result<pb::Event, Status>>;

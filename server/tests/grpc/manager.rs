@@ -171,3 +171,39 @@ async fn a_token_server_refuses_management_without_it() {
     h.check(HealthCheckRequest::default()).await.unwrap();
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn trial_logs_refuse_oversized_unknown_and_foreign_requests() {
+    let s = Server::start().await;
+    let mut m = ManagerClient::new(s.channel().await);
+    let req = |experiment: &str, trial: &str, tail_lines: u32| mpb::TrialLogRequest {
+        experiment: experiment.into(),
+        trial: trial.into(),
+        tail_lines,
+        follow: false,
+    };
+    let code = |r: Result<_, tonic::Status>| r.map(|_: tonic::Response<_>| ()).unwrap_err().code();
+    // Bounds are checked before any work.
+    assert_eq!(
+        code(m.get_trial_log(req("e", "e-1", 2_000_000)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(m.get_trial_log(req("e", &"t".repeat(300), 0)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(m.get_trial_log(req("../..", "x", 0)).await),
+        Code::InvalidArgument
+    );
+    // A name is only ever a stored trial of that experiment, never a path.
+    assert_eq!(
+        code(m.get_trial_log(req("e", "../../etc/passwd", 0)).await),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(m.get_trial_log(req("e", "e-unknown", 0)).await),
+        Code::NotFound
+    );
+    s.shutdown().await;
+}
