@@ -241,3 +241,69 @@ fn warm_start_learns_from_another_experiments_trials_without_counting_them() {
     );
     assert_eq!(stdout(&k.run(&["list", "-o", "name"])), "old\nnew\ncold\n");
 }
+
+#[test]
+fn a_server_continues_an_experiment_submitted_again_or_resumed() {
+    let k = Kestrel::new();
+    let server = crate::server::Served::start(&k, &[]);
+    let url = server.url.clone();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 2\n  parallelTrialCount: 1";
+    let f = k.write("s.yaml", &sh_experiment("served", "echo loss=$X", spec));
+    assert_code(
+        &k.run(&["submit", f.to_str().unwrap(), "--server", &url]),
+        0,
+    );
+    let finished = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let doc = k.get("served");
+            if doc["status"]["state"] == "Succeeded" && trials(&doc).len() == n {
+                return doc;
+            }
+            assert!(std::time::Instant::now() < deadline, "{doc}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    finished(2);
+    let first = names(&k, "served");
+    // The same file again: nothing to continue.
+    let same = k.run(&["submit", f.to_str().unwrap(), "--server", &url]);
+    assert_code(&same, 2);
+    assert!(
+        stderr(&same).contains("already exists with this spec"),
+        "{}",
+        stderr(&same)
+    );
+    // Resumed with a larger budget: it runs on with its trials.
+    let more = k.run(&["resume", "served", "--max-trials", "4", "--server", &url]);
+    assert_code(&more, 0);
+    assert!(
+        stdout(&more).contains("continues") && stdout(&more).contains("2 trials kept"),
+        "{}",
+        stdout(&more)
+    );
+    let doc = finished(4);
+    assert_eq!(doc["maxTrialCount"], 4);
+    assert_eq!(names(&k, "served")[..2], first[..]);
+    // Or submitted again with a larger maxTrialCount (Katib's way, as kubectl apply).
+    let f = k.write(
+        "s.yaml",
+        &sh_experiment(
+            "served",
+            "echo loss=$X",
+            &spec.replace("maxTrialCount: 2", "maxTrialCount: 5"),
+        ),
+    );
+    assert_code(
+        &k.run(&["submit", f.to_str().unwrap(), "--server", &url]),
+        0,
+    );
+    finished(5);
+    let lower = k.run(&["resume", "served", "--max-trials", "3", "--server", &url]);
+    assert_code(&lower, 2);
+    assert!(
+        stderr(&lower).contains("must be above"),
+        "{}",
+        stderr(&lower)
+    );
+}

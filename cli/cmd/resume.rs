@@ -28,6 +28,9 @@ pub struct Args {
     /// New maxFailedTrialCount.
     #[arg(long, value_name = "N")]
     max_failed: Option<u32>,
+    /// Continue it on this kestrel server instead (it keeps running there).
+    #[command(flatten)]
+    server: crate::remote::ServerArgs,
     #[command(flatten)]
     opts: RunOptions,
 }
@@ -49,19 +52,58 @@ pub fn with_counts(yaml: &str, counts: &[(&str, Option<u32>)]) -> anyhow::Result
     Ok(serde_saphyr::to_string(&doc)?)
 }
 
+/// Continues the experiment on the server: its stored YAML with the new counts, submitted
+/// again under its name.
+fn remote(a: &Args, counts: &[(&str, Option<u32>)]) -> anyhow::Result<ExitCode> {
+    use kestrel_proto::manager as pb;
+    let url = a.server.server.clone().unwrap_or_default();
+    let rt = crate::remote::runtime()?;
+    let info = rt.block_on(async {
+        let mut c = crate::remote::connect(&a.server).await?;
+        let (rec, _) = crate::remote::get(&mut c, &a.name).await?;
+        let yaml = with_counts(&rec.source, counts)?;
+        c.create_experiment(pb::CreateExperimentRequest {
+            yaml,
+            base_dir: String::new(),
+            seed: None,
+            name: a.name.clone(),
+        })
+        .await
+        .map_err(crate::remote::status_error)
+        .map(tonic::Response::into_inner)
+    })?;
+    super::submit::print_submitted(&info, &url)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Resumes or continues the experiment.
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
+    crate::source::settle(a.opts.store(), &mut a.server)?;
+    for (flag, v) in [("--max-trials", a.max_trials), ("--parallel", a.parallel)] {
+        if v == Some(0) {
+            return Err(UsageError(format!("{flag} 0: must be at least 1")).into());
+        }
+    }
+    if a.server.server.is_some() {
+        if a.max_trials.is_none() && a.parallel.is_none() && a.max_failed.is_none() {
+            return Err(UsageError(
+                "a server resumes its unfinished experiments itself; give --max-trials (or --parallel, --max-failed) to continue one".into(),
+            )
+            .into());
+        }
+        let counts = [
+            ("maxTrialCount", a.max_trials),
+            ("parallelTrialCount", a.parallel),
+            ("maxFailedTrialCount", a.max_failed),
+        ];
+        return remote(&a, &counts);
+    }
     let (store, dir) = a.opts.store().open_read_only()?;
     let rec = match store {
         Some(s) => s.experiment(&a.name)?,
         None => None,
     };
     let rec = super::require(rec, &a.name, &dir)?;
-    for (flag, v) in [("--max-trials", a.max_trials), ("--parallel", a.parallel)] {
-        if v == Some(0) {
-            return Err(UsageError(format!("{flag} 0: must be at least 1")).into());
-        }
-    }
     let counts = [
         ("maxTrialCount", a.max_trials),
         ("parallelTrialCount", a.parallel),

@@ -58,11 +58,36 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .map_err(remote::status_error)
         .map(tonic::Response::into_inner)
     })?;
-    out!(
-        "submitted experiment {} (seed {}); watch it with: kestrel watch {} --server {url}",
-        info.name,
-        info.seed,
-        info.name
-    );
+    print_submitted(&info, &url)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the server did: a new experiment, or a stored one continued with its trials.
+pub fn print_submitted(info: &pb::ExperimentInfo, url: &str) -> anyhow::Result<()> {
+    let kept = info.counts.as_ref().map_or(0, |c| {
+        c.created
+            + c.running
+            + c.succeeded
+            + c.failed
+            + c.killed
+            + c.metrics_unavailable
+            + c.early_stopped
+    });
+    if kept > 0 {
+        out!(
+            "experiment {} continues ({}, {} trials kept); watch it with: kestrel watch {} --server {url}",
+            info.name,
+            info.state,
+            kept,
+            info.name
+        );
+    } else {
+        out!(
+            "submitted experiment {} (seed {}); watch it with: kestrel watch {} --server {url}",
+            info.name,
+            info.seed,
+            info.name
+        );
+    }
+    Ok(())
 }

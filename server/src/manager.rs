@@ -240,6 +240,28 @@ impl manager_server::Manager for ManagerService {
     ) -> Result<Response<pb::ExperimentInfo>, Status> {
         let req = request.into_inner();
         let name = (!req.name.is_empty()).then_some(req.name);
+        // Submitting an experiment that exists applies its changed budget, as `kubectl
+        // apply` does for Katib: only the counts may change, and a finished experiment
+        // runs again with its trials.
+        let target = name.clone().or_else(|| {
+            kestrel_core::parse_experiment(&req.yaml, &kestrel_algorithms::Catalog)
+                .ok()
+                .map(|e| e.name)
+        });
+        if let Some(target) = target
+            && valid_name(&target).is_ok()
+            && self.snapshot(&target).await.is_ok()
+        {
+            return match self.update(req.yaml, &target).await? {
+                Some(rec) => {
+                    let (_, trials) = self.snapshot(&target).await?;
+                    Ok(Response::new(info_of(&rec, &trials)))
+                }
+                None => Err(Status::already_exists(format!(
+                    "experiment {target:?} already exists with this spec; raise its maxTrialCount to continue it, or choose another name or delete it"
+                ))),
+            };
+        }
         let rec = self.submit(req.yaml, name, req.seed, &req.base_dir).await?;
         Ok(Response::new(info_of(&rec, &[])))
     }
