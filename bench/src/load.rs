@@ -90,6 +90,83 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+/// Median milliseconds of `f` over `reps` runs.
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    percentile(&v, 0.5)
+}
+
+/// Where one request's time goes, measured in process (no network): the client's
+/// encoding, the server's decoding, the conversion of the experiment and of the trials,
+/// and the algorithm; one JSON line per algorithm.
+pub fn phases(trials: usize, algorithms: &str, reps: usize) -> anyhow::Result<()> {
+    use kestrel_proto::convert::katib as conv;
+    use prost::Message;
+    let history = history(trials);
+    for algorithm in algorithms.split(',').map(str::trim) {
+        let req = pb::GetSuggestionsRequest {
+            experiment: Some(experiment(algorithm)),
+            trials: history.clone(),
+            current_request_number: 1,
+            total_request_number: history.len() as i32 + 1,
+        };
+        let bytes = req.encode_to_vec();
+        let encode = median_ms(reps, || {
+            std::hint::black_box(req.encode_to_vec());
+        });
+        let decode = median_ms(reps, || {
+            std::hint::black_box(pb::GetSuggestionsRequest::decode(&bytes[..]).ok());
+        });
+        let call = conv::Call::Suggest { with_trials: true };
+        let problem = conv::problem_for(req.experiment.as_ref(), &kestrel_algorithms::Catalog, call)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let experiment_ms = median_ms(reps, || {
+            std::hint::black_box(
+                conv::problem_for(req.experiment.as_ref(), &kestrel_algorithms::Catalog, call).ok(),
+            );
+        });
+        let records = conv::trials(&problem, &req.trials).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let trials_ms = median_ms(reps, || {
+            std::hint::black_box(conv::trials(&problem, &req.trials).ok());
+        });
+        let ask = || {
+            kestrel_suggestion::get_suggestions(&kestrel_suggestion::GetSuggestions {
+                problem: &problem,
+                trials: &records,
+                count: 1,
+                seed: 1,
+                first_index: None,
+                prior: &[],
+            })
+        };
+        let suggest = median_ms(reps, || {
+            std::hint::black_box(ask().ok());
+        });
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "phases",
+                "algorithm": algorithm,
+                "trials": trials,
+                "request_bytes": bytes.len(),
+                "client_encode_ms": encode,
+                "server_decode_ms": decode,
+                "convert_experiment_ms": experiment_ms,
+                "convert_trials_ms": trials_ms,
+                "suggest_ms": suggest,
+            })
+        );
+    }
+    Ok(())
+}
+
 /// Runs the load test and prints one JSON line per algorithm.
 pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;

@@ -70,6 +70,19 @@ enum Cmd {
         #[arg(long, default_value = "random,multivariate-tpe")]
         methods: String,
     },
+    /// Where one GetSuggestions request's time goes, in process: encoding, decoding,
+    /// conversion and the algorithm (median of `reps`).
+    Phases {
+        /// Finished trials carried by the request.
+        #[arg(long, default_value_t = 1000)]
+        trials: usize,
+        /// Comma-separated algorithm names.
+        #[arg(long, default_value = "random,multivariate-tpe")]
+        methods: String,
+        /// Repetitions per phase.
+        #[arg(long, default_value_t = 30)]
+        reps: usize,
+    },
     /// Median time of one ask after N completed trials on a 10-D space.
     Latency {
         /// Comma-separated history sizes.
@@ -274,5 +287,10 @@ fn main() -> anyhow::Result<()> {
             trials,
             methods,
         } => load::run(clients, requests, trials, &methods),
+        Cmd::Phases {
+            trials,
+            methods,
+            reps,
+        } => load::phases(trials, &methods, reps),
     }
 }

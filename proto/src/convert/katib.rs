@@ -28,16 +28,15 @@ pub fn trials(problem: &Problem, trials: &[pb::Trial]) -> Result<Vec<TrialRecord
     let mut names = BTreeSet::new();
     let mut out = Vec::with_capacity(trials.len());
     for (i, t) in trials.iter().enumerate() {
-        let at = format!("trials[{i}]");
         if t.name.trim().is_empty() {
-            errs.push(FieldError::new(format!("{at}.name"), "is required"));
+            errs.push(FieldError::new(format!("trials[{i}].name"), "is required"));
         } else if !names.insert(t.name.as_str()) {
             errs.push(FieldError::new(
-                format!("{at}.name"),
+                format!("trials[{i}].name"),
                 format!("{:?} appears twice", t.name),
             ));
         }
-        if let Some(rec) = trial(problem, t, i, &at, &mut errs) {
+        if let Some(rec) = trial(problem, t, i, &mut errs) {
             out.push(rec);
         }
     }
@@ -48,11 +47,12 @@ pub fn trials(problem: &Problem, trials: &[pb::Trial]) -> Result<Vec<TrialRecord
     }
 }
 
+/// One trial of a request. Field paths of errors are built only when there is an error:
+/// a request carries thousands of trials, and most carry none.
 fn trial(
     problem: &Problem,
     t: &pb::Trial,
     i: usize,
-    at: &str,
     errs: &mut Vec<FieldError>,
 ) -> Option<TrialRecord> {
     let before = errs.len();
@@ -60,7 +60,7 @@ fn trial(
     let given: &[pb::ParameterAssignment] = spec
         .and_then(|s| s.parameter_assignments.as_ref())
         .map_or(&[], |p| &p.assignments);
-    let pa = format!("{at}.spec.parameter_assignments.assignments");
+    let pa = || format!("trials[{i}].spec.parameter_assignments.assignments");
     let mut assignments = Assignments::new();
     if problem.nas_config.is_some() {
         for a in given {
@@ -70,7 +70,7 @@ fn trial(
         for (j, a) in given.iter().enumerate() {
             let Some(p) = problem.space.params.iter().find(|p| p.name == a.name) else {
                 errs.push(FieldError::new(
-                    format!("{pa}[{j}].name"),
+                    format!("{}[{j}].name", pa()),
                     format!("{:?} is not a parameter of the experiment", a.name),
                 ));
                 continue;
@@ -80,7 +80,7 @@ fn trial(
                     assignments.insert(a.name.clone(), v);
                 }
                 _ => errs.push(FieldError::new(
-                    format!("{pa}[{j}].value"),
+                    format!("{}[{j}].value", pa()),
                     format!(
                         "{:?} is not a feasible {} value of {:?}",
                         a.value,
@@ -93,13 +93,14 @@ fn trial(
         for p in &problem.space.params {
             if !given.iter().any(|a| a.name == p.name) {
                 errs.push(FieldError::new(
-                    pa.clone(),
+                    pa(),
                     format!("parameter {:?} is not assigned", p.name),
                 ));
             }
         }
     }
-    let status = t.status.clone().unwrap_or_default();
+    let none = pb::TrialStatus::default();
+    let status = t.status.as_ref().unwrap_or(&none);
     let state = match status.condition() {
         pb::trial_status::TrialConditionType::Created => TrialState::Created,
         // Katib's Unknown is a trial whose state could not be read: still pending.
@@ -111,10 +112,13 @@ fn trial(
         pb::trial_status::TrialConditionType::Metricsunavailable => TrialState::MetricsUnavailable,
         pb::trial_status::TrialConditionType::Earlystopped => TrialState::EarlyStopped,
     };
-    let mut when = |s: &str, field: &str| match time(s, &format!("{at}.status.{field}")) {
-        Ok(t) => t,
-        Err(e) => {
-            errs.extend(e.fields().iter().cloned());
+    let mut when = |s: &str, field: &str| match s.trim().parse::<Timestamp>() {
+        Ok(t) => Some(t),
+        Err(_) if s.trim().is_empty() => None,
+        Err(_) => {
+            if let Err(e) = time(s, &format!("trials[{i}].status.{field}")) {
+                errs.extend(e.fields().iter().cloned());
+            }
             None
         }
     };
