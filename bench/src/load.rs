@@ -82,6 +82,18 @@ fn history(n: usize) -> Vec<pb::Trial> {
         .collect()
 }
 
+/// This process's resident memory and its peak so far, in MiB (from /proc/self/status;
+/// `None` elsewhere).
+fn rss_mib() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -193,6 +205,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
         ));
         let trials = history(trials);
         for algorithm in algorithms.split(',').map(str::trim) {
+            let before = rss_mib();
             let req = pb::GetSuggestionsRequest {
                 experiment: Some(experiment(algorithm)),
                 trials: trials.clone(),
@@ -230,6 +243,10 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                 errors += e;
             }
             let wall = started.elapsed().as_secs_f64();
+            let peak = rss_mib();
+            // Memory once the load is over and the server idles.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = rss_mib();
             all.sort();
             println!(
                 "{}",
@@ -244,6 +261,9 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                     "max_ms": percentile(&all, 1.0),
                     "throughput_rps": all.len() as f64 / wall,
                     "errors": errors,
+                    "rss_before_mib": before.map(|r| r.0),
+                    "rss_peak_mib": peak.map(|r| r.1),
+                    "rss_after_mib": after.map(|r| r.0),
                 })
             );
         }

@@ -103,6 +103,21 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
     })
 }
 
+/// How many GetSuggestions run their algorithm at once: two per core. Each holds its
+/// working memory while it runs (a GP over 1,000 trials: its Gram matrix, factor and
+/// inverses, about 75 MiB), so peak memory grows with the cores, not with the clients.
+/// Measured with 16 clients of `bayesianoptimization` over 1,000 trials on 2 cores
+/// (`kestrel-bench load --clients 16 --requests 2 --methods bayesianoptimization`):
+/// one per core 5.8 requests/s and a 207 MiB peak, two per core 7.2 and 311 MiB,
+/// unbounded 7.7 and 902 MiB (bench/README.md).
+pub fn algorithm_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(2 * cores)
+    })
+}
+
 /// Runs `f` on the blocking pool; a panic becomes `INTERNAL` for this request only.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
@@ -126,6 +141,12 @@ impl suggestion_server::Suggestion for SuggestionService {
         request: Request<pb::GetSuggestionsRequest>,
     ) -> Result<Response<pb::GetSuggestionsReply>, Status> {
         let req = request.into_inner();
+        // Queued requests wait here holding only their decoded message; at most two per
+        // core compute (and hold an algorithm's working memory) at a time.
+        let _slot = algorithm_slots()
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
         blocking(move || answer(req)).await.map(Response::new)
     }
 
