@@ -137,8 +137,9 @@ pub fn phases(trials: usize, algorithms: &str, reps: usize) -> anyhow::Result<()
             std::hint::black_box(pb::GetSuggestionsRequest::decode(&bytes[..]).ok());
         });
         let call = conv::Call::Suggest { with_trials: true };
-        let problem = conv::problem_for(req.experiment.as_ref(), &kestrel_algorithms::Catalog, call)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let problem =
+            conv::problem_for(req.experiment.as_ref(), &kestrel_algorithms::Catalog, call)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let experiment_ms = median_ms(reps, || {
             std::hint::black_box(
                 conv::problem_for(req.experiment.as_ref(), &kestrel_algorithms::Catalog, call).ok(),
