@@ -155,11 +155,7 @@ pub fn trials_csv(exp: &Experiment, trials: &[TrialRecord]) -> anyhow::Result<St
             t.objective.map(|v| v.to_string()).unwrap_or_default(),
         ];
         for m in &exp.objective.additional_metrics {
-            let v = t
-                .observation
-                .iter()
-                .find(|o| &o.name == m)
-                .and_then(|o| o.value(exp.objective.strategy(m)));
+            let v = crate::output::metric_value(exp, t, m);
             row.push(v.map(|v| v.to_string()).unwrap_or_default());
         }
         for p in &exp.space.params {

@@ -69,6 +69,14 @@ pub fn short(v: &kestrel_core::Value) -> String {
     }
 }
 
+/// The value of metric `m` of trial `t`, by the strategy the experiment gives it.
+pub fn metric_value(exp: &Experiment, t: &TrialRecord, m: &str) -> Option<f64> {
+    t.observation
+        .iter()
+        .find(|o| o.name == m)
+        .and_then(|o| o.value(exp.objective.strategy(m)))
+}
+
 /// A table styled for where it goes. On a terminal: borders, and as wide as the
 /// terminal, each row one line with cells cut short by `…` rather than wrapped. Piped or
 /// redirected: plain aligned columns at full width (for grep, cut and files).
@@ -188,11 +196,7 @@ pub fn trials_table(exp: &Experiment, trials: &[TrialRecord], view: &TrialsView<
             None => objective_text(exp, tr, 40),
         });
         for m in &exp.objective.additional_metrics {
-            let v = tr
-                .observation
-                .iter()
-                .find(|o| &o.name == m)
-                .and_then(|o| o.value(exp.objective.strategy(m)));
+            let v = metric_value(exp, tr, m);
             cells.push(v.map(fmt_num).unwrap_or_else(|| "-".into()));
         }
         for p in &exp.space.params {

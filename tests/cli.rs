@@ -314,29 +314,10 @@ fn stop_asks_the_local_run_to_stop_its_experiment() {
         "s.yaml",
         &sh_experiment("stoppable", "echo loss=$X\nsleep 60", spec),
     );
-    let mut child = k
-        .cmd(&["run", f.to_str().unwrap(), "--grace", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        assert!(std::time::Instant::now() < deadline, "trials never started");
-        let out = k.run(&["get", "stoppable", "-o", "json"]);
-        if out.status.success() {
-            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-            if trials(&doc)
-                .iter()
-                .filter(|t| t["state"] == "Running")
-                .count()
-                == 2
-            {
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let mut child = k.spawn_run(&f);
+    k.wait_doc("stoppable", &[], "two running trials", |d| {
+        trials(d).iter().filter(|t| t["state"] == "Running").count() == 2
+    });
     let stop = k.run(&["stop", "stoppable"]);
     assert_code(&stop, 0);
     assert!(stdout(&stop).contains("is Stopped"), "{}", stdout(&stop));

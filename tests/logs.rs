@@ -98,18 +98,10 @@ fn logs_come_from_a_server_too_whole_tailed_and_followed() {
         0,
     );
     // Follow the first trial from the server as soon as it exists.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let first = loop {
-        assert!(Instant::now() < deadline, "no trial started");
-        let got = k.run(&["get", "served-logs", "-o", "json", "--server", &url]);
-        if got.status.success() {
-            let doc: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
-            if let Some(t) = trials(&doc).first() {
-                break t["name"].as_str().unwrap().to_string();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let doc = k.wait_doc("served-logs", &["--server", &url], "a trial", |d| {
+        !trials(d).is_empty()
+    });
+    let first = trials(&doc)[0]["name"].as_str().unwrap().to_string();
     let followed = k.run(&["logs", "served-logs", &first, "-f", "--server", &url]);
     assert_code(&followed, 0);
     let text = stdout(&followed);
@@ -118,11 +110,9 @@ fn logs_come_from_a_server_too_whole_tailed_and_followed() {
         "{text}"
     );
     // Once finished: the same bytes as the server's files, tails, and every trial.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while k.get("served-logs")["status"]["state"] != "Succeeded" {
-        assert!(Instant::now() < deadline, "did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    k.wait_doc("served-logs", &[], "Succeeded", |d| {
+        d["status"]["state"] == "Succeeded"
+    });
     let local = stdout(&k.run(&["logs", "served-logs", &first]));
     let remote = stdout(&k.run(&["logs", "served-logs", &first, "--server", &url]));
     assert_eq!(remote, local);

@@ -254,15 +254,9 @@ fn a_server_continues_an_experiment_submitted_again_or_resumed() {
         0,
     );
     let finished = |n: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let doc = k.get("served");
-            if doc["status"]["state"] == "Succeeded" && trials(&doc).len() == n {
-                return doc;
-            }
-            assert!(std::time::Instant::now() < deadline, "{doc}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        k.wait_doc("served", &[], "the trials finished", |d| {
+            d["status"]["state"] == "Succeeded" && trials(d).len() == n
+        })
     };
     finished(2);
     let first = names(&k, "served");

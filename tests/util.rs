@@ -54,6 +54,42 @@ impl Kestrel {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `kestrel run FILE --grace 1` in the background, its output discarded.
+    pub fn spawn_run(&self, file: &Path) -> std::process::Child {
+        self.cmd(&["run", file.to_str().unwrap(), "--grace", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `kestrel get NAME -o json EXTRA` every 50 ms until `pred` holds for the document
+    /// (at most 30 s, then the test fails saying it never saw `what`).
+    pub fn wait_doc(
+        &self,
+        name: &str,
+        extra: &[&str],
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut args = vec!["get", name, "-o", "json"];
+        args.extend_from_slice(extra);
+        loop {
+            let out = self.run(&args);
+            let doc: Option<Value> = out
+                .status
+                .success()
+                .then(|| serde_json::from_slice(&out.stdout).ok())
+                .flatten();
+            if let Some(d) = doc.filter(|d| pred(d)) {
+                return d;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saw {what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Rows of the store's metric_logs for a trial: (name, value).
     pub fn metric_rows(&self, trial: &str) -> Vec<(String, String)> {
         let db = rusqlite::Connection::open(self.store.path().join("kestrel.db")).unwrap();

@@ -112,12 +112,7 @@ fn watch_shows_running_trials_selects_sorts_and_stops_a_local_run() {
         "w.yaml",
         &sh_experiment("watched", "echo loss=$X\necho loss=$X\nsleep 60", spec),
     );
-    let mut run = k
-        .cmd(&["run", f.to_str().unwrap(), "--grace", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = k.spawn_run(&f);
     let Some(pane) = Pane::start(&k, "watch watched") else {
         let _ = run.kill();
         let _ = run.wait();

@@ -1,22 +1,10 @@
 //! CMA-ES: conformance, convergence, restarts and settings.
 
 use super::*;
-use kestrel_core::{Distribution, ObjectiveType, ParamSpec, Timestamp, Value};
+use kestrel_core::{ObjectiveType, Timestamp, Value};
 
 fn box_space(d: usize) -> SearchSpace {
-    SearchSpace {
-        params: (0..d)
-            .map(|i| ParamSpec {
-                name: format!("x{i}"),
-                domain: Domain::Double {
-                    min: 0.0,
-                    max: 1.0,
-                    step: None,
-                    distribution: Distribution::Uniform,
-                },
-            })
-            .collect(),
-    }
+    crate::space::tests::unit_cube(d)
 }
 
 fn run(algo: &CmaEs, space: &SearchSpace, budget: u64, f: impl Fn(&[f64]) -> f64) -> f64 {

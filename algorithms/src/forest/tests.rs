@@ -2,7 +2,6 @@
 //! of the quantile model, and search against random sampling with fixed seeds.
 
 use super::*;
-use kestrel_core::{Distribution, ParamSpec, SearchSpace};
 use rand::SeedableRng;
 
 use crate::sequential::{Observation, Sampler};
@@ -128,22 +127,6 @@ fn boosted_quantiles_bracket_about_two_thirds_of_the_data() {
     );
 }
 
-fn unit_space(d: usize) -> SearchSpace {
-    SearchSpace {
-        params: (0..d)
-            .map(|i| ParamSpec {
-                name: format!("x{i}"),
-                domain: Domain::Double {
-                    min: 0.0,
-                    max: 1.0,
-                    step: None,
-                    distribution: Distribution::Uniform,
-                },
-            })
-            .collect(),
-    }
-}
-
 fn bowl(u: &[f64]) -> f64 {
     (u[0] - 0.3).powi(2) + (u[1] - 0.7).powi(2)
 }
@@ -151,7 +134,7 @@ fn bowl(u: &[f64]) -> f64 {
 /// The objective at the next proposal of `ensemble` after 30 random observations of the
 /// bowl (or at a 31st random point).
 fn next_value(ensemble: Option<Ensemble>, seed: u64) -> f64 {
-    let space = unit_space(2);
+    let space = crate::space::tests::unit_cube(2);
     let mut rng = StdRng::seed_from_u64(seed);
     let done: Vec<Observation> = (0..30)
         .map(|_| {
@@ -194,7 +177,7 @@ fn each_ensemble_proposes_where_the_bowl_is_low() {
 
 #[test]
 fn pending_points_are_believed_and_proposals_are_seeded() {
-    let space = unit_space(2);
+    let space = crate::space::tests::unit_cube(2);
     let mut rng = StdRng::seed_from_u64(1);
     let done: Vec<Observation> = (0..12)
         .map(|_| {

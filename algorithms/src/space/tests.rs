@@ -13,6 +13,25 @@ fn p(name: &str, domain: Domain) -> ParamSpec {
     }
 }
 
+/// `d` uniform doubles on [0, 1] named `x0`, `x1`, ... (unit coordinates are the values).
+pub(crate) fn unit_cube(d: usize) -> SearchSpace {
+    SearchSpace {
+        params: (0..d)
+            .map(|i| {
+                p(
+                    &format!("x{i}"),
+                    Domain::Double {
+                        min: 0.0,
+                        max: 1.0,
+                        step: None,
+                        distribution: Distribution::Uniform,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 /// A space with every parameter type and distribution.
 pub(crate) fn mixed_space() -> SearchSpace {
     use Distribution::*;

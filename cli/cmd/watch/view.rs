@@ -389,11 +389,7 @@ pub fn draw(f: &mut Frame<'_>, snap: &Snapshot, view: &mut View) {
                 Cell::from(value),
             ];
             for m in &exp.objective.additional_metrics {
-                let v = t
-                    .observation
-                    .iter()
-                    .find(|o| &o.name == m)
-                    .and_then(|o| o.value(exp.objective.strategy(m)));
+                let v = output::metric_value(exp, t, m);
                 cells.push(Cell::from(
                     v.map(|v| output::short(&kestrel_core::Value::Double(v)))
                         .unwrap_or_else(|| "-".into()),
