@@ -225,8 +225,10 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                     let mut times = Vec::with_capacity(requests);
                     let mut errors = 0usize;
                     for _ in 0..requests {
+                        // The client's copy of its request is not the service's time.
+                        let r = req.clone();
                         let t = Instant::now();
-                        match c.get_suggestions(req.clone()).await {
+                        match c.get_suggestions(r).await {
                             Ok(r) if r.get_ref().parameter_assignments.len() == 1 => {
                                 times.push(t.elapsed())
                             }

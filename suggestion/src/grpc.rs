@@ -58,19 +58,24 @@ fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
         with_trials: !req.trials.is_empty(),
     };
     let problem = conv::problem_for(req.experiment.as_ref(), &Catalog, call)?;
-    let trials = conv::trials(&problem, &req.trials)?;
+    let history = match &req.experiment {
+        Some(e) => crate::history::convert(&problem, e, req.trials)?,
+        None => return Err(Status::invalid_argument("experiment: is required")),
+    };
+    let trials = &history.records;
     // Katib counts requests, not trials: trial k of the experiment is request k.
     let earlier = i64::from(req.total_request_number) - i64::from(req.current_request_number);
     let first_index = u64::try_from(earlier).unwrap_or(0).max(trials.len() as u64);
     let batch = get_suggestions(&GetSuggestions {
         problem: &problem,
-        trials: &trials,
+        trials,
         count,
         seed: seed_of(&problem),
         first_index: Some(first_index),
         prior: &[],
     })
     .map_err(|e| algo_status(&e))?;
+    history.keep();
     let named = batch.trials;
     if named.len() != count && batch.waiting {
         // Katib's controller retries a failed request; by then the rung may have finished.

@@ -9,6 +9,7 @@
 //! and the trial index), so trials are matched by name, never by parameter strings.
 
 pub mod grpc;
+pub mod history;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

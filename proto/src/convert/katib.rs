@@ -5,8 +5,6 @@
 //! ([`kestrel_core::validate::problem`], in `spec`); error paths are spelled as in the
 //! message, e.g. `experiment.spec.parameter_specs.parameters[0].feasible_space.min`.
 
-use std::collections::BTreeSet;
-
 use kestrel_core::{
     Assignments, FieldError, MetricLog, MetricObservation, ObjectiveType, Problem, Timestamp,
     TrialRecord, TrialState, Value,
@@ -24,10 +22,24 @@ pub use spec::{Call, early_stopping, problem, problem_for};
 /// the request (Katib has no proposal index). Assignments must name every parameter of
 /// the space with a feasible value; NAS experiments' assignments are kept as text.
 pub fn trials(problem: &Problem, trials: &[pb::Trial]) -> Result<Vec<TrialRecord>, ConvertError> {
+    trials_after(problem, &[], trials)
+}
+
+/// [`trials`] of `before` followed by `rest`, converting only `rest`: `before` are the
+/// first trials of the same request already converted (a cache of an earlier request's
+/// history), needed here only for their names (each name once in the whole request).
+/// The records of `rest` are exactly those [`trials`] gives for the whole request.
+pub fn trials_after(
+    problem: &Problem,
+    before: &[pb::Trial],
+    rest: &[pb::Trial],
+) -> Result<Vec<TrialRecord>, ConvertError> {
     let mut errs = Vec::new();
-    let mut names = BTreeSet::new();
-    let mut out = Vec::with_capacity(trials.len());
-    for (i, t) in trials.iter().enumerate() {
+    let mut names: std::collections::HashSet<&str> =
+        before.iter().map(|t| t.name.as_str()).collect();
+    let mut out = Vec::with_capacity(rest.len());
+    let offset = before.len();
+    for (i, t) in rest.iter().enumerate().map(|(j, t)| (offset + j, t)) {
         if t.name.trim().is_empty() {
             errs.push(FieldError::new(format!("trials[{i}].name"), "is required"));
         } else if !names.insert(t.name.as_str()) {
