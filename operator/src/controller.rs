@@ -54,6 +54,9 @@ pub struct Context {
     pub manager: ManagerService,
     /// Publishes Events about Experiments and Trials.
     pub recorder: Recorder,
+    /// The generation of each Experiment (by name, with its uid) whose spec was last
+    /// applied: an edit is applied once, not on every pass.
+    pub applied: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
 
 /// The last condition of a status: (type, reason, message).
@@ -275,18 +278,42 @@ pub async fn reconcile(cr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         set_status(&api, &cr, &invalid(&message), &ctx.recorder).await?;
         return Ok(Action::await_change());
     }
-    // A changed budget (kubectl edit, apply): a finished experiment runs again.
-    let (rec, records) = match ctx.manager.update(document(&cr), &name).await {
-        Ok(None) => (rec, records),
-        Ok(Some(_)) => ctx
-            .manager
-            .snapshot(&name)
-            .await
-            .map_err(|e| manager_error(&e))?,
-        Err(e) => {
-            tracing::warn!(experiment = %name, error = %e.message(), "the changed Experiment is not applied");
-            (rec, records)
+    // A changed budget (kubectl edit, apply): a finished experiment runs again. Applied
+    // once per generation of the resource (an unchanged one is not parsed every second).
+    let generation = (
+        cr.metadata.uid.clone().unwrap_or_default(),
+        cr.metadata.generation.unwrap_or(0),
+    );
+    let seen = ctx
+        .applied
+        .lock()
+        .map(|m| m.get(&name) == Some(&generation))
+        .unwrap_or(false);
+    let (rec, records) = if seen {
+        (rec, records)
+    } else {
+        let mut settled = true;
+        let applied = match ctx.manager.update(document(&cr), &name).await {
+            Ok(None) => (rec, records),
+            Ok(Some(_)) => ctx
+                .manager
+                .snapshot(&name)
+                .await
+                .map_err(|e| manager_error(&e))?,
+            Err(e) => {
+                tracing::warn!(experiment = %name, error = %e.message(), "the changed Experiment is not applied");
+                // A refused edit stays refused; a failure of the store is tried again.
+                settled = matches!(
+                    e.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                );
+                (rec, records)
+            }
+        };
+        if settled && let Ok(mut m) = ctx.applied.lock() {
+            m.insert(name.clone(), generation);
         }
+        applied
     };
     sync_trials(&ctx.client, &ctx.recorder, &cr, &rec, &records).await?;
     set_status(

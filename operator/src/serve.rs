@@ -54,6 +54,7 @@ pub async fn serve(
         recorder: Recorder::new(client.clone(), reporter),
         client,
         manager: manager.clone(),
+        applied: Default::default(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run(ctx, async move {

@@ -369,6 +369,7 @@ impl State {
         meta["namespace"] = json!(key.2);
         meta["uid"] = json!(format!("uid-{}", self.version));
         meta["resourceVersion"] = json!(self.version.to_string());
+        meta["generation"] = json!(1);
         meta["creationTimestamp"] = json!(
             jiff::Timestamp::now()
                 .round(jiff::Unit::Second)
@@ -380,13 +381,23 @@ impl State {
         obj
     }
 
-    /// Changes a stored object; returns it, or `None` when there is none. An object being
-    /// deleted goes once its last finalizer is removed.
+    /// Changes a stored object; returns it, or `None` when there is none. A changed spec
+    /// raises `metadata.generation`. An object being deleted goes once its last finalizer
+    /// is removed.
     pub fn modify(&mut self, key: &Key, change: impl FnOnce(&mut Json)) -> Option<Json> {
         let version = self.version + 1;
         let o = self.objects.get_mut(key)?;
+        let spec = o.get("spec").cloned();
         change(o);
         o["metadata"]["resourceVersion"] = json!(version.to_string());
+        // As the API server: a change of the spec is a new generation.
+        if o.get("spec") != spec.as_ref() {
+            let g = o
+                .pointer("/metadata/generation")
+                .and_then(Json::as_i64)
+                .unwrap_or(0);
+            o["metadata"]["generation"] = json!(g + 1);
+        }
         let o = o.clone();
         self.version = version;
         self.changed("MODIFIED", key.clone(), o.clone());

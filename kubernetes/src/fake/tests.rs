@@ -218,3 +218,24 @@ async fn finalizers_hold_a_deletion_and_owned_objects_go_with_their_owner() {
         "collected"
     );
 }
+
+#[tokio::test]
+async fn a_spec_change_is_a_new_generation_and_a_status_change_is_not() {
+    let server = FakeApiServer::start().await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(server.client("ns1").unwrap(), "ns1");
+    jobs.create(&PostParams::default(), &job("g-1"))
+        .await
+        .unwrap();
+    let generation = |j: Job| j.metadata.generation;
+    assert_eq!(generation(jobs.get("g-1").await.unwrap()), Some(1));
+    assert!(server.set_status("batch/v1", "jobs", "ns1", "g-1", json!({"active": 1})));
+    assert_eq!(generation(jobs.get("g-1").await.unwrap()), Some(1));
+    assert!(server.patch(
+        "batch/v1",
+        "jobs",
+        "ns1",
+        "g-1",
+        &json!({"spec": {"parallelism": 2}})
+    ));
+    assert_eq!(generation(jobs.get("g-1").await.unwrap()), Some(2));
+}
