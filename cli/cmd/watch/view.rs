@@ -345,6 +345,12 @@ pub fn draw(f: &mut Frame<'_>, snap: &Snapshot, view: &mut View) {
         .and_then(|s| view.logs.get(s))
         .map(|logs| crate::curve::points(logs, metric))
         .unwrap_or_default();
+    // Why the selected trial failed goes in the footer (full width).
+    let failure = selected
+        .as_ref()
+        .and_then(|s| trials.iter().find(|t| &t.name == s))
+        .filter(|t| t.state.is_failure())
+        .map(|t| format!("{} {}: {}", t.name, t.state, t.message));
     let title = match &selected {
         Some(s) => format!("{metric}: {s}"),
         None => "select a trial (↑↓) for its curve".to_string(),
@@ -447,6 +453,9 @@ pub fn draw(f: &mut Frame<'_>, snap: &Snapshot, view: &mut View) {
             format!("delete experiment {} and all its trials? y/n", rec.name())
         }
         (_, Some(n)) => format!("q quit · {n}"),
+        (_, None) if failure.is_some() => {
+            format!("q quit · {}", failure.unwrap_or_default())
+        }
         _ => "↑↓ select · s sort · r reverse · x stop · d delete · q quit".to_string(),
     };
     f.render_widget(Paragraph::new(footer), foot);

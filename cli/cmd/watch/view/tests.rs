@@ -173,6 +173,18 @@ fn keys_select_sort_reverse_and_confirm() {
 }
 
 #[test]
+fn a_selected_failed_trial_shows_why_it_failed() {
+    let mut snap = snapshot();
+    let mut failed = trial(3, None, TrialState::Failed);
+    failed.message = "exit status 2".into();
+    snap.1.push(failed);
+    let mut view = View::new(false);
+    view.selected = Some(snap.1[3].name.clone());
+    let text = screen(&snap, &mut view, 120, 30);
+    assert!(text.contains("Failed: exit status 2"), "{text}");
+}
+
+#[test]
 fn running_and_selected_trials_are_the_ones_whose_reports_are_read() {
     let snap = snapshot();
     let mut view = View::new(true);
