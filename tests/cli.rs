@@ -298,12 +298,7 @@ fn get_of_one_trial_shows_its_values_and_learning_curve() {
     let csv = stdout(&k.run(&["get", "formats", &name, "-o", "csv"]));
     assert_eq!(csv.lines().count(), 5, "{csv}");
     let missing = k.run(&["get", "formats", "formats-nope"]);
-    assert_code(&missing, 2);
-    assert!(
-        stderr(&missing).contains("has no trial"),
-        "{}",
-        stderr(&missing)
-    );
+    assert_refused(&missing, "has no trial");
 }
 
 #[test]
@@ -326,8 +321,7 @@ fn stop_asks_the_local_run_to_stop_its_experiment() {
     assert!(trials(&doc).iter().all(|t| t["state"] == "Killed"), "{doc}");
     // Nothing runs it any more.
     let again = k.run(&["stop", "stoppable"]);
-    assert_code(&again, 2);
-    assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
+    assert_refused(&again, "not running");
 }
 
 #[test]

@@ -41,12 +41,7 @@ fn logs_show_one_trial_every_trial_and_the_last_lines() {
         );
     }
     let unknown = k.run(&["logs", "logged", "logged-nope"]);
-    assert_code(&unknown, 2);
-    assert!(
-        stderr(&unknown).contains("has no trial \"logged-nope\""),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_refused(&unknown, "has no trial \"logged-nope\"");
     let missing = k.run(&["logs", "nope"]);
     assert_code(&missing, 2);
 }
@@ -131,10 +126,5 @@ fn logs_come_from_a_server_too_whole_tailed_and_followed() {
     assert_eq!(all.matches("==> served-logs-").count(), 2, "{all}");
     assert_eq!(all.matches("tick 3").count(), 2, "{all}");
     let unknown = k.run(&["logs", "served-logs", "served-logs-nope", "--server", &url]);
-    assert_code(&unknown, 2);
-    assert!(
-        stderr(&unknown).contains("has no trial"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_refused(&unknown, "has no trial");
 }

@@ -22,20 +22,26 @@ use crate::util::*;
 const EXPERIMENTS: &str = "kubeflow.org/v1beta1";
 const NAME: &str = "digits-kubernetes";
 
+/// `kestrel serve`'s flags for operator mode with trials on the cluster, its DBManager at
+/// `addr`.
+fn operator_flags(addr: &str) -> [&str; 7] {
+    [
+        "--operator",
+        "--executor",
+        "kubernetes",
+        "--kube-image",
+        "kestrel:test",
+        "--db-manager-address",
+        addr,
+    ]
+}
+
 fn operator(k: &Kestrel, cluster: &FakeApiServer, addr: &str) -> Served {
     let kubeconfig = kubeconfig(k, cluster);
     Served::start_env(
         k,
         &["--listen", addr],
-        &[
-            "--operator",
-            "--executor",
-            "kubernetes",
-            "--kube-image",
-            "kestrel:test",
-            "--db-manager-address",
-            addr,
-        ],
+        &operator_flags(addr),
         &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
     )
 }
@@ -334,27 +340,16 @@ fn replicas_elect_one_leader_and_the_next_takes_over_when_it_stops() {
     let k = Kestrel::new();
     let kubeconfig = kubeconfig(&k, &cluster);
     let replica = |addr: &str| {
-        k.cmd(&[
-            "serve",
-            "--listen",
-            addr,
-            "--operator",
-            "--lease-seconds",
-            "4",
-            "--executor",
-            "kubernetes",
-            "--kube-image",
-            "kestrel:test",
-            "--db-manager-address",
-            addr,
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAMESPACE", "kestrel")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(Reaped)
-        .unwrap()
+        let mut args = vec!["serve", "--listen", addr, "--lease-seconds", "4"];
+        args.extend(operator_flags(addr));
+        k.cmd(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", "kestrel")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Reaped)
+            .unwrap()
     };
     // Each replica prints its "serving on" line once it leads.
     let serving = |child: &mut Reaped| {

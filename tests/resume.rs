@@ -29,12 +29,7 @@ fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
     assert_eq!(first.len(), 3);
     // The same file again: nothing to continue, and the message says how.
     let again = k.run(&["run", f.to_str().unwrap()]);
-    assert_code(&again, 2);
-    assert!(
-        stderr(&again).contains("raise maxTrialCount"),
-        "{}",
-        stderr(&again)
-    );
+    assert_refused(&again, "raise maxTrialCount");
     // A larger budget: two more trials, the first three kept.
     let f = write(5);
     let more = k.run(&["run", f.to_str().unwrap()]);
@@ -51,12 +46,7 @@ fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
     // A budget not above what ran, or another change, is refused with the reason.
     let f = write(4);
     let lower = k.run(&["run", f.to_str().unwrap()]);
-    assert_code(&lower, 2);
-    assert!(
-        stderr(&lower).contains("must be above the 5 trials"),
-        "{}",
-        stderr(&lower)
-    );
+    assert_refused(&lower, "must be above the 5 trials");
     let other = sh_experiment(
         "cont",
         "echo loss=$X",
@@ -64,12 +54,7 @@ fn raising_max_trial_count_continues_a_finished_experiment_with_its_trials() {
     );
     let f = k.write("e.yaml", &other);
     let changed = k.run(&["run", f.to_str().unwrap()]);
-    assert_code(&changed, 2);
-    assert!(
-        stderr(&changed).contains("only parallelTrialCount"),
-        "{}",
-        stderr(&changed)
-    );
+    assert_refused(&changed, "only parallelTrialCount");
 }
 
 /// `validate --output json` for CI: the verdict on stdout, every error with its path,
@@ -113,8 +98,7 @@ fn kestrel_resume_continues_a_finished_experiment_without_its_file() {
     // The file is gone; the stored experiment is enough.
     std::fs::remove_file(&f).unwrap();
     let same = k.run(&["resume", "again"]);
-    assert_code(&same, 2);
-    assert!(stderr(&same).contains("--max-trials"), "{}", stderr(&same));
+    assert_refused(&same, "--max-trials");
     let more = k.run(&["resume", "again", "--max-trials", "4", "--parallel", "2"]);
     assert_code(&more, 0);
     assert!(
@@ -130,20 +114,10 @@ fn kestrel_resume_continues_a_finished_experiment_without_its_file() {
     assert_eq!(all[..2], first[..]);
     // Not above what ran, zero, or an unknown experiment: refused with the reason.
     let lower = k.run(&["resume", "again", "--max-trials", "3"]);
-    assert_code(&lower, 2);
-    assert!(
-        stderr(&lower).contains("must be above the 4 trials"),
-        "{}",
-        stderr(&lower)
-    );
+    assert_refused(&lower, "must be above the 4 trials");
     assert_code(&k.run(&["resume", "again", "--parallel", "0"]), 2);
     let unknown = k.run(&["resume", "nope", "--max-trials", "9"]);
-    assert_code(&unknown, 2);
-    assert!(
-        stderr(&unknown).contains("no experiment named"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_refused(&unknown, "no experiment named");
 }
 
 #[test]
@@ -205,12 +179,7 @@ fn warm_start_learns_from_another_experiments_trials_without_counting_them() {
     );
     // Refused: an unknown experiment, a stored name, an algorithm that ignores history.
     let again = k.run(&["run", new.to_str().unwrap(), "--warm-start", "old"]);
-    assert_code(&again, 2);
-    assert!(
-        stderr(&again).contains("already exists"),
-        "{}",
-        stderr(&again)
-    );
+    assert_refused(&again, "already exists");
     let unknown = k.run(&[
         "run",
         new.to_str().unwrap(),
@@ -219,12 +188,7 @@ fn warm_start_learns_from_another_experiments_trials_without_counting_them() {
         "--warm-start",
         "nope",
     ]);
-    assert_code(&unknown, 2);
-    assert!(
-        stderr(&unknown).contains("no experiment of that name"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_refused(&unknown, "no experiment of that name");
     let random = k.run(&[
         "run",
         old.to_str().unwrap(),
@@ -233,12 +197,7 @@ fn warm_start_learns_from_another_experiments_trials_without_counting_them() {
         "--warm-start",
         "old",
     ]);
-    assert_code(&random, 2);
-    assert!(
-        stderr(&random).contains("random does not"),
-        "{}",
-        stderr(&random)
-    );
+    assert_refused(&random, "random does not");
     assert_eq!(stdout(&k.run(&["list", "-o", "name"])), "old\nnew\ncold\n");
 }
 
@@ -262,12 +221,7 @@ fn a_server_continues_an_experiment_submitted_again_or_resumed() {
     let first = names(&k, "served");
     // The same file again: nothing to continue.
     let same = k.run(&["submit", f.to_str().unwrap(), "--server", &url]);
-    assert_code(&same, 2);
-    assert!(
-        stderr(&same).contains("already exists with this spec"),
-        "{}",
-        stderr(&same)
-    );
+    assert_refused(&same, "already exists with this spec");
     // Resumed with a larger budget: it runs on with its trials.
     let more = k.run(&["resume", "served", "--max-trials", "4", "--server", &url]);
     assert_code(&more, 0);
@@ -294,10 +248,5 @@ fn a_server_continues_an_experiment_submitted_again_or_resumed() {
     );
     finished(5);
     let lower = k.run(&["resume", "served", "--max-trials", "3", "--server", &url]);
-    assert_code(&lower, 2);
-    assert!(
-        stderr(&lower).contains("must be above"),
-        "{}",
-        stderr(&lower)
-    );
+    assert_refused(&lower, "must be above");
 }

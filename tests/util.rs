@@ -111,6 +111,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that a command was refused as bad input (exit 2) saying `what` on stderr.
+pub fn assert_refused(o: &Output, what: &str) {
+    assert_code(o, 2);
+    assert!(stderr(o).contains(what), "{}", stderr(o));
+}
+
 /// Asserts an exit status, showing both streams on failure.
 pub fn assert_code(o: &Output, code: i32) {
     assert_eq!(

@@ -84,18 +84,20 @@ pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
             return Err(UsageError(format!("{flag} 0: must be at least 1")).into());
         }
     }
+    // The counts given, by their Experiment field names.
+    let counts = [
+        ("maxTrialCount", a.max_trials),
+        ("parallelTrialCount", a.parallel),
+        ("maxFailedTrialCount", a.max_failed),
+    ];
+    let changed = counts.iter().any(|(_, v)| v.is_some());
     if a.server.server.is_some() {
-        if a.max_trials.is_none() && a.parallel.is_none() && a.max_failed.is_none() {
+        if !changed {
             return Err(UsageError(
                 "a server resumes its unfinished experiments itself; give --max-trials (or --parallel, --max-failed) to continue one".into(),
             )
             .into());
         }
-        let counts = [
-            ("maxTrialCount", a.max_trials),
-            ("parallelTrialCount", a.parallel),
-            ("maxFailedTrialCount", a.max_failed),
-        ];
         return remote(&a, &counts);
     }
     let (store, dir) = a.opts.store().open_read_only()?;
@@ -104,16 +106,11 @@ pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let rec = super::require(rec, &a.name, &dir)?;
-    let counts = [
-        ("maxTrialCount", a.max_trials),
-        ("parallelTrialCount", a.parallel),
-        ("maxFailedTrialCount", a.max_failed),
-    ];
     let mut exp = rec.spec.clone();
     exp.max_trial_count = a.max_trials.or(exp.max_trial_count);
     exp.parallel_trial_count = a.parallel.unwrap_or(exp.parallel_trial_count);
     exp.max_failed_trial_count = a.max_failed.or(exp.max_failed_trial_count);
-    let source = if counts.iter().any(|(_, v)| v.is_some()) {
+    let source = if changed {
         with_counts(&rec.source, &counts)?
     } else {
         rec.source.clone()

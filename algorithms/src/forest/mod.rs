@@ -216,29 +216,17 @@ pub fn sample(
         return Ok(prior_point(space, rng));
     }
     let best = y.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut model = Surrogate::fit(
-        ensemble,
-        Data {
-            x: &x,
-            y: &y,
-            levels: &levels,
-        },
-        rng,
-    );
+    let fit = |x: &[Vec<f64>], y: &[f64], rng: &mut StdRng| {
+        let levels = &levels[..];
+        Surrogate::fit(ensemble, Data { x, y, levels }, rng)
+    };
+    let mut model = fit(&x, &y, rng);
     if !ctx.pending.is_empty() {
         for p in ctx.pending {
             y.push(model.predict(p, &levels).0);
             x.push(p.clone());
         }
-        model = Surrogate::fit(
-            ensemble,
-            Data {
-                x: &x,
-                y: &y,
-                levels: &levels,
-            },
-            rng,
-        );
+        model = fit(&x, &y, rng);
     }
     let mut cands: Vec<Vec<f64>> = (0..N_CANDIDATES)
         .map(|_| snap(space, &prior_point(space, rng)))

@@ -145,19 +145,24 @@ fn a_job_gets_labels_and_its_command_wrapped_by_the_collector() {
     assert_eq!(pod["restartPolicy"], "Never");
 }
 
-#[test]
-fn a_file_collector_reads_its_file_with_its_filters() {
-    let exp = experiment(
-        r#"metricsCollectorSpec: {collector: {kind: File}, source: {fileSystemPath: {path: /var/log/m.json, kind: File, format: JSON}}}"#,
-        JOB,
-        "training",
-    );
+/// The injected command of a Job experiment with `collector` (YAML under `spec:`), from
+/// its `--source` on.
+fn source_args(collector: &str) -> Vec<String> {
+    let exp = experiment(collector, JOB, "training");
     let mut job = rendered(&exp);
     inject(&mut job, &collection(&exp)).unwrap();
     let cmd = command(&job);
     let at = cmd.iter().position(|a| a == "--source").unwrap();
+    cmd[at..].to_vec()
+}
+
+#[test]
+fn a_file_collector_reads_its_file_with_its_filters() {
+    let args = source_args(
+        r#"metricsCollectorSpec: {collector: {kind: File}, source: {fileSystemPath: {path: /var/log/m.json, kind: File, format: JSON}}}"#,
+    );
     assert_eq!(
-        cmd[at..at + 6],
+        args[..6],
         [
             "--source",
             "file",
@@ -331,17 +336,8 @@ fn a_train_job_gets_the_push_environment_and_a_clear_refusal_to_wrap() {
 
 #[test]
 fn a_tensorflow_event_collector_reads_its_directory_when_the_command_ends() {
-    let exp = experiment(
+    let args = source_args(
         r#"metricsCollectorSpec: {collector: {kind: TensorFlowEvent}, source: {fileSystemPath: {path: /logs/test, kind: Directory}}}"#,
-        JOB,
-        "training",
     );
-    let mut job = rendered(&exp);
-    inject(&mut job, &collection(&exp)).unwrap();
-    let cmd = command(&job);
-    let at = cmd.iter().position(|a| a == "--source").unwrap();
-    assert_eq!(
-        cmd[at..at + 4],
-        ["--source", "tfevent", "--path", "/logs/test"]
-    );
+    assert_eq!(args[..4], ["--source", "tfevent", "--path", "/logs/test"]);
 }
