@@ -313,7 +313,8 @@ fn stop_asks_the_local_run_to_stop_its_experiment() {
     k.wait_doc("stoppable", &[], "two running trials", |d| {
         trials(d).iter().filter(|t| t["state"] == "Running").count() == 2
     });
-    let stop = k.run(&["stop", "stoppable"]);
+    // Any --wait is accepted, even one too long to represent as a deadline.
+    let stop = k.run(&["stop", "stoppable", "--wait", &u64::MAX.to_string()]);
     assert_code(&stop, 0);
     assert!(stdout(&stop).contains("is Stopped"), "{}", stdout(&stop));
     assert_eq!(child.wait().unwrap().code(), Some(1));
@@ -352,4 +353,23 @@ fn the_progress_bar_shows_what_a_first_long_trial_prints() {
         "{screen}"
     );
     assert_eq!(k.get("slow-start")["status"]["state"], "Succeeded");
+}
+
+#[test]
+fn durations_in_seconds_are_bounded_before_use() {
+    let k = Kestrel::new();
+    let spec = "  objective: {type: minimize, objectiveMetricName: loss}\n  maxTrialCount: 1";
+    let f = k.write("d.yaml", &sh_experiment("durations", "echo loss=$X", spec));
+    let file = f.to_str().unwrap();
+    for args in [
+        &["run", file, "--grace", "1e300"][..],
+        &["run", file, "--grace=-1"],
+        &["serve", "--listen", "127.0.0.1:0", "--grace", "1e300"],
+    ] {
+        assert_refused(&k.run(args), "--grace");
+    }
+    assert!(
+        stdout(&k.run(&["list", "-o", "name"])).is_empty(),
+        "nothing was stored"
+    );
 }

@@ -131,6 +131,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Err(UsageError(format!("{flag} {v}: must be a positive number")).into());
         }
     }
+    // Bounded, so the durations made of them below are representable.
+    super::seconds("--interval", a.interval)?;
+    super::seconds("--grace", a.grace)?;
     if a.metrics.iter().any(|m| m.trim().is_empty()) {
         return Err(UsageError("--metrics: a metric name is empty".into()).into());
     }
@@ -237,9 +240,9 @@ async fn collect(
         done_tx.send_replace(true);
         status
     });
-    let grace = Duration::from_secs_f64(a.grace);
     let stop = move || {
         let mut exited = exited_rx.clone();
+        let grace = Duration::from_secs_f64(a.grace);
         tokio::spawn(terminate_group(pgid, grace, async move {
             let _ = exited.wait_for(|e| *e).await;
         }));

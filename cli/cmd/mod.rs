@@ -83,6 +83,22 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, String)> {
     }
 }
 
+/// The longest duration a flag in seconds may give (one day): longer ones are mistakes,
+/// and a bound keeps every deadline computed from them representable.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// Flag `flag`'s value `v` in seconds as a duration: a usage error unless it is a number
+/// from 0 to [`MAX_SECONDS`].
+pub fn seconds(flag: &str, v: f64) -> anyhow::Result<std::time::Duration> {
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(UsageError(format!(
+            "{flag} {v}: must be a number of seconds from 0 to {MAX_SECONDS}"
+        ))
+        .into());
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
 /// Fails with a usage error when `name` is not an executor kestrel has (`--executor`).
 pub fn check_executor(name: &str) -> anyhow::Result<()> {
     let mut all = kestrel_controller::executor::executors();
@@ -201,6 +217,15 @@ mod tests {
         KubeArgs {
             kube_image: image.map(str::to_string),
             db_manager_address: db.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn seconds_flags_are_bounded_numbers() {
+        assert_eq!(seconds("--grace", 1.5).unwrap().as_millis(), 1500);
+        assert!(seconds("--grace", 0.0).is_ok());
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300, MAX_SECONDS + 1.0] {
+            assert!(seconds("--grace", bad).is_err(), "{bad}");
         }
     }
 

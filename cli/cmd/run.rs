@@ -134,13 +134,7 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
         seed,
         warm_start,
     } = plan;
-    if !(a.grace.is_finite() && a.grace >= 0.0) {
-        return Err(UsageError(format!(
-            "--grace {}: must be a non-negative number of seconds",
-            a.grace
-        ))
-        .into());
-    }
+    let grace = super::seconds("--grace", a.grace)?;
     super::check_executor(&a.executor)?;
     kestrel_controller::reconciler::preflight(&exp, &a.executor)
         .map_err(|e| UsageError(format!("{origin}: {e}")))?;
@@ -163,7 +157,7 @@ pub fn execute(a: &RunOptions, plan: Plan) -> anyhow::Result<ExitCode> {
         &a.executor,
         ExecutorConfig {
             sink: Arc::new(StoreSink(store.clone())),
-            grace: Duration::from_secs_f64(a.grace),
+            grace,
             runs_dir: dir.join("runs"),
             kubernetes,
             db_manager: db_listener.as_ref().map(|(_, addr)| addr.to_string()),

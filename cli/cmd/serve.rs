@@ -81,9 +81,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .map_err(|e| UsageError(format!("--listen {:?}: {e}", a.listen)))?;
-    if !(a.grace.is_finite() && a.grace >= 0.0) {
-        return Err(UsageError(format!("--grace {}: must be >= 0", a.grace)).into());
-    }
+    let grace = super::seconds("--grace", a.grace)?;
     super::check_executor(&a.executor)?;
     let kubernetes = a.kube.options(&a.executor)?;
     if a.operator && a.executor != "kubernetes" {
@@ -141,7 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         let cfg = RunConfig {
             runs_dir: dir.join("runs"),
-            grace: Duration::from_secs_f64(a.grace),
+            grace,
             tick: Duration::from_millis(200),
             executor: a.executor.clone(),
             kubernetes,

@@ -78,7 +78,8 @@ fn stop_local(a: &Args) -> anyhow::Result<ExitCode> {
         .into());
     };
     kestrel_controller::lease::ask_to_stop(&holder).map_err(UsageError)?;
-    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    // A wait too long to represent is no deadline at all.
+    let deadline = Instant::now().checked_add(Duration::from_secs(a.wait));
     loop {
         let now = store.experiment(&a.name)?;
         if let Some(r) = now.filter(|r| r.status.state.is_terminal()) {
@@ -91,7 +92,7 @@ fn stop_local(a: &Args) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        if Instant::now() > deadline {
+        if deadline.is_some_and(|d| Instant::now() > d) {
             anyhow::bail!(
                 "asked {} to stop; experiment {} is not recorded as stopped after {} s",
                 kestrel_controller::lease::describe(&holder),
