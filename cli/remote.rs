@@ -80,17 +80,33 @@ pub async fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
     )
 }
 
-/// The server's observation logs of `trials` (Katib's DBManager, which the server serves
-/// beside the management API), by trial name.
+/// A client of the server's DBManager (Katib's service, beside the management API).
+pub type LogClient =
+    kestrel_proto::katib::db_manager_client::DbManagerClient<InterceptedService<Channel, Bearer>>;
+
+/// Connects to the server's DBManager.
+pub async fn log_client(args: &ServerArgs) -> anyhow::Result<LogClient> {
+    let (channel, bearer) = channel(args).await?;
+    Ok(
+        kestrel_proto::katib::db_manager_client::DbManagerClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(256 * 1024 * 1024),
+    )
+}
+
+/// The server's observation logs of `trials`, by trial name.
 pub async fn observation_logs(
     args: &ServerArgs,
     trials: &[String],
 ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<kestrel_core::MetricLog>>> {
+    read_logs(&mut log_client(args).await?, trials).await
+}
+
+/// The observation logs of `trials` through `c`, by trial name.
+pub async fn read_logs(
+    c: &mut LogClient,
+    trials: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<kestrel_core::MetricLog>>> {
     use kestrel_proto::katib::GetObservationLogRequest;
-    use kestrel_proto::katib::db_manager_client::DbManagerClient;
-    let (channel, bearer) = channel(args).await?;
-    let mut c = DbManagerClient::with_interceptor(channel, bearer)
-        .max_decoding_message_size(256 * 1024 * 1024);
     let mut all = std::collections::BTreeMap::new();
     for name in trials {
         let reply = c

@@ -224,15 +224,27 @@ async fn follow(
     Ok(snap.0.status.state.is_terminal())
 }
 
-/// Reads the reports of the trials the view wants from the server every second.
+/// Reads the reports of the trials the view wants from the server every second, over one
+/// connection (made again after a failure).
 async fn poll_server_logs(server: ServerArgs, wanted: Wanted, tx: std_mpsc::Sender<Msg>) {
+    let mut client: Option<remote::LogClient> = None;
     loop {
         let names = wanted.lock().map(|w| w.clone()).unwrap_or_default();
-        if !names.is_empty()
-            && let Ok(logs) = remote::observation_logs(&server, &names).await
-            && tx.send(Msg::Logs(logs)).is_err()
-        {
-            return;
+        if !names.is_empty() {
+            if client.is_none() {
+                client = remote::log_client(&server).await.ok();
+            }
+            if let Some(c) = client.as_mut() {
+                match remote::read_logs(c, &names).await {
+                    Ok(logs) => {
+                        if tx.send(Msg::Logs(logs)).is_err() {
+                            return;
+                        }
+                    }
+                    // The stream's task reports a lost server; connect again next time.
+                    Err(_) => client = None,
+                }
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
