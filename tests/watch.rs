@@ -113,6 +113,8 @@ fn watch_shows_running_trials_selects_sorts_and_stops_a_local_run() {
         &sh_experiment("watched", "echo loss=$X\necho loss=$X\nsleep 60", spec),
     );
     let mut run = k.spawn_run(&f);
+    // `watch` refuses an experiment that is not in the store yet: wait for `run` to add it.
+    k.wait_doc("watched", &[], "the experiment stored", |_| true);
     let Some(pane) = Pane::start(&k, "watch watched") else {
         let _ = run.kill();
         let _ = run.wait();

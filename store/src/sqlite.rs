@@ -116,6 +116,11 @@ impl SqliteStore {
         if version > SCHEMA_VERSION {
             return Err(newer(version));
         }
+        if version == 0 {
+            // The file exists but its schema is not written yet (a writer is creating the
+            // store right now): it holds nothing, as if there were no store.
+            return Err(StoreError::NotFound(format!("store {}", path.display())));
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -549,6 +554,12 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         assert!(!path.exists(), "a read-only open created the store");
+        // A file a writer has created but not yet given its schema holds nothing.
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(
+            SqliteStore::open_read_only(&path),
+            Err(StoreError::NotFound(_))
+        ));
         let writer = SqliteStore::open(&path).unwrap();
         writer
             .create_experiment(&crate::conformance::experiment("ro"))
