@@ -6,6 +6,8 @@
 //! - [`manager`]: kestrel's own management API (`kestrel.v1.Manager`) used by the CLI.
 //! - [`convert`]: the one place where messages become `kestrel-core` types and back;
 //!   every refusal names the offending field.
+//! - [`raw`]: a GetSuggestions request with its trials still encoded, for servers that
+//!   decode only the trials they have not seen.
 //!
 //! The `.proto` files live in `proto/proto/` and are compiled at build time by protox
 //! (no `protoc` needed).
@@ -29,6 +31,7 @@ pub mod manager {
 }
 
 pub mod convert;
+pub mod raw;
 
 /// Every service and message above as an encoded `FileDescriptorSet`, for gRPC server
 /// reflection (grpcurl, Postman and Katib's tooling discover the services with it).

@@ -21,10 +21,9 @@ use std::sync::Arc;
 use kestrel_proto::health::health_server::HealthServer;
 use kestrel_proto::katib::db_manager_server::DbManagerServer;
 use kestrel_proto::katib::early_stopping_server::EarlyStoppingServer;
-use kestrel_proto::katib::suggestion_server::SuggestionServer;
 use kestrel_proto::manager::manager_server::ManagerServer;
 use kestrel_store::Store;
-use kestrel_suggestion::grpc::{HealthService, KATIB_SUGGESTION_HEALTH_NAME, SuggestionService};
+use kestrel_suggestion::grpc::{HealthService, KATIB_SUGGESTION_HEALTH_NAME};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -197,7 +196,8 @@ pub async fn serve_manager(
     };
     builder
         .add_service(
-            SuggestionServer::new(SuggestionService).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            // GetSuggestions decodes only the trials it has not seen (suggestion::route).
+            kestrel_suggestion::route::SuggestionRoutes::new(MAX_MESSAGE_BYTES),
         )
         .add_service(
             EarlyStoppingServer::new(katib::EarlyStoppingService::new(

@@ -16,6 +16,7 @@ use kestrel_proto::convert::katib as conv;
 use kestrel_proto::health::health_check_response::ServingStatus;
 use kestrel_proto::health::{HealthCheckRequest, HealthCheckResponse, health_server};
 use kestrel_proto::katib::{self as pb, suggestion_server};
+use kestrel_proto::raw::RawSuggestionsRequest;
 use tonic::{Request, Response, Status};
 
 use crate::{GetSuggestions, get_suggestions};
@@ -41,7 +42,8 @@ pub fn seed_of(problem: &kestrel_core::Problem) -> u64 {
         .unwrap_or_else(|| crate::name_hash(&problem.name))
 }
 
-fn answer(req: pb::GetSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Status> {
+/// Answers one GetSuggestions request (its trials still encoded).
+pub fn answer(req: RawSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Status> {
     let count = usize::try_from(req.current_request_number).map_err(|_| {
         Status::invalid_argument(format!(
             "current_request_number: {} is negative",
@@ -123,6 +125,17 @@ pub fn algorithm_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
+/// Answers `req` once one of the [`algorithm_slots`] is free. Queued requests wait holding
+/// only their message; at most two per core compute (and hold an algorithm's working
+/// memory) at a time.
+pub async fn answer_queued(req: RawSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Status> {
+    let _slot = algorithm_slots()
+        .acquire()
+        .await
+        .map_err(|_| Status::unavailable("the server is shutting down"))?;
+    blocking(move || answer(req)).await
+}
+
 /// Runs `f` on the blocking pool; a panic becomes `INTERNAL` for this request only.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
@@ -145,14 +158,10 @@ impl suggestion_server::Suggestion for SuggestionService {
         &self,
         request: Request<pb::GetSuggestionsRequest>,
     ) -> Result<Response<pb::GetSuggestionsReply>, Status> {
-        let req = request.into_inner();
-        // Queued requests wait here holding only their decoded message; at most two per
-        // core compute (and hold an algorithm's working memory) at a time.
-        let _slot = algorithm_slots()
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        blocking(move || answer(req)).await.map(Response::new)
+        // Servers route GetSuggestions through `crate::route`, whose requests arrive with
+        // their trials encoded; a decoded request (a caller of this trait) is encoded back.
+        let req = RawSuggestionsRequest::from_decoded(request.into_inner());
+        answer_queued(req).await.map(Response::new)
     }
 
     async fn validate_algorithm_settings(

@@ -1,37 +1,48 @@
-//! The converted history of recent experiments, so that a GetSuggestions request converts
-//! only the trials that changed since the experiment's previous request.
+//! The converted history of recent experiments, so that a GetSuggestions request decodes
+//! and converts only the trials that changed since the experiment's previous request.
 //!
 //! Katib sends every trial with every request, and the history grows at its end; the trials
-//! that change (running ones finishing) are the last ones. An entry keeps, per experiment
-//! name, the experiment message and the trials of the last request with their records. A
-//! new request reuses the records of its longest prefix of trials *equal* (as messages) to
-//! the cached ones, under an *equal* experiment message, and converts the rest. Conversion
-//! is a function of the experiment, the trial and its position (plus the names before it,
-//! which are checked), so the records are exactly those a full conversion gives: the cache
-//! changes speed, never an answer. A request whose trials do not convert is converted
-//! again in full, so its errors are the same too.
+//! that change (running ones finishing) are the last ones. Requests arrive with their
+//! trials still encoded ([`kestrel_proto::raw`]). An entry keeps, per experiment name, the
+//! experiment message, the encoded trials of the last request and their records. A new
+//! request reuses the records of its longest prefix of trials whose *bytes* equal the cached
+//! ones, under an *equal* experiment message, and decodes and converts the rest. Equal bytes
+//! decode to equal trials, and conversion is a function of the experiment, the trial and its
+//! position (plus the names before it, which are checked), so the records are exactly those
+//! a full decoding and conversion give: the cache changes speed, never an answer. A request
+//! whose trials do not convert is converted again in full, so its errors are the same too.
 //!
-//! Bounds: at most [`MAX_ENTRIES`] experiments (the least recently used go) and
-//! [`MAX_TRIALS`] trials in all.
+//! Bounds: at most [`MAX_ENTRIES`] experiments (the least recently used go), [`MAX_TRIALS`]
+//! trials and [`MAX_BYTES`] of encoded trials in all.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use kestrel_core::{Problem, TrialRecord};
+use kestrel_core::{FieldError, Problem, TrialRecord};
 use kestrel_proto::convert::ConvertError;
 use kestrel_proto::convert::katib as conv;
 use kestrel_proto::katib as pb;
+use prost::Message;
+use prost::bytes::Bytes;
 
 /// Experiments kept.
 pub const MAX_ENTRIES: usize = 32;
 /// Trials kept over all entries.
 pub const MAX_TRIALS: usize = 200_000;
+/// Encoded trials kept over all entries, in bytes.
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
 
 struct Entry {
     experiment: pb::Experiment,
-    trials: Vec<pb::Trial>,
+    trials: Vec<Bytes>,
     records: Vec<TrialRecord>,
     used: u64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.trials.iter().map(Bytes::len).sum()
+    }
 }
 
 #[derive(Default)]
@@ -45,9 +56,30 @@ fn cache() -> &'static Mutex<Cache> {
     CACHE.get_or_init(Mutex::default)
 }
 
-/// How many leading trials of `a` and `b` are equal.
-fn common_prefix(a: &[pb::Trial], b: &[pb::Trial]) -> usize {
+/// How many leading trials of `a` and `b` are equal, byte for byte.
+fn common_prefix(a: &[Bytes], b: &[Bytes]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The trials of `encoded`, decoded; the index of each that is not a `Trial` message is
+/// refused by name (`trials[i]`), counting from `offset`.
+fn decode(encoded: &[Bytes], offset: usize) -> Result<Vec<pb::Trial>, ConvertError> {
+    let mut errs = Vec::new();
+    let mut out = Vec::with_capacity(encoded.len());
+    for (i, b) in encoded.iter().enumerate() {
+        match pb::Trial::decode(b.clone()) {
+            Ok(t) => out.push(t),
+            Err(e) => errs.push(FieldError::new(
+                format!("trials[{}]", offset + i),
+                format!("is not a Trial message: {e}"),
+            )),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConvertError::Invalid(errs))
+    }
 }
 
 /// A request's history converted; [`Converted::keep`] hands it to the cache once the
@@ -56,7 +88,7 @@ pub struct Converted {
     /// The records of every trial of the request, in order.
     pub records: Vec<TrialRecord>,
     experiment: pb::Experiment,
-    trials: Vec<pb::Trial>,
+    trials: Vec<Bytes>,
 }
 
 impl Converted {
@@ -66,12 +98,12 @@ impl Converted {
     }
 }
 
-/// The records of `trials` (of the request for `experiment`, converted to `problem`),
-/// reusing what the experiment's previous request converted.
+/// The records of the encoded `trials` (of the request for `experiment`, converted to
+/// `problem`), reusing what the experiment's previous request converted.
 pub fn convert(
     problem: &Problem,
     experiment: &pb::Experiment,
-    trials: Vec<pb::Trial>,
+    trials: Vec<Bytes>,
 ) -> Result<Converted, ConvertError> {
     let taken = cache()
         .lock()
@@ -86,12 +118,14 @@ pub fn convert(
         }
         None => (Vec::new(), 0),
     };
-    match conv::trials_after(problem, &trials[..kept], &trials[kept..]) {
+    let fresh =
+        decode(&trials[kept..], kept).and_then(|rest| conv::trials_after(problem, &records, &rest));
+    match fresh {
         Ok(rest) => records.extend(rest),
         // The whole request again, so the answer is that of a fresh conversion (its
         // errors, with every trial's).
         Err(_) => {
-            let records = conv::trials(problem, &trials)?;
+            let records = conv::trials(problem, &decode(&trials, 0)?)?;
             return Ok(Converted {
                 records,
                 experiment: experiment.clone(),
@@ -106,8 +140,8 @@ pub fn convert(
     })
 }
 
-fn store(experiment: pb::Experiment, trials: Vec<pb::Trial>, records: Vec<TrialRecord>) {
-    if trials.len() > MAX_TRIALS {
+fn store(experiment: pb::Experiment, trials: Vec<Bytes>, records: Vec<TrialRecord>) {
+    if trials.len() > MAX_TRIALS || trials.iter().map(Bytes::len).sum::<usize>() > MAX_BYTES {
         return;
     }
     let Ok(mut c) = cache().lock() else {
@@ -127,6 +161,7 @@ fn store(experiment: pb::Experiment, trials: Vec<pb::Trial>, records: Vec<TrialR
     // Least recently used first, until both bounds hold.
     while c.entries.len() > MAX_ENTRIES
         || c.entries.values().map(|e| e.trials.len()).sum::<usize>() > MAX_TRIALS
+        || c.entries.values().map(Entry::bytes).sum::<usize>() > MAX_BYTES
     {
         let Some(oldest) = c
             .entries
@@ -210,10 +245,17 @@ mod tests {
         conv::problem_for(Some(e), &Catalog, call).unwrap()
     }
 
+    fn encoded(trials: &[pb::Trial]) -> Vec<Bytes> {
+        trials
+            .iter()
+            .map(|t| Bytes::from(t.encode_to_vec()))
+            .collect()
+    }
+
     /// What the cache gives for `trials`, kept for the next call, and a fresh conversion.
     fn both(e: &pb::Experiment, trials: &[pb::Trial]) -> (Vec<TrialRecord>, Vec<TrialRecord>) {
         let p = problem(e);
-        let c = convert(&p, e, trials.to_vec()).unwrap();
+        let c = convert(&p, e, encoded(trials)).unwrap();
         let cached = c.records.clone();
         c.keep();
         (cached, conv::trials(&p, trials).unwrap())
@@ -267,10 +309,30 @@ mod tests {
         trials.push(trial("t0", "0.5", true));
         trials.push(trial("t9", "7", true));
         let p = problem(&e);
-        let cached = convert(&p, &e, trials.clone()).err().map(|e| e.to_string());
+        let cached = convert(&p, &e, encoded(&trials))
+            .err()
+            .map(|e| e.to_string());
         let fresh = conv::trials(&p, &trials).err().map(|e| e.to_string());
         assert!(cached.is_some());
         assert_eq!(cached, fresh);
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_trial_are_refused_by_index() {
+        let e = experiment("garbled");
+        let trials: Vec<pb::Trial> = (0..3)
+            .map(|i| trial(&format!("t{i}"), "0.5", true))
+            .collect();
+        both(&e, &trials);
+        let mut raw = encoded(&trials);
+        // A field-1 string whose length runs past the end.
+        raw.push(Bytes::from_static(&[0x0a, 0x09, b'x']));
+        let err = convert(&problem(&e), &e, raw).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(
+            err.contains("trials[3]") && err.contains("not a Trial"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod grpc;
 pub mod history;
+pub mod route;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

@@ -25,13 +25,13 @@ pub fn trials(problem: &Problem, trials: &[pb::Trial]) -> Result<Vec<TrialRecord
     trials_after(problem, &[], trials)
 }
 
-/// [`trials`] of `before` followed by `rest`, converting only `rest`: `before` are the
-/// first trials of the same request already converted (a cache of an earlier request's
-/// history), needed here only for their names (each name once in the whole request).
-/// The records of `rest` are exactly those [`trials`] gives for the whole request.
+/// [`trials`] of the request whose first trials were already converted to `before` (a
+/// cache of an earlier request's history), converting only `rest`: `before` is needed
+/// only for its names (each name once in the whole request). The records of `rest` are
+/// exactly those [`trials`] gives for the whole request.
 pub fn trials_after(
     problem: &Problem,
-    before: &[pb::Trial],
+    before: &[TrialRecord],
     rest: &[pb::Trial],
 ) -> Result<Vec<TrialRecord>, ConvertError> {
     let mut errs = Vec::new();

@@ -50,6 +50,56 @@ async fn get_suggestions_returns_exactly_the_count_named_and_feasible() {
     s.shutdown().await;
 }
 
+/// Sends `req` as it is on the wire (trials as bytes) and returns the reply or status.
+async fn raw_call(
+    s: &Server,
+    req: kestrel_proto::raw::RawSuggestionsRequest,
+) -> Result<pb::GetSuggestionsReply, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(s.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/api.v1.beta1.Suggestion/GetSuggestions",
+    );
+    let codec = tonic_prost::ProstCodec::<
+        kestrel_proto::raw::RawSuggestionsRequest,
+        pb::GetSuggestionsReply,
+    >::default();
+    grpc.unary(tonic::Request::new(req), path, codec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn raw_trials_answer_as_decoded_ones_and_bytes_that_are_no_trial_are_refused() {
+    use kestrel_proto::raw::RawSuggestionsRequest;
+    let s = Server::start().await;
+    let mut c = SuggestionClient::new(s.channel().await);
+    let first = c
+        .get_suggestions(request(experiment("tpe", xy()), vec![], 4))
+        .await
+        .unwrap()
+        .into_inner();
+    let trials: Vec<pb::Trial> = first.parameter_assignments.iter().map(finished).collect();
+    let req = request(experiment("tpe", xy()), trials.clone(), 1);
+    let answer = c.get_suggestions(req.clone()).await.unwrap().into_inner();
+    // Raw bytes and the typed client are one request: the same answer.
+    let raw = RawSuggestionsRequest::from_decoded(req);
+    assert_eq!(raw_call(&s, raw.clone()).await.unwrap(), answer);
+    // Bytes that do not decode as a Trial, after the cached ones.
+    let mut garbled = raw.clone();
+    garbled
+        .trials
+        .push(prost::bytes::Bytes::from_static(&[0x0a, 0x09, b'x']));
+    let e = raw_call(&s, garbled).await.expect_err("refused");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("trials[4]: is not a Trial message"),
+        "{}",
+        e.message()
+    );
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn get_suggestions_refuses_bad_requests_with_the_field() {
     let s = Server::start().await;

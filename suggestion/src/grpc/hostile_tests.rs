@@ -185,7 +185,7 @@ proptest! {
             current_request_number: current,
             total_request_number: total,
         };
-        match crate::within(BOUND, || answer(req)) {
+        match crate::within(BOUND, || answer(RawSuggestionsRequest::from_decoded(req))) {
             Ok(reply) => {
                 prop_assert_eq!(reply.parameter_assignments.len(), current as usize)
             }
@@ -265,7 +265,7 @@ proptest! {
         // reaches the service.
         if let Ok(req) = pb::GetSuggestionsRequest::decode(bytes.as_slice()) {
             let current = req.current_request_number;
-            match crate::within(BOUND, || answer(req)) {
+            match crate::within(BOUND, || answer(RawSuggestionsRequest::from_decoded(req))) {
                 Ok(reply) => {
                     prop_assert_eq!(reply.parameter_assignments.len(), current as usize)
                 }
