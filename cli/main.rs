@@ -18,6 +18,15 @@ mod source;
 mod store;
 mod tls;
 
+/// jemalloc on glibc Linux: a server's GetSuggestions requests free large blocks from
+/// many threads, and glibc keeps what its per-thread arenas freed (16 GP clients left
+/// 119 MiB of a 319 MiB peak resident; jemalloc, with a background thread purging after a
+/// second, returns to 22 MiB). The purge settings are jemalloc's build-time defaults here,
+/// from `.cargo/config.toml` (bench/README.md, "Memory under load").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use kestrel_proto::katib::suggestion_client::SuggestionClient;
 use kestrel_proto::katib::{self as pb, trial_status::TrialConditionType};
+use kestrel_proto::raw::RawSuggestionsRequest;
 use kestrel_server::{RunConfig, Security, serve};
 use kestrel_store::mem::MemStore;
 use rand::rngs::StdRng;
@@ -162,6 +163,18 @@ pub fn phases(trials: usize, algorithms: &str, reps: usize) -> anyhow::Result<()
         let suggest = median_ms(reps, || {
             std::hint::black_box(ask().ok());
         });
+        // What a server does with a request whose history it has seen: the raw decoding
+        // (trials left encoded), then the whole answer with the history cache warm.
+        let shared = prost::bytes::Bytes::from(bytes.clone());
+        let raw_decode = median_ms(reps, || {
+            std::hint::black_box(RawSuggestionsRequest::decode(shared.clone()).ok());
+        });
+        let raw = RawSuggestionsRequest::decode(shared.clone())?;
+        let answer = || kestrel_suggestion::grpc::answer(raw.clone());
+        answer().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let answer_warm = median_ms(reps, || {
+            std::hint::black_box(answer().ok());
+        });
         println!(
             "{}",
             serde_json::json!({
@@ -174,14 +187,91 @@ pub fn phases(trials: usize, algorithms: &str, reps: usize) -> anyhow::Result<()
                 "convert_experiment_ms": experiment_ms,
                 "convert_trials_ms": trials_ms,
                 "suggest_ms": suggest,
+                "server_decode_encoded_trials_ms": raw_decode,
+                "answer_with_history_seen_ms": answer_warm,
             })
         );
     }
     Ok(())
 }
 
+/// One load-test client: the generated one, or one that sends trials encoded once.
+enum Client {
+    Typed(SuggestionClient<tonic::transport::Channel>),
+    Encoded(
+        tonic::client::Grpc<tonic::transport::Channel>,
+        Option<Box<RawSuggestionsRequest>>,
+    ),
+}
+
+impl Client {
+    fn new(channel: tonic::transport::Channel, encoded: bool) -> Self {
+        if encoded {
+            let grpc = tonic::client::Grpc::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            Client::Encoded(grpc, None)
+        } else {
+            Client::Typed(
+                SuggestionClient::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20),
+            )
+        }
+    }
+
+    /// Sends `req`; the time from the call to the reply (the client's copy of its request
+    /// is made before the clock starts).
+    async fn call(
+        &mut self,
+        req: &pb::GetSuggestionsRequest,
+    ) -> (Duration, Result<pb::GetSuggestionsReply, tonic::Status>) {
+        match self {
+            Client::Typed(c) => {
+                let r = req.clone();
+                let t = Instant::now();
+                let reply = c.get_suggestions(r).await.map(tonic::Response::into_inner);
+                (t.elapsed(), reply)
+            }
+            Client::Encoded(grpc, raw) => {
+                let r = raw
+                    .get_or_insert_with(|| {
+                        Box::new(RawSuggestionsRequest::from_decoded(req.clone()))
+                    })
+                    .as_ref()
+                    .clone();
+                let t = Instant::now();
+                let reply = async {
+                    grpc.ready()
+                        .await
+                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/api.v1.beta1.Suggestion/GetSuggestions",
+                    );
+                    let codec = tonic_prost::ProstCodec::<
+                        RawSuggestionsRequest,
+                        pb::GetSuggestionsReply,
+                    >::default();
+                    grpc.unary(tonic::Request::new(r), path, codec)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+                .await;
+                (t.elapsed(), reply)
+            }
+        }
+    }
+}
+
 /// Runs the load test and prints one JSON line per algorithm.
-pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> anyhow::Result<()> {
+pub fn run(
+    clients: usize,
+    requests: usize,
+    trials: usize,
+    algorithms: &str,
+    encoded: bool,
+    settle: Duration,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -206,32 +296,29 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
         ));
         let trials = history(trials);
         for algorithm in algorithms.split(',').map(str::trim) {
-            let before = rss_mib();
             let req = pb::GetSuggestionsRequest {
                 experiment: Some(experiment(algorithm)),
                 trials: trials.clone(),
                 current_request_number: 1,
                 total_request_number: trials.len() as i32 + 1,
             };
+            // The clients' template request exists before and after: not the server's.
+            let before = rss_mib();
             let started = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..clients {
                 let (url, req) = (url.clone(), req.clone());
                 tasks.push(tokio::spawn(async move {
-                    let mut c = SuggestionClient::connect(url)
-                        .await?
-                        .max_decoding_message_size(64 << 20)
-                        .max_encoding_message_size(64 << 20);
+                    let channel = tonic::transport::Endpoint::from_shared(url)?
+                        .connect()
+                        .await?;
+                    let mut c = Client::new(channel, encoded);
                     let mut times = Vec::with_capacity(requests);
                     let mut errors = 0usize;
                     for _ in 0..requests {
-                        // The client's copy of its request is not the service's time.
-                        let r = req.clone();
-                        let t = Instant::now();
-                        match c.get_suggestions(r).await {
-                            Ok(r) if r.get_ref().parameter_assignments.len() == 1 => {
-                                times.push(t.elapsed())
-                            }
+                        let (t, reply) = c.call(&req).await;
+                        match reply {
+                            Ok(r) if r.parameter_assignments.len() == 1 => times.push(t),
                             Ok(_) | Err(_) => errors += 1,
                         }
                     }
@@ -248,7 +335,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
             let wall = started.elapsed().as_secs_f64();
             let peak = rss_mib();
             // Memory once the load is over and the server idles.
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(settle).await;
             let after = rss_mib();
             all.sort();
             println!(
@@ -257,6 +344,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                     "bench": "load",
                     "algorithm": algorithm,
                     "clients": clients,
+                    "client": if encoded { "encoded" } else { "typed" },
                     "requests": clients * requests,
                     "trials": trials.len(),
                     "p50_ms": percentile(&all, 0.5),
@@ -267,6 +355,7 @@ pub fn run(clients: usize, requests: usize, trials: usize, algorithms: &str) -> 
                     "rss_before_mib": before.map(|r| r.0),
                     "rss_peak_mib": peak.map(|r| r.1),
                     "rss_after_mib": after.map(|r| r.0),
+                    "settle_s": settle.as_secs_f64(),
                 })
             );
         }

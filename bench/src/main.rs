@@ -6,7 +6,7 @@
 mod functions;
 mod load;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -69,6 +69,14 @@ enum Cmd {
         /// Comma-separated algorithm names.
         #[arg(long, default_value = "random,multivariate-tpe")]
         methods: String,
+        /// `typed`: the generated client encodes the whole request on every call (a client
+        /// that builds its request each time); `encoded`: the client sends trials it has
+        /// encoded once (the service's own time, plus the transport).
+        #[arg(long, default_value = "typed", value_parser = ["typed", "encoded"])]
+        client: String,
+        /// Seconds after the load before the resident memory is read again.
+        #[arg(long, default_value_t = 2)]
+        settle: u64,
     },
     /// Where one GetSuggestions request's time goes, in process: encoding, decoding,
     /// conversion and the algorithm (median of `reps`).
@@ -286,7 +294,16 @@ fn main() -> anyhow::Result<()> {
             requests,
             trials,
             methods,
-        } => load::run(clients, requests, trials, &methods),
+            client,
+            settle,
+        } => load::run(
+            clients,
+            requests,
+            trials,
+            &methods,
+            client == "encoded",
+            Duration::from_secs(settle),
+        ),
         Cmd::Phases {
             trials,
             methods,
@@ -294,3 +311,9 @@ fn main() -> anyhow::Result<()> {
         } => load::phases(trials, &methods, reps),
     }
 }
+
+/// The allocator of `kestrel` itself (see `cli/main.rs`), so the load test measures the
+/// server's memory as the real binary has it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
