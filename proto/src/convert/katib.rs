@@ -34,6 +34,10 @@ pub fn trials_after(
     before: &[TrialRecord],
     rest: &[pb::Trial],
 ) -> Result<Vec<TrialRecord>, ConvertError> {
+    if rest.is_empty() {
+        // Nothing new: the names before were checked when they were converted.
+        return Ok(Vec::new());
+    }
     let mut errs = Vec::new();
     let mut names: std::collections::HashSet<&str> =
         before.iter().map(|t| t.name.as_str()).collect();
