@@ -3,6 +3,7 @@
 
 use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Row, Table};
 use kestrel_core::best_trial;
+pub use kestrel_core::document::{metric_value, ranked};
 use kestrel_core::{Experiment, TrialCounts, TrialRecord};
 
 /// Writes one line to stdout. A closed pipe (`kestrel get x | head`) surfaces as an
@@ -20,26 +21,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Trials sorted best first: those with an objective by value, then the rest by index.
-pub fn ranked<'a>(exp: &Experiment, trials: &'a [TrialRecord]) -> Vec<&'a TrialRecord> {
-    let mut v: Vec<&TrialRecord> = trials.iter().collect();
-    v.sort_by(|a, b| match (a.objective, b.objective) {
-        (Some(x), Some(y)) => {
-            let ord = x.total_cmp(&y);
-            let ord = if exp.objective.kind == kestrel_core::ObjectiveType::Maximize {
-                ord.reverse()
-            } else {
-                ord
-            };
-            ord.then(a.index.cmp(&b.index))
-        }
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.index.cmp(&b.index),
-    });
-    v
 }
 
 fn fmt_num(x: f64) -> String {
@@ -67,14 +48,6 @@ pub fn short(v: &kestrel_core::Value) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// The value of metric `m` of trial `t`, by the strategy the experiment gives it.
-pub fn metric_value(exp: &Experiment, t: &TrialRecord, m: &str) -> Option<f64> {
-    t.observation
-        .iter()
-        .find(|o| o.name == m)
-        .and_then(|o| o.value(exp.objective.strategy(m)))
 }
 
 /// A table styled for where it goes. On a terminal: borders, and as wide as the

@@ -12,6 +12,7 @@
 //! - [`template`]: `${trialParameters.x}` substitution and primary-container lookup.
 //! - [`outcome`]: how a finished run becomes its trial's final state.
 //! - [`goregex`]: Katib's (Go) metric filters in Rust's regex syntax.
+//! - [`document`]: the JSON and CSV documents of experiments and trials (CLI and dashboard).
 //!
 //! # Design
 //! Parsing has two stages so that structural problems (a list where a map belongs, an
@@ -19,6 +20,7 @@
 //! is checked by hand and reported together. Numbers that Katib keeps as strings are
 //! accepted in either spelling.
 
+pub mod document;
 pub mod error;
 pub mod experiment;
 pub mod goregex;
