@@ -25,6 +25,7 @@ pub mod error;
 pub mod forest;
 pub mod gp;
 pub mod grid;
+pub mod importance;
 pub mod hyperband;
 pub mod random;
 pub mod registry;
