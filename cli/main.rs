@@ -63,6 +63,8 @@ enum Command {
     Delete(cmd::delete::Args),
     /// Serve Katib's gRPC services and kestrel's management API; run submitted experiments.
     Serve(cmd::serve::Args),
+    /// Serve the web dashboard over the local store.
+    Dashboard(cmd::dashboard::Args),
     /// Send an experiment to a kestrel server, which runs it.
     Submit(cmd::submit::Args),
     /// Stop a running experiment (on a server, or the `kestrel run` driving it here).
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Command::Logs(a) => cmd::logs::run(a),
         Command::Delete(a) => cmd::delete::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Dashboard(a) => cmd::dashboard::run(a),
         Command::Submit(a) => cmd::submit::run(a),
         Command::Stop(a) => cmd::stop::run(a),
         Command::Watch(a) => cmd::watch::run(a),

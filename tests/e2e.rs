@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod dashboard;
 mod kubernetes;
 mod logs;
 mod nas;

@@ -244,7 +244,10 @@ mod tests {
         // Top 20 all adam, with the pseudo-counts: (21/22, 1/22) against (101/202, 101/202).
         let q = [1.0 / 22.0, 21.0 / 22.0];
         let p = [0.5, 0.5];
-        assert!((imp[0].divergence - pearson_divergence(&q, &p)).abs() < 1e-9, "{imp:?}");
+        assert!(
+            (imp[0].divergence - pearson_divergence(&q, &p)).abs() < 1e-9,
+            "{imp:?}"
+        );
         assert!(imp[0].share > imp[1].share);
         assert!(ped_anova(&space, ObjectiveType::Minimize, &ts[..4], DEFAULT_GAMMA).is_empty());
     }

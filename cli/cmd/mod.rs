@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod collect;
+pub mod dashboard;
 pub mod delete;
 pub mod get;
 pub mod list;

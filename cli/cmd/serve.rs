@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kestrel_server::access::KatibAccess;
-use kestrel_server::{RunConfig, Security, serve};
+use kestrel_server::{ManagerService, RunConfig, Security, serve_manager};
 
 use super::UsageError;
 use crate::store::StoreArgs;
@@ -73,6 +73,10 @@ pub struct Args {
     /// wait to lead; a leader that loses it shuts down).
     #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=3600))]
     lease_seconds: u64,
+    /// Also serve the web dashboard on this address (e.g. 127.0.0.1:8686); the same
+    /// token as the management API protects it.
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<String>,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -86,6 +90,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let kubernetes = a.kube.options(&a.executor)?;
     if a.operator && a.executor != "kubernetes" {
         return Err(UsageError("--operator needs --executor kubernetes".into()).into());
+    }
+    if a.operator && a.dashboard.is_some() {
+        return Err(UsageError("--dashboard is not served with --operator yet".into()).into());
     }
     let token = crate::remote::read_token(a.token_file.as_deref())?;
     if a.katib_auth == KatibAuth::Token && token.is_none() {
@@ -176,7 +183,26 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 leadership.release().await;
                 served
             }
-            None => serve(listener, store, cfg, security, super::run::shutdown_signal()).await,
+            None => {
+                let runs = cfg.runs_dir.clone();
+                let manager = ManagerService::new(store.clone(), cfg)?;
+                if let Some(addr) = &a.dashboard {
+                    let l = super::dashboard::bind(addr, "--dashboard").await?;
+                    let shown = super::dashboard::url(l.local_addr()?);
+                    let d = kestrel_dashboard::Dashboard::new(
+                        store.clone(),
+                        std::sync::Arc::new(super::dashboard::Served(manager.clone())),
+                        super::dashboard::access(security.token.as_deref()),
+                        Some(runs),
+                    );
+                    out!("kestrel dashboard on {shown}");
+                    std::io::stdout().flush().ok();
+                    // It ends with the process, after the server below has stopped.
+                    tokio::spawn(kestrel_dashboard::serve(l, d, std::future::pending()));
+                }
+                serve_manager(listener, store, manager, security, super::run::shutdown_signal())
+                    .await
+            }
         }
         .context("serving")?;
         eprintln!("kestrel server stopped");

@@ -1,0 +1,168 @@
+//! `kestrel dashboard`: the web dashboard over a local store (also while `kestrel run`
+//! writes to it), and the dashboard's actions for `kestrel serve --dashboard`.
+//!
+//! Locally, Stop asks the process running the experiment to stop (as `kestrel stop`) and
+//! Delete removes a stopped experiment (as `kestrel delete`); on a server both go through
+//! its manager.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kestrel_dashboard::{Access, Actions, BoxFuture, Dashboard};
+use kestrel_server::manager::ManagerService;
+
+use super::UsageError;
+use crate::store::StoreArgs;
+
+/// Arguments of `kestrel dashboard`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8686", value_name = "ADDR")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// File holding a token browsers must present (default: $KESTREL_TOKEN); without
+    /// one, only this machine's browsers are served.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// Who may use a dashboard with this token (none: loopback only).
+pub fn access(token: Option<&str>) -> Access {
+    token.map_or(Access::Loopback, |t| Access::Token(Arc::from(t)))
+}
+
+/// The URL to print for a dashboard listening on `local`.
+pub fn url(local: SocketAddr) -> String {
+    let shown = match local.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], local.port()))
+        }
+        _ => local,
+    };
+    format!("http://{shown}/")
+}
+
+/// Parses and binds a dashboard's `--listen` address.
+pub async fn bind(listen: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| UsageError(format!("{flag} {listen:?}: {e}")))?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")).into())
+}
+
+/// The actions on a local store.
+struct Local {
+    store: StoreArgs,
+}
+
+impl Local {
+    fn stop_now(&self, name: &str) -> Result<String, String> {
+        let (store, _) = self.store.open().map_err(|e| format!("{e:#}"))?;
+        let holder = kestrel_controller::lease::live_holder(&*store, name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no process is running experiment {name}"))?;
+        kestrel_controller::lease::ask_to_stop(&holder)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let rec = store.experiment(name).map_err(|e| e.to_string())?;
+            if let Some(r) = rec.filter(|r| r.status.state.is_terminal()) {
+                return Ok(format!("experiment {name} is {}", r.status.state));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(format!(
+            "asked {} to stop experiment {name}",
+            kestrel_controller::lease::describe(&holder)
+        ))
+    }
+}
+
+impl Actions for Local {
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let me = Local {
+                store: self.store.clone(),
+            };
+            let name = name.to_string();
+            tokio::task::spawn_blocking(move || me.stop_now(&name))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let store = self.store.clone();
+            let n = name.to_string();
+            tokio::task::spawn_blocking(move || super::delete::delete_local(&store, &n))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(format!("deleted experiment {name}"))
+        })
+    }
+}
+
+/// The actions of a server: its manager's.
+pub struct Served(pub ManagerService);
+
+impl Actions for Served {
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            self.0
+                .stop(name)
+                .await
+                .map_err(|s| s.message().to_string())?;
+            Ok(format!("stopped experiment {name}"))
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            self.0
+                .delete(name)
+                .await
+                .map_err(|s| s.message().to_string())?;
+            Ok(format!("deleted experiment {name}"))
+        })
+    }
+}
+
+/// Serves the dashboard over the local store until SIGTERM or Ctrl-C.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let token = crate::remote::read_token(a.token_file.as_deref())?;
+    let (store, dir) = a.store.open()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = bind(&a.listen, "--listen").await?;
+        let local = listener.local_addr().context("reading the bound address")?;
+        if token.is_none() && !local.ip().is_loopback() {
+            tracing::warn!("no token: the dashboard answers this machine's browsers only");
+        }
+        let d = Dashboard::new(
+            store,
+            Arc::new(Local { store: a.store }),
+            access(token.as_deref()),
+            Some(dir.join("runs")),
+        );
+        out!(
+            "kestrel dashboard on {} (store {})",
+            url(local),
+            dir.display()
+        );
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        kestrel_dashboard::serve(listener, d, super::run::shutdown_signal())
+            .await
+            .context("serving the dashboard")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

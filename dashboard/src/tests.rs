@@ -1,0 +1,286 @@
+//! The router as a browser or an attacker meets it: access, cross-site actions, bounds,
+//! documents, and the event stream's first update.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use kestrel_store::Store;
+use kestrel_store::mem::MemStore;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::*;
+
+/// Actions that record what they were asked.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Actions for Recorder {
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        self.0.lock().unwrap().push(format!("stop {name}"));
+        Box::pin(async move { Ok(format!("stopped {name}")) })
+    }
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        self.0.lock().unwrap().push(format!("delete {name}"));
+        Box::pin(async { Err("it is running".to_string()) })
+    }
+}
+
+fn dashboard(access: Access) -> (Dashboard, Arc<Recorder>) {
+    let store = Arc::new(MemStore::default());
+    store
+        .create_experiment(&kestrel_store::conformance::experiment("exp"))
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    (Dashboard::new(store, rec.clone(), access, None), rec)
+}
+
+fn request(method: &str, uri: &str, peer: [u8; 4], host: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, host)
+        .extension(ConnectInfo(SocketAddr::from((peer, 40000))))
+}
+
+async fn send(d: &Dashboard, req: Request<Body>) -> (StatusCode, String) {
+    let r = router(d.clone()).oneshot(req).await.unwrap();
+    let status = r.status();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+const LOOP: [u8; 4] = [127, 0, 0, 1];
+
+#[tokio::test]
+async fn loopback_only_without_a_token() {
+    let (d, _) = dashboard(Access::Loopback);
+    let ok = request("GET", "/api/experiments", LOOP, "127.0.0.1:8686");
+    let (s, body) = send(&d, ok.body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["name"], "exp");
+    // Another machine; and this machine addressed by a foreign name (DNS rebinding).
+    let far = request("GET", "/", [10, 0, 0, 2], "10.0.0.1:8686");
+    assert_eq!(
+        send(&d, far.body(Body::empty()).unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let rebound = request("GET", "/api/experiments", LOOP, "evil.example:8686");
+    assert_eq!(
+        send(&d, rebound.body(Body::empty()).unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_token_opens_it_by_cookie_bearer_or_once_by_query() {
+    let (d, _) = dashboard(Access::Token(Arc::from("s3cret")));
+    let far = [10, 0, 0, 2];
+    let none = request("GET", "/api/experiments", far, "kestrel.example");
+    assert_eq!(
+        send(&d, none.body(Body::empty()).unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = request("GET", "/api/experiments", far, "kestrel.example")
+        .header(header::COOKIE, "kestrel_token=guess");
+    assert_eq!(
+        send(&d, wrong.body(Body::empty()).unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let long = format!("/?token={}", "a".repeat(10_000));
+    let r = request("GET", &long, far, "kestrel.example");
+    assert_eq!(
+        send(&d, r.body(Body::empty()).unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The query sets an HttpOnly, SameSite=Strict cookie and leaves the address bar.
+    let q = request("GET", "/?token=s3cret", far, "kestrel.example");
+    let r = router(d.clone())
+        .oneshot(q.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let c = request("GET", "/api/experiments", far, "kestrel.example")
+        .header(header::COOKIE, "kestrel_token=s3cret");
+    assert_eq!(
+        send(&d, c.body(Body::empty()).unwrap()).await.0,
+        StatusCode::OK
+    );
+    let b = request("GET", "/api/experiments", far, "kestrel.example")
+        .header(header::AUTHORIZATION, "Bearer s3cret");
+    assert_eq!(
+        send(&d, b.body(Body::empty()).unwrap()).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn actions_refuse_cross_site_requests() {
+    let (d, rec) = dashboard(Access::Loopback);
+    let host = "127.0.0.1:8686";
+    // A form posted from another site carries no custom header.
+    let form = request("POST", "/api/experiments/exp/stop", LOOP, host);
+    assert_eq!(
+        send(&d, form.body(Body::empty()).unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The header with a foreign Origin, or a browser saying it is cross-site.
+    let foreign = request("POST", "/api/experiments/exp/stop", LOOP, host)
+        .header("x-kestrel-action", "1")
+        .header(header::ORIGIN, "http://evil.example");
+    assert_eq!(
+        send(&d, foreign.body(Body::empty()).unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let cross = request("DELETE", "/api/experiments/exp", LOOP, host)
+        .header("x-kestrel-action", "1")
+        .header("sec-fetch-site", "cross-site");
+    assert_eq!(
+        send(&d, cross.body(Body::empty()).unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert!(rec.0.lock().unwrap().is_empty());
+    // The page's own request.
+    let own = request("POST", "/api/experiments/exp/stop", LOOP, host)
+        .header("x-kestrel-action", "1")
+        .header(header::ORIGIN, format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin");
+    let (s, body) = send(&d, own.body(Body::empty()).unwrap()).await;
+    assert_eq!((s, body.contains("stopped exp")), (StatusCode::OK, true));
+    // A refused action is a conflict with the reason; an unknown experiment is not asked.
+    let del = request("DELETE", "/api/experiments/exp", LOOP, host).header("x-kestrel-action", "1");
+    let (s, body) = send(&d, del.body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (s, body.contains("it is running")),
+        (StatusCode::CONFLICT, true)
+    );
+    let gone =
+        request("POST", "/api/experiments/nope/stop", LOOP, host).header("x-kestrel-action", "1");
+    assert_eq!(
+        send(&d, gone.body(Body::empty()).unwrap()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(*rec.0.lock().unwrap(), ["stop exp", "delete exp"]);
+}
+
+#[tokio::test]
+async fn names_and_counts_are_bounded_and_pages_carry_strict_headers() {
+    let (d, _) = dashboard(Access::Loopback);
+    let host = "localhost:8686";
+    let long = format!("/api/experiments/{}", "a".repeat(300));
+    let (s, body) = send(
+        &d,
+        request("GET", &long, LOOP, host)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let tail = "/api/experiments/exp/trials/exp-0/log?tail=100000000";
+    assert_eq!(
+        send(
+            &d,
+            request("GET", tail, LOOP, host)
+                .body(Body::empty())
+                .unwrap()
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    let r = router(d.clone())
+        .oneshot(request("GET", "/", LOOP, host).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(r.headers()[header::X_FRAME_OPTIONS], "DENY");
+}
+
+#[tokio::test]
+async fn documents_and_exports_are_the_clis() {
+    let (d, _) = dashboard(Access::Loopback);
+    let host = "localhost:1";
+    let (s, body) = send(
+        &d,
+        request("GET", "/api/experiments/exp", LOOP, host)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["name"], "exp");
+    assert!(v["yaml"].as_str().unwrap().contains("kind: Experiment"));
+    assert!(v["parameters"][0]["domain"]["type"].is_string());
+    let r = router(d.clone())
+        .oneshot(
+            request("GET", "/api/experiments/exp/export.csv", LOOP, host)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("exp.csv")
+    );
+    let (s, _) = send(
+        &d,
+        request("GET", "/api/experiments/nope", LOOP, host)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_log_is_read_from_an_offset_or_by_its_last_lines() {
+    let dir = tempfile_dir();
+    let path = dir.join("trial.log");
+    std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+    assert_eq!(
+        api::read_log(&path, None, Some(2)).unwrap(),
+        ("two\nthree\n".into(), 14)
+    );
+    assert_eq!(
+        api::read_log(&path, Some(4), None).unwrap(),
+        ("two\nthree\n".into(), 14)
+    );
+    assert_eq!(
+        api::read_log(&path, Some(99), None).unwrap(),
+        (String::new(), 14)
+    );
+    assert_eq!(
+        api::read_log(&dir.join("none"), None, None).unwrap(),
+        (String::new(), 0)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kestrel-dashboard-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
