@@ -3,6 +3,7 @@
 //! `bench/report.py` compares with Optuna's (from `bench/optuna_bench.py`). Run both
 //! through `bench/run.sh`.
 
+mod dashboard;
 mod functions;
 mod load;
 
@@ -77,6 +78,22 @@ enum Cmd {
         /// Seconds after the load before the resident memory is read again.
         #[arg(long, default_value_t = 2)]
         settle: u64,
+    },
+    /// Time the web dashboard's experiment page over an experiment of `trials` finished
+    /// trials, in headless Chromium.
+    Dashboard {
+        /// Finished trials of the experiment.
+        #[arg(long, default_value_t = 10_000)]
+        trials: usize,
+        /// The kestrel binary serving the dashboard.
+        #[arg(long, default_value = "target/release/kestrel")]
+        kestrel: std::path::PathBuf,
+        /// The browser.
+        #[arg(long, default_value = "/usr/bin/chromium")]
+        chromium: std::path::PathBuf,
+        /// Save a JPEG of the experiment page here once drawn.
+        #[arg(long)]
+        screenshot: Option<std::path::PathBuf>,
     },
     /// Where one GetSuggestions request's time goes, in process: encoding, decoding,
     /// conversion and the algorithm (median of `reps`).
@@ -304,6 +321,12 @@ fn main() -> anyhow::Result<()> {
             client == "encoded",
             Duration::from_secs(settle),
         ),
+        Cmd::Dashboard {
+            trials,
+            kestrel,
+            chromium,
+            screenshot,
+        } => dashboard::run(trials, kestrel, chromium, screenshot),
         Cmd::Phases {
             trials,
             methods,

@@ -117,7 +117,7 @@ async fn experiment_events(
     tokio::spawn(async move {
         let mut interval = ticker();
         let mut seen: HashMap<String, String> = HashMap::new();
-        let mut last_head: Option<Value> = None;
+        let mut last_status: Option<String> = None;
         while next_tick(&mut interval, &tx, &mut closing).await {
             let (rec, trials) = match api::load(&d, &exp).await {
                 Ok(x) => x,
@@ -142,19 +142,21 @@ async fn experiment_events(
                 now.insert(t.name.clone(), f);
             }
             let removed: Vec<&String> = seen.keys().filter(|k| !now.contains_key(*k)).collect();
+            let status = format!("{:?}|{:?}", rec.status, rec.spec.max_trial_count);
+            if changed.is_empty() && removed.is_empty() && last_status.as_ref() == Some(&status) {
+                // Nothing to send: the document (and its importance) is not even built.
+                continue;
+            }
             let mut head = api::experiment_doc(&rec, &trials);
             if let Some(o) = head.as_object_mut() {
                 o.remove("trials");
-            }
-            if changed.is_empty() && removed.is_empty() && last_head.as_ref() == Some(&head) {
-                continue;
             }
             let msg = json!({"experiment": head, "trials": changed, "removed": removed});
             if !send(&tx, "update", &msg).await {
                 return;
             }
             seen = now;
-            last_head = Some(head);
+            last_status = Some(status);
         }
     });
     Ok(sse(rx))
