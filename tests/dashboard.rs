@@ -267,3 +267,156 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A DARTS experiment and one succeeded trial that reported a genotype, written into the
+/// store directly (running the real search takes minutes).
+fn store_darts_experiment(k: &Kestrel) -> String {
+    use kestrel_core::{ExperimentRecord, MetricObservation, Timestamp, TrialRecord, TrialState};
+    use kestrel_store::Store;
+    let yaml = std::fs::read_to_string(examples().join("nas/darts-cpu.yaml")).unwrap();
+    let spec = kestrel_core::parse_experiment(&yaml, &kestrel_algorithms::Catalog).unwrap();
+    let name = spec.name.clone();
+    let store =
+        kestrel_store::sqlite::SqliteStore::open(&k.store.path().join("kestrel.db")).unwrap();
+    let t0 = Timestamp::from_second(1_760_000_000).unwrap();
+    store
+        .create_experiment(&ExperimentRecord::new(spec, yaml, 1, None, t0))
+        .unwrap();
+    let mut t = TrialRecord::created(&name, format!("{name}-a"), 0, Default::default(), t0);
+    store.insert_trial(&t).unwrap();
+    let genotype = "Genotype(normal=[[('sep_convolution_3x3',0),('skip_connection',1)],[('max_pooling_3x3',0),('sep_convolution_3x3',2)]],normal_concat=range(2,4),reduce=[[('max_pooling_3x3',0),('max_pooling_3x3',1)],[('skip_connection',2),('max_pooling_3x3',1)]],reduce_concat=range(2,4))";
+    t.state = TrialState::Succeeded;
+    t.observation = vec![MetricObservation {
+        name: "Best-Genotype".into(),
+        min: None,
+        max: None,
+        latest: genotype.into(),
+    }];
+    store.update_trial(&t, TrialState::Created).unwrap();
+    name
+}
+
+#[test]
+fn a_darts_experiment_shows_its_cells_in_light_and_dark() {
+    let Some(chrome) = chromium() else { return };
+    let k = Kestrel::new();
+    let name = store_darts_experiment(&k);
+    let (mut server, url) = dashboard(&k);
+    let browser = Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chrome))
+            .sandbox(false)
+            .window_size(Some((1280, 900)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{url}/#/e/{name}")).unwrap();
+    // A DARTS page opens on its genotype: two cells of two nodes, two edges each.
+    wait_eq(&tab, &points("canvas[data-cell=normal]"), 4.into());
+    wait_eq(&tab, &points("canvas[data-cell=reduce]"), 4.into());
+    shot(&tab, "darts-light");
+    eval(&tab, "document.getElementById('theme').click()");
+    wait_eq(
+        &tab,
+        "document.documentElement.dataset.theme",
+        "dark".into(),
+    );
+    wait_eq(&tab, &points("canvas[data-cell=normal]"), 4.into());
+    shot(&tab, "darts-dark");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// One HTTP/1.1 request to `base` (`http://HOST:PORT`); the status and the body.
+fn http(base: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn kestrel_serve_serves_the_dashboard_whose_stop_button_stops_the_experiment() {
+    let k = Kestrel::new();
+    let mut child = k
+        .cmd(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dashboard",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut url = |what: &str| {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains(what), "{line}");
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let server = url("serving on");
+    let board = url("dashboard on");
+    let slow = k.write("slow.yaml", &experiment("served", 4, 2, "30"));
+    let sub = k.run(&["submit", slow.to_str().unwrap(), "--server", &server]);
+    assert_code(&sub, 0);
+    k.wait_doc("served", &["--server", &server], "a running trial", |d| {
+        trials(d).iter().any(|t| t["state"] == "Running")
+    });
+    let (status, body) = http(&board, "GET", "/api/experiments", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"name\":\"served\"") && body.contains("Running"),
+        "{body}"
+    );
+    // Without the page's header the action is refused; with it the server stops it.
+    let (status, _) = http(&board, "POST", "/api/experiments/served/stop", &[]);
+    assert_eq!(status, 403);
+    let (status, body) = http(
+        &board,
+        "POST",
+        "/api/experiments/served/stop",
+        &["x-kestrel-action: 1"],
+    );
+    assert_eq!(status, 200, "{body}");
+    let doc = k.wait_doc("served", &["--server", &server], "Stopped", |d| {
+        d["status"]["state"] == "Stopped"
+    });
+    assert!(trials(&doc).iter().all(|t| t["state"] != "Running"));
+    // Stopped, it can be deleted from the page.
+    let (status, body) = http(
+        &board,
+        "DELETE",
+        "/api/experiments/served",
+        &["x-kestrel-action: 1"],
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(&board, "GET", "/api/experiments/served", &[]);
+    assert_eq!(status, 404);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -180,10 +180,14 @@
 
   // DARTS: the best genotype's cells as graphs.
   function genotype(box) {
-    const best = S.exp.bestTrial && S.trials.get(S.exp.bestTrial);
-    const text = best && (best.observation.find((o) => typeof o.latest === "string" && o.latest.startsWith("Genotype(")) || {}).latest;
-    if (!text) { box.append(h("p", { class: "muted" }, "No genotype reported yet.")); return; }
-    box.append(h("pre", { class: "yaml" }, text));
+    // The objective is the genotype itself (text): the newest succeeded trial's, else any.
+    const found = (t) => (t.observation.find((o) => typeof o.latest === "string" && o.latest.startsWith("Genotype(")) || {}).latest;
+    const withOne = [...S.trials.values()].filter(found).sort((a, b) => (a.state === "Succeeded") - (b.state === "Succeeded") || a.index - b.index);
+    const trial = withOne[withOne.length - 1];
+    if (!trial) { box.append(h("p", { class: "muted" }, "No genotype reported yet.")); return; }
+    const text = found(trial);
+    box.append(h("p", { class: "muted" }, "Reported by ", h("a", { href: `#/e/${enc(S.name)}/t/${enc(trial.name)}` }, trial.name), "."),
+      h("pre", { class: "yaml", id: "genotype" }, text));
     for (const cell of ["normal", "reduce"]) {
       const m = text.match(new RegExp(`${cell}=\\[(\\[.*?\\])\\]`));
       if (!m) { continue; }
@@ -207,7 +211,7 @@
     S.app.replaceChildren(header(),
       h("div", { class: "tabs" }, tabs.map((t) => h("button", { class: t === S.tab ? "on" : null, onclick: () => { S.tab = t; draw(); } }, t))),
       box);
-    if (!finished().length && !["Trials", "YAML", "Intermediate values"].includes(S.tab)) {
+    if (!finished().length && !["Trials", "YAML", "Intermediate values", "Genotype"].includes(S.tab)) {
       box.append(h("p", { class: "muted" }, "No finished trials yet."));
       return;
     }
@@ -225,6 +229,7 @@
     K.redraw = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } };
     K.listen(`/api/experiments/${enc(name)}/events`, {
       update: (msg) => {
+        if (!S.exp && !keep && msg.experiment.algorithm.name === "darts") { S.tab = "Genotype"; }
         S.exp = msg.experiment;
         for (const t of msg.trials) { S.trials.set(t.name, t); }
         for (const n of msg.removed) { S.trials.delete(n); }

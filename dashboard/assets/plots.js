@@ -283,26 +283,36 @@ const Plot = (() => {
     const c = palette();
     const n = Math.max(0, ...edges.map((e) => e.to + 1));
     const pos = {};
-    pos.in0 = [60, h * 0.3]; pos.in1 = [60, h * 0.7];
-    for (let i = 0; i < n; i++) { pos[i] = [170 + i * (w - 340) / Math.max(1, n - 1), i % 2 ? h * 0.72 : h * 0.28]; }
-    pos.out = [w - 60, h / 2];
+    // Inputs on the left, the nodes in a column in the middle, the output on the right.
+    pos.in0 = [90, h * 0.3]; pos.in1 = [90, h * 0.7];
+    for (let i = 0; i < n; i++) { pos[i] = [w * 0.5, 30 + (i + 0.5) * (h - 60) / Math.max(1, n)]; }
+    pos.out = [w - 90, h / 2];
     const at = (k) => (k === 0 ? pos.in0 : k === 1 ? pos.in1 : pos[k - 2]);
+    // A quadratic curve bent `bend` px off the straight line; returns where its label goes.
     const curve = (a, b, bend) => {
-      const mx = (a[0] + b[0]) / 2, my = (a[1] + b[1]) / 2 + bend;
-      ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.quadraticCurveTo(mx, my, b[0], b[1]); ctx.stroke();
-      return [mx, (a[1] + 2 * my + b[1]) / 4];
+      const dx = b[0] - a[0], dy = b[1] - a[1], len = Math.hypot(dx, dy) || 1;
+      const cx = (a[0] + b[0]) / 2 - dy / len * bend, cy = (a[1] + b[1]) / 2 + dx / len * bend;
+      ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.quadraticCurveTo(cx, cy, b[0], b[1]); ctx.stroke();
+      // The label's place: a third of the way, where crossing edges are still apart.
+      const t = 0.33, u = 1 - t;
+      return [u * u * a[0] + 2 * t * u * cx + t * t * b[0], u * u * a[1] + 2 * t * u * cy + t * t * b[1]];
     };
     ctx.lineWidth = 1.4; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
     ctx.setLineDash([4, 4]); ctx.strokeStyle = c.muted;
     for (let i = 0; i < n; i++) { curve(pos[i], pos.out, 0); }
     ctx.setLineDash([]);
+    const labels = [];
     edges.forEach((e, i) => {
       ctx.strokeStyle = c.accent;
-      const m = curve(at(e.from), pos[e.to], (i % 2 ? 1 : -1) * 18);
-      const tw = ctx.measureText(e.op).width + 8;
-      ctx.fillStyle = c.bg; ctx.fillRect(m[0] - tw / 2, m[1] - 8, tw, 16);
-      ctx.fillStyle = c.fg; ctx.fillText(e.op, m[0], m[1]);
+      // Between nodes of the middle column the curve bows out to the right.
+      const bend = e.from >= 2 ? 70 + 20 * (e.to - e.from + 2) : (i % 2 ? 1 : -1) * 16;
+      labels.push([curve(at(e.from), pos[e.to], bend), e.op]);
     });
+    for (const [m, op] of labels) {
+      const tw = ctx.measureText(op).width + 8;
+      ctx.fillStyle = c.bg; ctx.fillRect(m[0] - tw / 2, m[1] - 8, tw, 16);
+      ctx.fillStyle = c.fg; ctx.fillText(op, m[0], m[1]);
+    }
     const node = (p, text, fill) => {
       ctx.fillStyle = fill; ctx.beginPath(); ctx.arc(p[0], p[1], 17, 0, 2 * Math.PI); ctx.fill();
       ctx.fillStyle = "#fff"; ctx.font = "bold 11px system-ui, sans-serif"; ctx.fillText(text, p[0], p[1]);
