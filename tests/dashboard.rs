@@ -105,6 +105,19 @@ fn dashboard(k: &Kestrel) -> (Child, String) {
     (child, url)
 }
 
+/// Headless Chromium at 1280x900.
+fn browser(chrome: PathBuf) -> Browser {
+    Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chrome))
+            .sandbox(false)
+            .window_size(Some((1280, 900)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn eval(tab: &Tab, js: &str) -> Value {
     tab.evaluate(js, false)
         .unwrap_or_else(|e| panic!("{js}: {e}"))
@@ -158,15 +171,7 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     let done = k.write("done.yaml", &experiment("finished", 12, 4, "0"));
     assert_code(&k.run(&["run", done.to_str().unwrap()]), 0);
     let (mut server, url) = dashboard(&k);
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chrome))
-            .sandbox(false)
-            .window_size(Some((1280, 900)))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let browser = browser(chrome);
     let tab = browser.new_tab().unwrap();
 
     // The list: one experiment, Succeeded.
@@ -302,15 +307,7 @@ fn a_darts_experiment_shows_its_cells_in_light_and_dark() {
     let k = Kestrel::new();
     let name = store_darts_experiment(&k);
     let (mut server, url) = dashboard(&k);
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chrome))
-            .sandbox(false)
-            .window_size(Some((1280, 900)))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let browser = browser(chrome);
     let tab = browser.new_tab().unwrap();
     tab.navigate_to(&format!("{url}/#/e/{name}")).unwrap();
     // A DARTS page opens on its genotype: two cells of two nodes, two edges each.

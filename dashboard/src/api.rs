@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The store or the server failed.
     #[error("{0}")]
     Internal(String),
+    /// Too many of something at once; try again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl IntoResponse for ApiError {
@@ -57,6 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(json!({"error": self.to_string()}))).into_response()
     }

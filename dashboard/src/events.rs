@@ -27,6 +27,18 @@ use crate::api::{self, ApiError};
 
 /// How often streams look for changes.
 pub const TICK: Duration = Duration::from_secs(1);
+/// Event streams open at once (each reads the store once a second); more are refused
+/// with 503 until one closes.
+pub const MAX_STREAMS: usize = 64;
+
+/// A place for one more stream, or the refusal.
+fn slot(d: &Dashboard) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    d.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::Busy(format!(
+            "{MAX_STREAMS} live views are open already; close one"
+        ))
+    })
+}
 
 type Events = Sse<axum::response::sse::KeepAliveStream<ReceiverStream<Result<Event, Infallible>>>>;
 
@@ -60,10 +72,12 @@ async fn send(tx: &mpsc::Sender<Result<Event, Infallible>>, kind: &str, data: &V
         .is_ok()
 }
 
-async fn list_events(State(d): State<Dashboard>) -> Events {
+async fn list_events(State(d): State<Dashboard>) -> Result<Events, ApiError> {
+    let permit = slot(&d)?;
     let (tx, rx) = mpsc::channel(4);
     let mut closing = d.closing.subscribe();
     tokio::spawn(async move {
+        let _permit = permit;
         let mut interval = ticker();
         let mut last: Option<Value> = None;
         while next_tick(&mut interval, &tx, &mut closing).await {
@@ -89,7 +103,7 @@ async fn list_events(State(d): State<Dashboard>) -> Events {
             }
         }
     });
-    sse(rx)
+    Ok(sse(rx))
 }
 
 /// What about a trial, when it changes, changes its document.
@@ -112,9 +126,11 @@ async fn experiment_events(
 ) -> Result<Events, ApiError> {
     let exp = api::name("experiment", &exp)?;
     api::load(&d, &exp).await?;
+    let permit = slot(&d)?;
     let (tx, rx) = mpsc::channel(4);
     let mut closing = d.closing.subscribe();
     tokio::spawn(async move {
+        let _permit = permit;
         let mut interval = ticker();
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut last_status: Option<String> = None;

@@ -58,6 +58,8 @@ pub struct Dashboard {
     pub runs_dir: Option<PathBuf>,
     /// Set when the server shuts down, which ends the event streams.
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Event streams open at once, at most [`events::MAX_STREAMS`].
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Dashboard {
@@ -74,6 +76,7 @@ impl Dashboard {
             access,
             runs_dir,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         }
     }
 

@@ -284,3 +284,45 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[tokio::test]
+async fn live_views_are_bounded() {
+    let (d, _) = dashboard(Access::Loopback);
+    let mut open = Vec::new();
+    for _ in 0..events::MAX_STREAMS {
+        let r = router(d.clone())
+            .oneshot(
+                request("GET", "/api/events", LOOP, "localhost")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        open.push(r);
+    }
+    let more = request("GET", "/api/experiments/exp/events", LOOP, "localhost");
+    let (s, body) = send(&d, more.body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // One closes (its stream task sees the client gone): there is room again.
+    open.pop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = router(d.clone())
+            .oneshot(
+                request("GET", "/api/events", LOOP, "localhost")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
+        tokio::task::yield_now().await;
+    }
+}
