@@ -136,6 +136,23 @@ impl Actions for Served {
     }
 }
 
+/// What `kestrel serve --dashboard` does once its manager exists: serve the dashboard on
+/// `listener` (when given) with the manager's actions, until the process ends (after the
+/// server has stopped).
+pub fn start_served(
+    listener: Option<tokio::net::TcpListener>,
+    store: Arc<dyn kestrel_store::Store>,
+    access: Access,
+    runs: PathBuf,
+) -> impl FnOnce(&ManagerService) {
+    move |manager| {
+        if let Some(l) = listener {
+            let d = Dashboard::new(store, Arc::new(Served(manager.clone())), access, Some(runs));
+            tokio::spawn(kestrel_dashboard::serve(l, d, std::future::pending()));
+        }
+    }
+}
+
 /// Serves the dashboard over the local store until SIGTERM or Ctrl-C.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let token = crate::remote::read_token(a.token_file.as_deref())?;

@@ -91,9 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.operator && a.executor != "kubernetes" {
         return Err(UsageError("--operator needs --executor kubernetes".into()).into());
     }
-    if a.operator && a.dashboard.is_some() {
-        return Err(UsageError("--dashboard is not served with --operator yet".into()).into());
-    }
+
     let token = crate::remote::read_token(a.token_file.as_deref())?;
     if a.katib_auth == KatibAuth::Token && token.is_none() {
         return Err(UsageError(
@@ -162,6 +160,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             },
             open_push: a.push_auth == super::PushAuth::Open,
         };
+        let board = match &a.dashboard {
+            Some(addr) => {
+                let l = super::dashboard::bind(addr, "--dashboard").await?;
+                out!("kestrel dashboard on {}", super::dashboard::url(l.local_addr()?));
+                std::io::stdout().flush().ok();
+                Some(l)
+            }
+            None => None,
+        };
+        let start_board = super::dashboard::start_served(
+            board,
+            store.clone(),
+            super::dashboard::access(security.token.as_deref()),
+            cfg.runs_dir.clone(),
+        );
         match leader {
             Some((client, mut leadership)) => {
                 let shutdown = async {
@@ -176,6 +189,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     cfg,
                     security,
                     Some(client),
+                    start_board,
                     shutdown,
                 )
                 .await;
@@ -184,22 +198,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 served
             }
             None => {
-                let runs = cfg.runs_dir.clone();
                 let manager = ManagerService::new(store.clone(), cfg)?;
-                if let Some(addr) = &a.dashboard {
-                    let l = super::dashboard::bind(addr, "--dashboard").await?;
-                    let shown = super::dashboard::url(l.local_addr()?);
-                    let d = kestrel_dashboard::Dashboard::new(
-                        store.clone(),
-                        std::sync::Arc::new(super::dashboard::Served(manager.clone())),
-                        super::dashboard::access(security.token.as_deref()),
-                        Some(runs),
-                    );
-                    out!("kestrel dashboard on {shown}");
-                    std::io::stdout().flush().ok();
-                    // It ends with the process, after the server below has stopped.
-                    tokio::spawn(kestrel_dashboard::serve(l, d, std::future::pending()));
-                }
+                start_board(&manager);
                 serve_manager(listener, store, manager, security, super::run::shutdown_signal())
                     .await
             }

@@ -26,13 +26,15 @@ pub async fn client() -> Result<kube::Client, ServeError> {
 
 /// Serves and reconciles until `shutdown` completes, with `client` (inferred from the
 /// environment when `None`). Running trials are left running:
-/// the next operator re-attaches to them.
+/// the next operator re-attaches to them. `with_manager` gets the management service once
+/// it exists (the dashboard acts through it).
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
     cfg: RunConfig,
     security: Security,
     client: Option<kube::Client>,
+    with_manager: impl FnOnce(&ManagerService),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let client = match client {
@@ -46,6 +48,7 @@ pub async fn serve(
         owner: Some(Arc::new(TrialResources::new(client.clone(), store.clone()))),
     });
     let manager = ManagerService::with_executor(store.clone(), cfg, Arc::new(executor));
+    with_manager(&manager);
     let reporter = Reporter {
         controller: "kestrel-operator".into(),
         instance: std::env::var("HOSTNAME").ok(),
