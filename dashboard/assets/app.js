@@ -142,7 +142,7 @@ async function trialPage(app, exp, name) {
     h("div", { class: "panel" }, h("div", { class: "row spread" }, h("h2", {}, "Output"),
       h("label", {}, follow, " follow")), log));
   const points = t.observationLog.filter((r) => r.metric === metric && typeof r.value === "number").map((r, i) => [i + 1, r.value, undefined]);
-  Plot.xy(curve, [{ points, kind: "line" }, { points, kind: "dots", count: false }], { xLabel: "report", yLabel: metric });
+  Plot.xy(curve, [{ points, kind: "line" }, { points, kind: "dots", count: false }], { xLabel: "report", yLabel: metric, xInteger: true });
   if (!t.log) { log.textContent = "This dashboard cannot read trial logs (they are kept where the trials ran)."; return; }
   let offset = 0;
   const more = async (tail) => {

@@ -62,7 +62,7 @@
       { points: pts((t) => t.state !== "EarlyStopped"), kind: "dots" },
       { points: pts((t) => t.state === "EarlyStopped"), kind: "dots", color: "warn" },
       { points: bestLine, kind: "step", color: "good", width: 2, count: false },
-    ], { xLabel: by === "time" ? "completed" : "trial number", yLabel: S.exp.objective.metric, onClick: open,
+    ], { xLabel: by === "time" ? "completed" : "trial number", yLabel: S.exp.objective.metric, onClick: open, xInteger: by !== "time",
       xFormat: by === "time" ? (v) => new Date(v * 1000).toLocaleTimeString() : undefined });
   }
 
@@ -136,7 +136,7 @@
       if (t && t.state === "EarlyStopped" && line.length) { ends.push(line[line.length - 1]); }
     }
     series.push({ points: ends, kind: "dots", color: "warn", count: false, size: 4 });
-    Plot.xy(canvas, series, { xLabel: "report", yLabel: S.exp.objective.metric, onClick: open });
+    Plot.xy(canvas, series, { xLabel: "report", yLabel: S.exp.objective.metric, onClick: open, xInteger: true });
   }
 
   function trials(box) {

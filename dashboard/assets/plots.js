@@ -76,7 +76,9 @@ const Plot = (() => {
   function axes(ctx, box, sx, sy, opts, c) {
     ctx.strokeStyle = c.grid; ctx.fillStyle = c.muted; ctx.lineWidth = 1;
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (const t of opts.xTicks || sx.ticks(Math.max(2, Math.floor(box.w / 90)))) {
+    let xt = opts.xTicks || sx.ticks(Math.max(2, Math.floor(box.w / 90)));
+    if (opts.xInteger) { xt = xt.filter((t) => Number.isInteger(Math.round(t * 1e9) / 1e9)); }
+    for (const t of xt) {
       const x = sx(t);
       ctx.beginPath(); ctx.moveTo(x, box.y); ctx.lineTo(x, box.y + box.h); ctx.stroke();
       ctx.fillText(opts.xFormat ? opts.xFormat(t) : fmt(t), x, box.y + box.h + 4);
