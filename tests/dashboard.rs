@@ -327,7 +327,7 @@ fn a_darts_experiment_shows_its_cells_in_light_and_dark() {
 }
 
 /// One HTTP/1.1 request to `base` (`http://HOST:PORT`); the status and the body.
-fn http(base: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+pub fn http(base: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
     use std::io::{Read, Write};
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(host).unwrap();

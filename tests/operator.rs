@@ -46,6 +46,42 @@ fn operator(k: &Kestrel, cluster: &FakeApiServer, addr: &str) -> Served {
     )
 }
 
+#[test]
+fn the_operator_serves_the_dashboard_too() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(FakeApiServer::start()).unwrap();
+    let k = Kestrel::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let kubeconfig = kubeconfig(&k, &cluster);
+    let mut flags = operator_flags(&addr).to_vec();
+    flags.extend(["--dashboard", "127.0.0.1:0"]);
+    let served = Served::start_env(
+        &k,
+        &["--listen", &addr],
+        &flags,
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let line = served
+        .next_line(Duration::from_secs(20))
+        .expect("a dashboard line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let (status, body) = crate::dashboard::http(&url, "GET", "/api/experiments", &[]);
+    assert_eq!((status, body.trim()), (200, "[]"), "{body}");
+    // The page's actions answer (an unknown experiment is not found).
+    let (status, _) = crate::dashboard::http(
+        &url,
+        "POST",
+        "/api/experiments/nothing/stop",
+        &["x-kestrel-action: 1"],
+    );
+    assert_eq!(status, 404);
+}
+
 /// Plays the kubelet and the Job controller for every new Job (the `digits` ConfigMap
 /// mounted at /opt/digits is examples/digits here).
 fn play(cluster: &FakeApiServer, handled: &mut BTreeSet<String>) {

@@ -14,6 +14,8 @@ use crate::util::{Kestrel, stdout};
 pub struct Served {
     child: Child,
     pub url: String,
+    /// The lines it printed after the first, read as they come (so the pipe stays open).
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Served {
@@ -40,16 +42,28 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
-        Served { child, url }
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Served { child, url, lines }
+    }
+
+    /// The next line it prints, waiting at most `within`.
+    pub fn next_line(&self, within: std::time::Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
     }
 
     /// SIGTERM, then wait for a clean exit.
