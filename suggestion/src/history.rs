@@ -140,10 +140,34 @@ pub fn convert(
     })
 }
 
+/// The trials copied into one buffer of exactly their size. A request's trials are slices
+/// of the buffer the request arrived in, which may be larger than they are (its capacity,
+/// the experiment, framing); kept as they are, they would keep all of it alive, and
+/// [`MAX_BYTES`] would undercount what the cache holds.
+fn compact(trials: &[Bytes]) -> Vec<Bytes> {
+    let total = trials.iter().map(Bytes::len).sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut ends = Vec::with_capacity(trials.len());
+    for t in trials {
+        buf.extend_from_slice(t);
+        ends.push(buf.len());
+    }
+    let all = Bytes::from(buf);
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let b = all.slice(start..end);
+            start = end;
+            b
+        })
+        .collect()
+}
+
 fn store(experiment: pb::Experiment, trials: Vec<Bytes>, records: Vec<TrialRecord>) {
     if trials.len() > MAX_TRIALS || trials.iter().map(Bytes::len).sum::<usize>() > MAX_BYTES {
         return;
     }
+    let trials = compact(&trials);
     let Ok(mut c) = cache().lock() else {
         return;
     };
@@ -315,6 +339,22 @@ mod tests {
         let fresh = conv::trials(&p, &trials).err().map(|e| e.to_string());
         assert!(cached.is_some());
         assert_eq!(cached, fresh);
+    }
+
+    #[test]
+    fn compacted_trials_are_the_same_bytes_in_one_buffer_of_their_size() {
+        let big = Bytes::from(vec![7u8; 4096]);
+        let trials = vec![
+            big.slice(0..3),
+            big.slice(100..110),
+            Bytes::new(),
+            big.slice(5..6),
+        ];
+        let c = compact(&trials);
+        assert_eq!(c, trials);
+        // One allocation of 14 bytes: the slices are adjacent in it.
+        assert_eq!(c[1].as_ptr(), c[0].as_ptr().wrapping_add(3));
+        assert_eq!(c[3].as_ptr(), c[1].as_ptr().wrapping_add(10));
     }
 
     #[test]
