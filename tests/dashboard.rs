@@ -243,9 +243,32 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     shot(&tab, "trial");
 
     // A running experiment: updates arrive as its trials finish, without reloading.
-    let slow = k.write("slow.yaml", &experiment("running", 6, 2, "0.4"));
+    let slow = k.write("slow.yaml", &experiment("running", 8, 2, "1"));
     let mut run = k.spawn_run(&slow);
-    k.wait_doc("running", &[], "the experiment stored", |_| true);
+    let doc = k.wait_doc("running", &[], "a running trial", |d| {
+        trials(d).iter().any(|t| t["state"] == "Running")
+    });
+    let first = trials(&doc)
+        .iter()
+        .find(|t| t["state"] == "Running")
+        .and_then(|t| t["name"].as_str())
+        .unwrap()
+        .to_string();
+    // The list shows it running; its running trial's page shows the output so far.
+    tab.navigate_to(&format!("{url}/")).unwrap();
+    wait_eq(
+        &tab,
+        "[...document.querySelectorAll('#experiments .badge')].map(b => b.innerText).includes('Running')",
+        true.into(),
+    );
+    tab.navigate_to(&format!("{url}/#/e/running/t/{first}"))
+        .unwrap();
+    wait_eq(
+        &tab,
+        "document.querySelector('#trial-log').innerText.includes('training with opt=')",
+        true.into(),
+    );
+    shot(&tab, "running-trial");
     tab.navigate_to(&format!("{url}/#/e/running")).unwrap();
     wait_eq(
         &tab,
@@ -257,11 +280,11 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     wait_eq(
         &tab,
         "document.querySelectorAll('#trials tbody tr').length",
-        6.into(),
+        8.into(),
     );
     assert!(eval(&tab, "Number(document.body.dataset.updates)").as_f64() > before.as_f64());
     click_tab(&tab, "History");
-    wait_eq(&tab, &points("#history"), 6.into());
+    wait_eq(&tab, &points("#history"), 8.into());
     wait_eq(
         &tab,
         "document.querySelector('#head .badge').innerText",
