@@ -39,13 +39,7 @@ pub fn access(token: Option<&str>) -> Access {
 
 /// The URL to print for a dashboard listening on `local`.
 pub fn url(local: SocketAddr) -> String {
-    let shown = match local.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], local.port()))
-        }
-        _ => local,
-    };
-    format!("http://{shown}/")
+    format!("http://{}/", super::serve::reachable(local))
 }
 
 /// Parses and binds a dashboard's `--listen` address.
@@ -63,38 +57,23 @@ struct Local {
     store: StoreArgs,
 }
 
-impl Local {
-    fn stop_now(&self, name: &str) -> Result<String, String> {
-        let (store, _) = self.store.open().map_err(|e| format!("{e:#}"))?;
-        let holder = kestrel_controller::lease::live_holder(&*store, name)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no process is running experiment {name}"))?;
-        kestrel_controller::lease::ask_to_stop(&holder)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let rec = store.experiment(name).map_err(|e| e.to_string())?;
-            if let Some(r) = rec.filter(|r| r.status.state.is_terminal()) {
-                return Ok(format!("experiment {name} is {}", r.status.state));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(format!(
-            "asked {} to stop experiment {name}",
-            kestrel_controller::lease::describe(&holder)
-        ))
-    }
-}
-
 impl Actions for Local {
     fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let me = Local {
-                store: self.store.clone(),
-            };
-            let name = name.to_string();
-            tokio::task::spawn_blocking(move || me.stop_now(&name))
-                .await
-                .map_err(|e| e.to_string())?
+            let store = self.store.clone();
+            let n = name.to_string();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (rec, holder) = tokio::task::spawn_blocking(move || {
+                let (store, _) = store.open()?;
+                super::stop::ask_and_wait(&*store, &n, Some(deadline))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+            Ok(match rec {
+                Some(r) => format!("experiment {name} is {}", r.status.state),
+                None => format!("asked {holder} to stop experiment {name}"),
+            })
         })
     }
 

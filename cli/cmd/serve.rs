@@ -211,7 +211,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The address local processes reach a listener bound to `addr` on.
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))

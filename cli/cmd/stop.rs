@@ -70,19 +70,10 @@ fn stop_local(a: &Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let Some(holder) = kestrel_controller::lease::live_holder(&*store, &a.name)? else {
-        return Err(UsageError(format!(
-            "no process is running experiment {} (it is {}; `kestrel resume {}` continues it)",
-            a.name, rec.status.state, a.name
-        ))
-        .into());
-    };
-    kestrel_controller::lease::ask_to_stop(&holder).map_err(UsageError)?;
     // A wait too long to represent is no deadline at all.
     let deadline = Instant::now().checked_add(Duration::from_secs(a.wait));
-    loop {
-        let now = store.experiment(&a.name)?;
-        if let Some(r) = now.filter(|r| r.status.state.is_terminal()) {
+    match ask_and_wait(&*store, &a.name, deadline)? {
+        (Some(r), _) => {
             out!(
                 "experiment {} is {} ({}): {}",
                 a.name,
@@ -90,15 +81,43 @@ fn stop_local(a: &Args) -> anyhow::Result<ExitCode> {
                 r.status.reason,
                 r.status.message
             );
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, holder) => anyhow::bail!(
+            "asked {holder} to stop; experiment {} is not recorded as stopped after {} s",
+            a.name,
+            a.wait
+        ),
+    }
+}
+
+/// Asks the local process that holds the lease of experiment `name` to stop, then waits
+/// until the store records a final state or `deadline` (if any) passes: that record, or
+/// `None` when the deadline came first, with the holder described. A usage error when no
+/// live process holds the lease.
+pub fn ask_and_wait(
+    store: &dyn kestrel_store::Store,
+    name: &str,
+    deadline: Option<Instant>,
+) -> anyhow::Result<(Option<kestrel_core::ExperimentRecord>, String)> {
+    let Some(holder) = kestrel_controller::lease::live_holder(store, name)? else {
+        let state = store
+            .experiment(name)?
+            .map_or("gone".to_string(), |r| r.status.state.to_string());
+        return Err(UsageError(format!(
+            "no process is running experiment {name} (it is {state}; `kestrel resume {name}` continues it)"
+        ))
+        .into());
+    };
+    kestrel_controller::lease::ask_to_stop(&holder).map_err(UsageError)?;
+    let described = kestrel_controller::lease::describe(&holder);
+    loop {
+        let now = store.experiment(name)?;
+        if let Some(r) = now.filter(|r| r.status.state.is_terminal()) {
+            return Ok((Some(r), described));
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
-            anyhow::bail!(
-                "asked {} to stop; experiment {} is not recorded as stopped after {} s",
-                kestrel_controller::lease::describe(&holder),
-                a.name,
-                a.wait
-            );
+            return Ok((None, described));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
