@@ -95,18 +95,21 @@ pub fn summary(rec: &ExperimentRecord, trials: &[TrialRecord]) -> Value {
     })
 }
 
+/// Every experiment's [`summary`].
+pub async fn summaries(d: &Dashboard) -> Result<Vec<Value>, ApiError> {
+    d.read(|s| {
+        let mut out = Vec::new();
+        for rec in s.experiments()? {
+            let trials = s.trials(rec.name())?;
+            out.push(summary(&rec, &trials));
+        }
+        Ok(out)
+    })
+    .await
+}
+
 async fn list(State(d): State<Dashboard>) -> Result<Json<Value>, ApiError> {
-    let all = d
-        .read(|s| {
-            let mut out = Vec::new();
-            for rec in s.experiments()? {
-                let trials = s.trials(rec.name())?;
-                out.push(summary(&rec, &trials));
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(Json(Value::Array(all)))
+    Ok(Json(Value::Array(summaries(&d).await?)))
 }
 
 /// The experiment and its trials, or `NotFound`.

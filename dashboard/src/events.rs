@@ -81,17 +81,7 @@ async fn list_events(State(d): State<Dashboard>) -> Result<Events, ApiError> {
         let mut interval = ticker();
         let mut last: Option<Value> = None;
         while next_tick(&mut interval, &tx, &mut closing).await {
-            let all = d
-                .read(|s| {
-                    let mut out = Vec::new();
-                    for rec in s.experiments()? {
-                        let trials = s.trials(rec.name())?;
-                        out.push(api::summary(&rec, &trials));
-                    }
-                    Ok(out)
-                })
-                .await;
-            let doc = match all {
+            let doc = match api::summaries(&d).await {
                 Ok(all) => Value::Array(all),
                 Err(e) => json!({"error": e.to_string()}),
             };
