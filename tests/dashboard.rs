@@ -7,9 +7,7 @@
 // Test harness: a failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
@@ -84,25 +82,11 @@ fn which(cmd: &str) -> Option<PathBuf> {
     })
 }
 
-/// `kestrel dashboard` on a free port; its URL.
-fn dashboard(k: &Kestrel) -> (Child, String) {
-    let mut child = k
-        .cmd(&["dashboard", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    (child, url)
+/// `kestrel dashboard` on a free port; its URL (without the trailing `/`).
+fn dashboard(k: &Kestrel) -> (Served, String) {
+    let served = Served::spawn(k, &["dashboard", "--listen", "127.0.0.1:0"], &[]);
+    let url = served.url.trim_end_matches('/').to_string();
+    (served, url)
 }
 
 /// Headless Chromium at 1280x900.
@@ -170,7 +154,7 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     let k = Kestrel::new();
     let done = k.write("done.yaml", &experiment("finished", 12, 4, "0"));
     assert_code(&k.run(&["run", done.to_str().unwrap()]), 0);
-    let (mut server, url) = dashboard(&k);
+    let (_server, url) = dashboard(&k);
     let browser = browser(chrome);
     let tab = browser.new_tab().unwrap();
 
@@ -292,8 +276,6 @@ fn the_dashboard_shows_a_finished_and_a_running_experiment_in_a_browser() {
     );
     shot(&tab, "running");
     assert!(run.wait().unwrap().success());
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// A DARTS experiment and one succeeded trial that reported a genotype, written into the
@@ -329,7 +311,7 @@ fn a_darts_experiment_shows_its_cells_in_light_and_dark() {
     let Some(chrome) = chromium() else { return };
     let k = Kestrel::new();
     let name = store_darts_experiment(&k);
-    let (mut server, url) = dashboard(&k);
+    let (_server, url) = dashboard(&k);
     let browser = browser(chrome);
     let tab = browser.new_tab().unwrap();
     tab.navigate_to(&format!("{url}/#/e/{name}")).unwrap();
@@ -345,8 +327,6 @@ fn a_darts_experiment_shows_its_cells_in_light_and_dark() {
     );
     wait_eq(&tab, &points("canvas[data-cell=normal]"), 4.into());
     shot(&tab, "darts-dark");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// One HTTP/1.1 request to `base` (`http://HOST:PORT`); the status and the body.
@@ -376,31 +356,17 @@ pub fn http(base: &str, method: &str, path: &str, headers: &[&str]) -> (u16, Str
 #[test]
 fn kestrel_serve_serves_the_dashboard_whose_stop_button_stops_the_experiment() {
     let k = Kestrel::new();
-    let mut child = k
-        .cmd(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut url = |what: &str| {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.contains(what), "{line}");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string()
-    };
-    let server = url("serving on");
-    let board = url("dashboard on");
+    let served = Served::start(&k, &["--dashboard", "127.0.0.1:0"]);
+    let server = served.url.clone();
+    let line = served
+        .next_line(Duration::from_secs(20))
+        .expect("a dashboard line");
+    let board = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
     let slow = k.write("slow.yaml", &experiment("served", 4, 2, "30"));
     let sub = k.run(&["submit", slow.to_str().unwrap(), "--server", &server]);
     assert_code(&sub, 0);
@@ -437,6 +403,4 @@ fn kestrel_serve_serves_the_dashboard_whose_stop_button_stops_the_experiment() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = http(&board, "GET", "/api/experiments/served", &[]);
     assert_eq!(status, 404);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -4,8 +4,9 @@
 // Test harness: a failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -216,4 +217,74 @@ pub fn python_with(env: &str, probe: &str, what: &str) -> Option<String> {
     );
     eprintln!("skipped: {py} has no {what} (set {env}; .ci/run installs it)");
     None
+}
+
+/// A `kestrel serve` (or `kestrel dashboard`) child on a free port; killed on drop.
+pub struct Served {
+    child: Child,
+    pub url: String,
+    /// The lines it printed after the first, read as they come (so the pipe stays open).
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    pub fn start(k: &Kestrel, extra: &[&str]) -> Served {
+        Self::start_env(k, &["--listen", "127.0.0.1:0"], extra, &[])
+    }
+
+    /// `kestrel serve LISTEN EXTRA` with extra environment variables.
+    pub fn start_env(k: &Kestrel, listen: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(listen);
+        args.extend_from_slice(extra);
+        Self::spawn(k, &args, env)
+    }
+
+    /// `kestrel ARGS` for a command whose first line of output names its URL
+    /// (`serve`, `dashboard`).
+    pub fn spawn(k: &Kestrel, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut child = k
+            .cmd(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Served { child, url, lines }
+    }
+
+    /// The next line it prints, waiting at most `within`.
+    pub fn next_line(&self, within: std::time::Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
 }
