@@ -141,8 +141,11 @@ async function trialPage(app, exp, name) {
     h("div", { class: "panel" }, h("h2", {}, `${metric}, report by report`), curve),
     h("div", { class: "panel" }, h("div", { class: "row spread" }, h("h2", {}, "Output"),
       h("label", {}, follow, " follow")), log));
+  // The newest reports only when there were very many (observationLogSkipped earlier ones).
   const points = t.observationLog.filter((r) => r.metric === metric && typeof r.value === "number").map((r, i) => [i + 1, r.value, undefined]);
-  Plot.xy(curve, [{ points, kind: "line" }, { points, kind: "dots", count: false }], { xLabel: "report", yLabel: metric, xInteger: true });
+  const skipped = t.observationLogSkipped || 0;
+  Plot.xy(curve, [{ points, kind: "line" }, { points, kind: "dots", count: false }],
+    { xLabel: skipped ? `report (after ${skipped} older reports of all metrics)` : "report", yLabel: metric, xInteger: true });
   if (!t.log) { log.textContent = "This dashboard cannot read trial logs (they are kept where the trials ran)."; return; }
   let offset = 0;
   const more = async (tail) => {

@@ -130,7 +130,7 @@
     }
     const series = [], ends = [];
     for (const [name, pts] of Object.entries(S.reports.trials)) {
-      const line = pts.map((p, i) => [i + 1, p[1], name, `${name}: report ${i + 1}: ${Plot.fmt(p[1])}`]);
+      const line = pts.map((p) => [p[2], p[1], name, `${name}: report ${p[2]}: ${Plot.fmt(p[1])}`]);
       series.push({ points: line, kind: "line", alpha: 0.6, width: 1 });
       const t = S.trials.get(name);
       if (t && t.state === "EarlyStopped" && line.length) { ends.push(line[line.length - 1]); }

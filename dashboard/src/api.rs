@@ -32,6 +32,22 @@ pub const MAX_NAME: usize = 253;
 pub const MAX_TAIL: usize = 100_000;
 /// Most bytes of log one response carries; the page asks again from where it stopped.
 pub const MAX_LOG_CHUNK: u64 = 1 << 20;
+/// Most reports per trial in the intermediate-values view of all trials; longer curves
+/// are thinned evenly (the first and the last report always kept).
+pub const MAX_CURVE_POINTS: usize = 2_000;
+/// Most reports of one trial's page (the newest are kept).
+pub const MAX_TRIAL_REPORTS: usize = 100_000;
+
+/// The indices of at most `max` of `n` items, evenly spread, the last always among them.
+pub fn thin(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    let max = max.max(2);
+    let mut out: Vec<usize> = (0..max - 1).map(|k| k * (n - 1) / (max - 1)).collect();
+    out.push(n - 1);
+    out
+}
 
 /// Why a request was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -176,13 +192,20 @@ async fn reports(
             let mut out = BTreeMap::new();
             for t in &trials {
                 let logs = s.metrics(&t.name, Some(&m))?;
-                let points: Vec<Value> = logs
+                // [time, value, report number from 1] of the numeric reports.
+                let all: Vec<(f64, f64, usize)> = logs
                     .iter()
                     .filter_map(|l| {
                         let v: f64 = l.value.trim().parse().ok()?;
                         v.is_finite()
-                            .then(|| json!([l.time.as_millisecond() as f64 / 1000.0, v]))
+                            .then(|| (l.time.as_millisecond() as f64 / 1000.0, v))
                     })
+                    .enumerate()
+                    .map(|(i, (t, v))| (t, v, i + 1))
+                    .collect();
+                let points: Vec<Value> = thin(all.len(), MAX_CURVE_POINTS)
+                    .into_iter()
+                    .map(|i| json!([all[i].0, all[i].1, all[i].2]))
                     .collect();
                 if !points.is_empty() {
                     out.insert(t.name.clone(), points);
@@ -203,7 +226,9 @@ async fn trial(
     let t = find_trial(&d, &exp, &trial).await?;
     let n = t.name.clone();
     let logs = d.read(move |s| s.metrics(&n, None)).await?;
-    let mut doc = document::trial(&t, Some(&logs));
+    let skipped = logs.len().saturating_sub(MAX_TRIAL_REPORTS);
+    let mut doc = document::trial(&t, Some(&logs[skipped..]));
+    doc["observationLogSkipped"] = json!(skipped);
     doc["log"] = json!(d.runs_dir.is_some());
     Ok(Json(doc))
 }

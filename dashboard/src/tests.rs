@@ -326,3 +326,48 @@ async fn live_views_are_bounded() {
         tokio::task::yield_now().await;
     }
 }
+
+#[test]
+fn thinning_keeps_the_ends_and_at_most_the_bound() {
+    assert_eq!(api::thin(3, 10), vec![0, 1, 2]);
+    assert_eq!(api::thin(10, 4), vec![0, 3, 6, 9]);
+    let t = api::thin(1_000_000, api::MAX_CURVE_POINTS);
+    assert_eq!(t.len(), api::MAX_CURVE_POINTS);
+    assert_eq!((t[0], *t.last().unwrap()), (0, 999_999));
+    assert!(t.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test]
+async fn a_trial_with_very_many_reports_is_sent_bounded() {
+    let (d, _) = dashboard(Access::Loopback);
+    let t = kestrel_core::TrialRecord::created(
+        "exp",
+        "exp-0".into(),
+        0,
+        Default::default(),
+        kestrel_core::Timestamp::UNIX_EPOCH,
+    );
+    d.store.insert_trial(&t).unwrap();
+    let logs: Vec<kestrel_core::MetricLog> = (0..(api::MAX_CURVE_POINTS * 3))
+        .map(|i| kestrel_core::MetricLog {
+            time: kestrel_core::Timestamp::UNIX_EPOCH,
+            name: "loss".into(),
+            value: i.to_string(),
+        })
+        .collect();
+    d.store.append_metrics("exp-0", &logs).unwrap();
+    let (s, body) = send(
+        &d,
+        request("GET", "/api/experiments/exp/reports", LOOP, "localhost")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let pts = v["trials"]["exp-0"].as_array().unwrap();
+    assert_eq!(pts.len(), api::MAX_CURVE_POINTS);
+    // The last report is kept with its number.
+    let last = pts.last().unwrap();
+    assert_eq!(last[2], Value::from(api::MAX_CURVE_POINTS * 3));
+}
