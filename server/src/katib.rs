@@ -3,11 +3,12 @@
 //! DBManager keeps observation logs of any trial name, as Katib's does; a kestrel trial's
 //! logs reported here (by `kestrel collect`) are what the controller reads when the trial
 //! ends. `GetEarlyStoppingRules` asks the experiment's early stopper for its Katib rule,
-//! computed from the logs in the store (the server is its own DBManager;
-//! `db_manager_address` is not dialled). `SetTrialStatus` marks a running kestrel trial
+//! computed from the trials' logs: in the store when `db_manager_address` is empty or this
+//! server, else read from that DBManager as Katib's medianstop does ([`remote_logs`]). `SetTrialStatus` marks a running kestrel trial
 //! EarlyStopped, the call Katib's metrics collector makes after it stopped the training
 //! process itself.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kestrel_core::experiment::CollectorKind;
@@ -21,6 +22,7 @@ use kestrel_proto::katib::{self as pb, db_manager_server, early_stopping_server}
 use kestrel_store::{Store, StoreError};
 
 use crate::access::{Access, Write, bearer};
+use crate::remote_logs;
 use kestrel_suggestion::grpc::{algo_status, blocking};
 use tonic::{Request, Response, Status};
 
@@ -183,12 +185,24 @@ impl db_manager_server::DbManager for DbManagerService {
 pub struct EarlyStoppingService {
     store: Arc<dyn Store>,
     access: Access,
+    own: Option<SocketAddr>,
 }
 
 impl EarlyStoppingService {
     /// The service; `SetTrialStatus` updates trials in `store` when `access` allows.
     pub fn new(store: Arc<dyn Store>, access: Access) -> Self {
-        EarlyStoppingService { store, access }
+        EarlyStoppingService {
+            store,
+            access,
+            own: None,
+        }
+    }
+
+    /// The service knowing that this server listens on `own`: a `db_manager_address` that
+    /// names it is read from the store, any other is dialled (see [`remote_logs`]).
+    pub fn listening_on(mut self, own: Option<SocketAddr>) -> Self {
+        self.own = own;
+        self
     }
 }
 
@@ -199,61 +213,47 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
         request: Request<pb::GetEarlyStoppingRulesRequest>,
     ) -> Result<Response<pb::GetEarlyStoppingRulesReply>, Status> {
         let req = request.into_inner();
-        let store = self.store.clone();
-        blocking(move || {
-            let problem = conv::problem(req.experiment.as_ref(), &Catalog)?;
-            let trials = conv::trials(&problem, &req.trials)?;
-            let Some(es) = problem.early_stopping.as_ref() else {
-                return Ok(pb::GetEarlyStoppingRulesReply::default());
-            };
-            let metric = &problem.objective.metric;
-            let mut reports = Vec::new();
-            for t in &trials {
-                let logs = store
-                    .metrics(&t.name, Some(metric))
-                    .map_err(|e| store_status(&e))?;
-                let values: Vec<f64> = logs.iter().filter_map(MetricLog::number).collect();
-                reports.push((t.state, values));
-            }
-            let succeeded: Vec<&[f64]> = reports
-                .iter()
-                .filter(|(s, r)| !r.is_empty() && *s == TrialState::Succeeded)
-                .map(|(_, r)| r.as_slice())
-                .collect();
-            let all: Vec<&[f64]> = reports
-                .iter()
-                .filter(|(_, r)| !r.is_empty())
-                .map(|(_, r)| r.as_slice())
-                .collect();
-            let stopper =
-                early_stopping::build(&es.name, &es.settings).map_err(|e| algo_status(&e))?;
-            let peers = Peers {
-                succeeded: &succeeded,
-                all: &all,
-            };
-            let rule = stopper
-                .katib_rule(peers, problem.objective.kind)
-                .map(|r| (r.value, r.start_step));
-            let rules = rule
-                .map(|(value, start_step)| pb::EarlyStoppingRule {
-                    name: metric.clone(),
-                    value: value.to_string(),
-                    // Stop when the best so far is worse than the threshold.
-                    comparison: match problem.objective.kind {
-                        ObjectiveType::Minimize => pb::ComparisonType::Greater,
-                        ObjectiveType::Maximize => pb::ComparisonType::Less,
-                    }
-                    .into(),
-                    start_step: i32::try_from(start_step).unwrap_or(i32::MAX),
-                })
-                .into_iter()
-                .collect();
-            Ok(pb::GetEarlyStoppingRulesReply {
-                early_stopping_rules: rules,
-            })
+        let target = remote_logs::target(&req.db_manager_address, self.own)?;
+        let (experiment, trials) = (req.experiment, req.trials);
+        let (problem, trials) = blocking(move || {
+            let problem = conv::problem(experiment.as_ref(), &Catalog)?;
+            let trials = conv::trials(&problem, &trials)?;
+            Ok((problem, trials))
         })
-        .await
-        .map(Response::new)
+        .await?;
+        let Some(es) = problem.early_stopping.clone() else {
+            return Ok(Response::new(pb::GetEarlyStoppingRulesReply::default()));
+        };
+        let metric = problem.objective.metric.clone();
+        // A trial not started yet has no logs to read.
+        let trials: Vec<_> = trials
+            .into_iter()
+            .filter(|t| t.state != TrialState::Created)
+            .collect();
+        let names: Vec<String> = trials.iter().map(|t| t.name.clone()).collect();
+        let values = match target {
+            remote_logs::Target::Remote(uri) => {
+                remote_logs::objective_values(uri, names, metric.clone()).await?
+            }
+            remote_logs::Target::Own => {
+                let (store, metric) = (self.store.clone(), metric.clone());
+                blocking(move || {
+                    names
+                        .iter()
+                        .map(|name| {
+                            let logs = store
+                                .metrics(name, Some(&metric))
+                                .map_err(|e| store_status(&e))?;
+                            Ok(logs.iter().filter_map(MetricLog::number).collect())
+                        })
+                        .collect::<Result<Vec<Vec<f64>>, Status>>()
+                })
+                .await?
+            }
+        };
+        let reports: Vec<(TrialState, Vec<f64>)> =
+            trials.iter().map(|t| t.state).zip(values).collect();
+        rules(&es, &metric, problem.objective.kind, &reports).map(Response::new)
     }
 
     async fn set_trial_status(
@@ -304,4 +304,46 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
         conv::early_stopping(req.early_stopping.as_ref(), &Catalog)?;
         Ok(Response::new(pb::ValidateEarlyStoppingSettingsReply {}))
     }
+}
+
+/// Katib's rule for the trials' objective `reports` (state, values in order), if the
+/// experiment's early stopper gives one.
+fn rules(
+    es: &kestrel_core::experiment::AlgorithmSpec,
+    metric: &str,
+    kind: ObjectiveType,
+    reports: &[(TrialState, Vec<f64>)],
+) -> Result<pb::GetEarlyStoppingRulesReply, Status> {
+    let succeeded: Vec<&[f64]> = reports
+        .iter()
+        .filter(|(s, r)| !r.is_empty() && *s == TrialState::Succeeded)
+        .map(|(_, r)| r.as_slice())
+        .collect();
+    let all: Vec<&[f64]> = reports
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(_, r)| r.as_slice())
+        .collect();
+    let stopper = early_stopping::build(&es.name, &es.settings).map_err(|e| algo_status(&e))?;
+    let peers = Peers {
+        succeeded: &succeeded,
+        all: &all,
+    };
+    let rule = stopper.katib_rule(peers, kind);
+    Ok(pb::GetEarlyStoppingRulesReply {
+        early_stopping_rules: rule
+            .map(|r| pb::EarlyStoppingRule {
+                name: metric.to_string(),
+                value: r.value.to_string(),
+                // Stop when the best so far is worse than the threshold.
+                comparison: match kind {
+                    ObjectiveType::Minimize => pb::ComparisonType::Greater,
+                    ObjectiveType::Maximize => pb::ComparisonType::Less,
+                }
+                .into(),
+                start_step: i32::try_from(r.start_step).unwrap_or(i32::MAX),
+            })
+            .into_iter()
+            .collect(),
+    })
 }

@@ -15,6 +15,7 @@
 pub mod access;
 pub mod katib;
 pub mod manager;
+pub mod remote_logs;
 
 use std::sync::Arc;
 
@@ -188,6 +189,7 @@ pub async fn serve_manager(
         "api.v1.beta1.DBManager",
         "kestrel.v1.Manager",
     ]);
+    let own = listener.local_addr().ok();
     let halt = manager.clone();
     // Server reflection: `grpcurl -plaintext HOST:6789 list` finds every service.
     let reflection = || {
@@ -200,10 +202,9 @@ pub async fn serve_manager(
             kestrel_suggestion::route::SuggestionRoutes::new(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            EarlyStoppingServer::new(katib::EarlyStoppingService::new(
-                store.clone(),
-                access.clone(),
-            ))
+            EarlyStoppingServer::new(
+                katib::EarlyStoppingService::new(store.clone(), access.clone()).listening_on(own),
+            )
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(

@@ -174,11 +174,8 @@ async fn early_stopping_validates_and_marks_running_trials() {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
-    let s = Server::start().await;
-    let mut db = DbManagerClient::new(s.channel().await);
-    let mut es = EarlyStoppingClient::new(s.channel().await);
+/// An experiment with Katib's median-stop rule (3 trials required, start step 2).
+fn median_stop_experiment() -> pb::Experiment {
     let mut exp = experiment("random", xy());
     exp.spec.as_mut().unwrap().early_stopping = Some(pb::EarlyStoppingSpec {
         algorithm_name: "medianstop".into(),
@@ -193,49 +190,79 @@ async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
             },
         ],
     });
+    exp
+}
+
+/// Trial `ms-i` Succeeded, and its losses per step as `db` should store them: running
+/// averages at step 2 of 1, 2 and 9, so Katib's rule value is their mean, 4 (not their
+/// median, 2).
+fn median_stop_trials() -> Vec<(pb::Trial, pb::ReportObservationLogRequest)> {
+    [[1.0, 1.0], [2.0, 2.0], [8.0, 10.0]]
+        .iter()
+        .enumerate()
+        .map(|(i, losses)| {
+            let a = pb::get_suggestions_reply::ParameterAssignments {
+                assignments: vec![
+                    pb::ParameterAssignment {
+                        name: "x".into(),
+                        value: "1".into(),
+                    },
+                    pb::ParameterAssignment {
+                        name: "y".into(),
+                        value: "2".into(),
+                    },
+                ],
+                trial_name: format!("ms-{i}"),
+                labels: Default::default(),
+            };
+            let report = pb::ReportObservationLogRequest {
+                trial_name: format!("ms-{i}"),
+                observation_log: Some(pb::ObservationLog {
+                    metric_logs: losses
+                        .iter()
+                        .enumerate()
+                        .map(|(k, v)| {
+                            log(&format!("2026-11-23T10:00:0{k}Z"), "loss", &v.to_string())
+                        })
+                        .collect(),
+                }),
+            };
+            (finished(&a), report)
+        })
+        .collect()
+}
+
+/// Katib's median-stop rule for the three trials: the mean of their running averages.
+fn katibs_rule() -> Vec<pb::EarlyStoppingRule> {
+    vec![pb::EarlyStoppingRule {
+        name: "loss".into(),
+        value: "4".into(),
+        comparison: pb::ComparisonType::Greater.into(),
+        start_step: 2,
+    }]
+}
+
+#[tokio::test]
+async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
+    let s = Server::start().await;
+    let mut db = DbManagerClient::new(s.channel().await);
+    let mut es = EarlyStoppingClient::new(s.channel().await);
+    let exp = median_stop_experiment();
     es.validate_early_stopping_settings(pb::ValidateEarlyStoppingSettingsRequest {
         early_stopping: exp.spec.as_ref().unwrap().early_stopping.clone(),
     })
     .await
     .unwrap();
-    let rules = |trials: Vec<pb::Trial>| pb::GetEarlyStoppingRulesRequest {
-        experiment: Some(exp.clone()),
-        trials,
-        db_manager_address: String::new(),
-    };
     let mut trials = Vec::new();
-    // Losses per step; running averages at step 2: 1, 2, 9 -> Katib's value is their
-    // mean, 4 (not their median, 2).
-    for (i, losses) in [[1.0, 1.0], [2.0, 2.0], [8.0, 10.0]].iter().enumerate() {
-        let a = pb::get_suggestions_reply::ParameterAssignments {
-            assignments: vec![
-                pb::ParameterAssignment {
-                    name: "x".into(),
-                    value: "1".into(),
-                },
-                pb::ParameterAssignment {
-                    name: "y".into(),
-                    value: "2".into(),
-                },
-            ],
-            trial_name: format!("ms-{i}"),
-            labels: Default::default(),
-        };
-        trials.push(finished(&a));
-        db.report_observation_log(pb::ReportObservationLogRequest {
-            trial_name: format!("ms-{i}"),
-            observation_log: Some(pb::ObservationLog {
-                metric_logs: losses
-                    .iter()
-                    .enumerate()
-                    .map(|(k, v)| log(&format!("2026-11-23T10:00:0{k}Z"), "loss", &v.to_string()))
-                    .collect(),
-            }),
-        })
-        .await
-        .unwrap();
+    for (i, (trial, report)) in median_stop_trials().into_iter().enumerate() {
+        trials.push(trial);
+        db.report_observation_log(report).await.unwrap();
         let got = es
-            .get_early_stopping_rules(rules(trials.clone()))
+            .get_early_stopping_rules(pb::GetEarlyStoppingRulesRequest {
+                experiment: Some(exp.clone()),
+                trials: trials.clone(),
+                db_manager_address: String::new(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -243,16 +270,59 @@ async fn median_stop_rules_come_from_the_logs_of_succeeded_trials() {
         if i < 2 {
             assert!(got.is_empty(), "too few trials yet: {got:?}");
         } else {
-            assert_eq!(
-                got,
-                vec![pb::EarlyStoppingRule {
-                    name: "loss".into(),
-                    value: "4".into(),
-                    comparison: pb::ComparisonType::Greater.into(),
-                    start_step: 2,
-                }]
-            );
+            assert_eq!(got, katibs_rule());
         }
     }
     s.shutdown().await;
+}
+
+#[tokio::test]
+async fn katibs_medianstop_reads_the_logs_from_the_db_manager_address_it_is_given() {
+    // Katib's own DBManager holds the logs; kestrel serves only the EarlyStopping service.
+    let katib_db = Server::start().await;
+    let mut db = DbManagerClient::new(katib_db.channel().await);
+    let (trials, reports): (Vec<_>, Vec<_>) = median_stop_trials().into_iter().unzip();
+    for report in reports {
+        db.report_observation_log(report).await.unwrap();
+    }
+    let s = Server::start().await;
+    let mut es = EarlyStoppingClient::new(s.channel().await);
+    let ask = |address: &str| pb::GetEarlyStoppingRulesRequest {
+        experiment: Some(median_stop_experiment()),
+        trials: trials.clone(),
+        db_manager_address: address.into(),
+    };
+    let rules =
+        |r: tonic::Response<pb::GetEarlyStoppingRulesReply>| r.into_inner().early_stopping_rules;
+    // As Katib's controller sends it (host:port), and as a URL.
+    let there = katib_db.url.trim_start_matches("http://").to_string();
+    for address in [there.as_str(), katib_db.url.as_str()] {
+        let got = rules(es.get_early_stopping_rules(ask(address)).await.unwrap());
+        assert_eq!(got, katibs_rule(), "{address}");
+    }
+    // Empty, or this server's own address: its own store, which has no logs of them.
+    let here = s.url.trim_start_matches("http://").to_string();
+    for address in ["", here.as_str()] {
+        let got = rules(es.get_early_stopping_rules(ask(address)).await.unwrap());
+        assert!(got.is_empty(), "{address:?}: {got:?}");
+    }
+    // Nothing listens there: the call fails, naming the address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let e = es.get_early_stopping_rules(ask(&dead)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.message().contains("db_manager_address"),
+        "{}",
+        e.message()
+    );
+    // An address that is none is refused before anything is dialled.
+    let e = es
+        .get_early_stopping_rules(ask("ftp://x:1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    s.shutdown().await;
+    katib_db.shutdown().await;
 }
