@@ -37,7 +37,9 @@ PARALLEL = 1  # trials at a time (--parallel)
 STOP = {
     "median": "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n"
               "      - name: min_trials_required\n        value: \"3\"\n"
-              "      - name: start_step\n        value: \"2\"\n",
+              "      - name: start_step\n        value: \"2\"\n"
+              # kestrel's median rule (the default is Katib's: the mean, once).
+              "      - name: rule\n        value: median\n",
 }
 ASHA = ("  earlyStopping:\n    algorithmName: asha\n    algorithmSettings:\n"
         "      - name: min_resource\n        value: \"%d\"\n      - name: eta\n        value: \"%d\"\n")

@@ -54,13 +54,30 @@ pub struct KatibRule {
     pub start_step: usize,
 }
 
-/// Katib's median stopping rule, with a true median checked at every step.
+/// Katib's median stopping rule: as Katib applies it, or kestrel's true median checked at
+/// every step (the `rule` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MedianStop {
     /// Completed trials needed (with at least k reports) before stopping at step k.
     pub min_trials_required: usize,
     /// First report at which a trial may be stopped (1-based).
     pub start_step: usize,
+    /// How a running trial is judged.
+    pub rule: MedianRule,
+}
+
+/// How [`MedianStop`] judges a running trial against the completed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MedianRule {
+    /// Katib's: on its first `start_step` reports, against the **mean** of the completed
+    /// trials' running averages at that step (what Katib's medianstop service computes and
+    /// its collector checks at that report). Setting `rule: katib`, the default.
+    #[default]
+    Katib,
+    /// kestrel's: at every report from `start_step` on, against the **median** of the
+    /// completed trials' running averages at that report (Golovin et al.'s median rule).
+    /// Setting `rule: median`; `bench/README.md` compares the two.
+    Median,
 }
 
 const MEDIAN_SETTINGS: &[SettingSpec] = &[
@@ -72,6 +89,11 @@ const MEDIAN_SETTINGS: &[SettingSpec] = &[
         name: "start_step",
         kind: Kind::Int { min: 1 },
     },
+    // kestrel's own (Katib's service knows only the two above).
+    SettingSpec {
+        name: "rule",
+        kind: Kind::Choice(&["katib", "median"]),
+    },
 ];
 
 impl MedianStop {
@@ -82,6 +104,10 @@ impl MedianStop {
         Ok(MedianStop {
             min_trials_required: get("min_trials_required", 3),
             start_step: get("start_step", 4),
+            rule: match s.choice("rule") {
+                Some("median") => MedianRule::Median,
+                _ => MedianRule::Katib,
+            },
         })
     }
 }
@@ -91,10 +117,16 @@ impl MedianStop {
     /// **mean** of completed trials' running averages at `start_step` (Katib's value, though
     /// the rule is called median), when at least `min_trials_required` completed trials
     /// reported that often. A trial whose best objective at `start_step` is worse than the
-    /// threshold is stopped by Katib's collector. kestrel's own judging uses the median.
+    /// threshold is stopped by Katib's collector. With `rule: median`, their median.
     pub fn threshold(&self, completed: &[&[f64]]) -> Option<f64> {
-        let averages = self.running_averages(completed, self.start_step.max(1))?;
-        Some(averages.iter().sum::<f64>() / averages.len() as f64)
+        let k = self.start_step.max(1);
+        match self.rule {
+            MedianRule::Katib => {
+                let averages = self.running_averages(completed, k)?;
+                Some(averages.iter().sum::<f64>() / averages.len() as f64)
+            }
+            MedianRule::Median => self.median_at(completed, k).map(|(m, _)| m),
+        }
     }
 
     /// The median of completed trials' running averages at report `k`, and how many
@@ -139,20 +171,39 @@ impl EarlyStopper for MedianStop {
     }
 
     fn judge(&self, running: &[f64], peers: Peers<'_>, objective: ObjectiveType) -> Verdict {
-        let k = running.len();
-        if k == 0 || k < self.start_step {
+        let start = self.start_step.max(1);
+        if running.len() < start {
             return Verdict::Continue;
         }
-        let Some((med, count)) = self.median_at(peers.succeeded, k) else {
-            return Verdict::Continue;
+        // Katib judges the trial at its start_step-th report, on the reports up to it; a
+        // controller that sees several reports at once judges that same prefix.
+        let running = match self.rule {
+            MedianRule::Katib => &running[..start],
+            MedianRule::Median => running,
+        };
+        let k = running.len();
+        let (threshold, count, what) = match self.rule {
+            MedianRule::Katib => {
+                let Some(averages) = self.running_averages(peers.succeeded, k) else {
+                    return Verdict::Continue;
+                };
+                let mean = averages.iter().sum::<f64>() / averages.len() as f64;
+                (mean, averages.len(), "mean")
+            }
+            MedianRule::Median => {
+                let Some((median, count)) = self.median_at(peers.succeeded, k) else {
+                    return Verdict::Continue;
+                };
+                (median, count, "median")
+            }
         };
         let best = match objective {
             ObjectiveType::Minimize => running.iter().copied().fold(f64::INFINITY, f64::min),
             ObjectiveType::Maximize => running.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         };
-        if objective.better(med, best) {
+        if objective.better(threshold, best) {
             Verdict::Stop(format!(
-                "best objective {best} at step {k} is worse than the median {med} of {count} completed trials' running averages"
+                "best objective {best} at step {k} is worse than the {what} {threshold} of {count} completed trials' running averages"
             ))
         } else {
             Verdict::Continue
@@ -190,10 +241,20 @@ mod tests {
     use super::*;
     use ObjectiveType::{Maximize, Minimize};
 
+    /// kestrel's rule: the median, at every step from `start` on.
     fn rule(min_trials: usize, start: usize) -> MedianStop {
         MedianStop {
             min_trials_required: min_trials,
             start_step: start,
+            rule: MedianRule::Median,
+        }
+    }
+
+    /// Katib's rule: the mean, once at `start`.
+    fn katib(min_trials: usize, start: usize) -> MedianStop {
+        MedianStop {
+            rule: MedianRule::Katib,
+            ..rule(min_trials, start)
         }
     }
 
@@ -201,19 +262,28 @@ mod tests {
     fn katibs_rule_value_is_the_mean_of_running_averages() {
         // Running averages at step 2 of 1, 2 and 9: Katib sends their mean, 4.
         let done: &[&[f64]] = &[&[1.0, 1.0, 5.0], &[2.0, 2.0], &[8.0, 10.0]];
-        assert_eq!(rule(3, 2).threshold(done), Some(4.0));
-        assert_eq!(rule(4, 2).threshold(done), None);
-        assert_eq!(rule(1, 3).threshold(done), Some(7.0 / 3.0));
-        // kestrel's own verdict uses their median (2): best 3 at step 2 stops there,
-        // although it beats Katib's mean.
+        assert_eq!(katib(3, 2).threshold(done), Some(4.0));
+        assert_eq!(katib(4, 2).threshold(done), None);
+        assert_eq!(katib(1, 3).threshold(done), Some(7.0 / 3.0));
+        // kestrel's median rule sends the median.
+        assert_eq!(rule(3, 2).threshold(done), Some(2.0));
         let peers = Peers {
             succeeded: done,
             all: done,
         };
-        assert!(matches!(
-            rule(3, 2).judge(&[3.0, 3.5], peers, Minimize),
-            Verdict::Stop(_)
-        ));
+        let stops = |r: MedianStop, running: &[f64]| {
+            matches!(r.judge(running, peers, Minimize), Verdict::Stop(_))
+        };
+        // Katib judges the first start_step reports against the mean (4): best 3 goes on,
+        // best 5 stops (also when seen only after a third report); what comes later is not
+        // judged, however bad; before start_step nothing is.
+        assert!(!stops(katib(3, 2), &[3.0, 3.5]));
+        assert!(stops(katib(3, 2), &[5.0, 5.0]));
+        assert!(stops(katib(3, 2), &[5.0, 5.0, 1.0]));
+        assert!(!stops(katib(3, 2), &[3.0, 3.5, 9.0, 9.0]));
+        assert!(!stops(katib(3, 2), &[5.0]));
+        // The median rule (2) stops best 3 at step 2, although it beats Katib's mean.
+        assert!(stops(rule(3, 2), &[3.0, 3.5]));
     }
 
     #[test]
@@ -253,9 +323,13 @@ mod tests {
 
     #[test]
     fn settings_have_katib_defaults_and_reject_unknown_names() {
-        assert_eq!(MedianStop::new(&[]).expect("defaults"), rule(3, 4));
+        assert_eq!(MedianStop::new(&[]).expect("defaults"), katib(3, 4));
         let s = vec![("start_step".to_string(), "2".to_string())];
-        assert_eq!(MedianStop::new(&s).expect("valid"), rule(3, 2));
+        assert_eq!(MedianStop::new(&s).expect("valid"), katib(3, 2));
+        let set = |v: &str| vec![("rule".to_string(), v.to_string())];
+        assert_eq!(MedianStop::new(&set("median")).expect("valid"), rule(3, 4));
+        assert_eq!(MedianStop::new(&set("katib")).expect("valid"), katib(3, 4));
+        assert!(MedianStop::new(&set("mean")).is_err());
         let bad = vec![("min_trials".to_string(), "2".to_string())];
         assert!(MedianStop::new(&bad).is_err());
         let zero = vec![("start_step".to_string(), "0".to_string())];

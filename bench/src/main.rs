@@ -6,6 +6,7 @@
 mod dashboard;
 mod functions;
 mod load;
+mod stopping;
 
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,22 @@ enum Cmd {
         /// Repetitions per phase.
         #[arg(long, default_value_t = 30)]
         reps: usize,
+    },
+    /// The median-stop rule as Katib applies it against kestrel's `rule: median`,
+    /// replayed over the learning curves recorded by `bench/early_stopping.py`.
+    StoppingReplay {
+        /// The recording (its `none` runs' curves are replayed).
+        #[arg(long, default_value = "bench/results/early_stopping.jsonl")]
+        curves: std::path::PathBuf,
+        /// Random orders of the curves replayed.
+        #[arg(long, default_value_t = 2000)]
+        orders: u64,
+        /// `min_trials_required`.
+        #[arg(long, default_value_t = 3)]
+        min_trials: usize,
+        /// `start_step`.
+        #[arg(long, default_value_t = 2)]
+        start_step: usize,
     },
     /// Median time of one ask after N completed trials on a 10-D space.
     Latency {
@@ -327,6 +344,12 @@ fn main() -> anyhow::Result<()> {
             chromium,
             screenshot,
         } => dashboard::run(trials, kestrel, chromium, screenshot),
+        Cmd::StoppingReplay {
+            curves,
+            orders,
+            min_trials,
+            start_step,
+        } => stopping::run(&curves, orders, min_trials, start_step),
         Cmd::Phases {
             trials,
             methods,
