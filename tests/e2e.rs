@@ -158,6 +158,8 @@ fn failing_trials_fail_the_experiment_and_keep_their_metrics() {
         "{}",
         stdout(&out)
     );
+    // ... and the last line the trial printed.
+    assert!(stdout(&out).contains("    > boom"), "{}", stdout(&out));
     let doc = k.get("fail");
     assert_eq!(doc["status"]["state"], "Failed");
     assert_eq!(doc["status"]["reason"], "ExperimentFailed");
