@@ -146,8 +146,16 @@ fn split<'a>(
 ) -> [(Vec<&'a [f64]>, Vec<f64>); 2] {
     let n = completed.len();
     let n_below = ((gamma * n as f64).ceil() as usize).clamp(1, 25).min(n);
+    // Only the best `n_below` (in order) and the next one are needed: partition around
+    // the next one, then sort the few before it. The keys (value, index) are distinct, so
+    // this is exactly the start of the full sort.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| completed[a].y.total_cmp(&completed[b].y).then(a.cmp(&b)));
+    let by_value =
+        |&a: &usize, &b: &usize| completed[a].y.total_cmp(&completed[b].y).then(a.cmp(&b));
+    if n_below < n {
+        order.select_nth_unstable_by(n_below, by_value);
+    }
+    order[..n_below].sort_unstable_by(by_value);
     let mut below_idx = order[..n_below].to_vec();
     below_idx.sort_unstable();
     let mut is_below = vec![false; n];

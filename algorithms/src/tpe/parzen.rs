@@ -427,16 +427,37 @@ fn neighbour_sigmas(mus: &[f64]) -> Vec<f64> {
     neighbour_sigmas_in(mus, &sorted_order(mus))
 }
 
-/// Indices of `mus` (unit coordinates) in ascending order. Sorts `(bits, index)` integer
-/// pairs, which is faster than comparing floats through the slice: for non-negative
-/// floats the bit patterns order like the values (`+ 0.0` turns a `-0.0` into `0.0`).
+/// Indices of `mus` (unit coordinates) in ascending order, ties by index: the order of
+/// `(bits, index)` integer pairs (for non-negative floats the bit patterns order like the
+/// values; `+ 0.0` turns a `-0.0` into `0.0`). A bucket sort: each value goes to one of `n`
+/// equal-width buckets of `[0, 1]` (stable, so in index order), then each bucket is sorted
+/// on its own; trial coordinates spread over the cube, so buckets hold a few values each
+/// and the whole takes linear time. Values above 1 share the last bucket.
 fn sorted_order(mus: &[f64]) -> Vec<usize> {
-    let mut pairs: Vec<(u64, u32)> = mus
-        .iter()
-        .zip(0u32..)
-        .map(|(m, i)| ((m.max(0.0) + 0.0).to_bits(), i))
-        .collect();
-    pairs.sort_unstable();
+    let n = mus.len();
+    let key = |m: f64| (m.max(0.0) + 0.0).to_bits();
+    let bucket = |bits: u64| ((f64::from_bits(bits) * n as f64) as usize).min(n.saturating_sub(1));
+    let keys: Vec<u64> = mus.iter().map(|&m| key(m)).collect();
+    let mut starts = vec![0u32; n + 1];
+    for &k in &keys {
+        starts[bucket(k) + 1] += 1;
+    }
+    for b in 0..n {
+        starts[b + 1] += starts[b];
+    }
+    let mut next = starts.clone();
+    let mut pairs = vec![(0u64, 0u32); n];
+    for (&k, i) in keys.iter().zip(0u32..) {
+        let slot = &mut next[bucket(k)];
+        pairs[*slot as usize] = (k, i);
+        *slot += 1;
+    }
+    for b in 0..n {
+        let run = &mut pairs[starts[b] as usize..starts[b + 1] as usize];
+        if run.len() > 1 {
+            run.sort_unstable();
+        }
+    }
     pairs.into_iter().map(|p| p.1 as usize).collect()
 }
 

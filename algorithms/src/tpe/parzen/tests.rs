@@ -203,3 +203,37 @@ fn the_one_dimensional_density_equals_the_full_sum() {
         }
     }
 }
+
+#[test]
+fn sorted_order_is_the_order_of_value_then_index() {
+    use rand::RngExt;
+    let mut rng = StdRng::seed_from_u64(3);
+    let reference = |mus: &[f64]| {
+        let mut idx: Vec<usize> = (0..mus.len()).collect();
+        idx.sort_by(|&a, &b| {
+            let (x, y) = (mus[a].max(0.0) + 0.0, mus[b].max(0.0) + 0.0);
+            x.total_cmp(&y).then(a.cmp(&b))
+        });
+        idx
+    };
+    let spread: Vec<f64> = (0..1000).map(|_| rng.random::<f64>()).collect();
+    // Everything in one bucket, ties, the edges, -0.0, values just below 1.
+    let clumped: Vec<f64> = (0..300).map(|i| 0.5 + (i % 7) as f64 * 1e-9).collect();
+    let edges = vec![
+        1.0,
+        0.0,
+        -0.0,
+        1.0,
+        0.999_999_999_999,
+        0.0,
+        0.5,
+        1e-300,
+        1.0,
+    ];
+    let coarse: Vec<f64> = (0..500)
+        .map(|_| rng.random_range(0..4) as f64 / 3.0)
+        .collect();
+    for mus in [vec![], vec![0.3], spread, clumped, edges, coarse] {
+        assert_eq!(sorted_order(&mus), reference(&mus), "{mus:?}");
+    }
+}
