@@ -83,16 +83,18 @@ fn history(n: usize) -> Vec<pb::Trial> {
         .collect()
 }
 
-/// This process's resident memory and its peak so far, in MiB (from /proc/self/status;
-/// `None` elsewhere).
-fn rss_mib() -> Option<(f64, f64)> {
+/// This process's resident memory, its peak so far, and the anonymous part of the
+/// resident memory (heap and stacks; the rest is the binary's code and data as mapped from
+/// its file, paged in as code paths first run), in MiB, from /proc/self/status; `None`
+/// elsewhere.
+fn rss_mib() -> Option<(f64, f64, f64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
         let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb / 1024.0)
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((field("VmRSS:")?, field("VmHWM:")?, field("RssAnon:")?))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -355,6 +357,8 @@ pub fn run(
                     "rss_before_mib": before.map(|r| r.0),
                     "rss_peak_mib": peak.map(|r| r.1),
                     "rss_after_mib": after.map(|r| r.0),
+                    "anon_before_mib": before.map(|r| r.2),
+                    "anon_after_mib": after.map(|r| r.2),
                     "settle_s": settle.as_secs_f64(),
                 })
             );
