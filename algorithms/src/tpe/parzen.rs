@@ -132,10 +132,23 @@ pub struct Kde {
     dims: Vec<Dim>,
     /// Normalised log weight per component (the last one is the prior).
     log_w: Vec<f64>,
-    /// Component-major kernels: component `j`'s are `kernels[j*dims .. (j+1)*dims]`.
+    /// Component-major kernels: component `j`'s are `kernels[j*dims .. (j+1)*dims]`
+    /// (empty when `flat` is there).
     kernels: Vec<Kernel>,
-    /// The same mixture laid out for fast evaluation, for one numeric coordinate.
-    flat: Option<Flat>,
+    /// One numeric coordinate with neighbour-gap bandwidths: the mixture laid out for
+    /// fast evaluation, and each component's `(mu, sigma)` in component order, for drawing.
+    flat: Option<(Flat, Vec<(f64, f64)>)>,
+}
+
+/// `−ln √(2π) − ln(σ · truncation mass)` of `N(mu, sigma)` on `[0, 1]`, given `ln sigma`.
+fn log_c(mu: f64, sigma: f64, ln_sigma: f64) -> f64 {
+    let mass = trunc_mass(mu, sigma);
+    let ln_mass = if mass == 1.0 {
+        0.0
+    } else {
+        mass.max(1e-300).ln()
+    };
+    -LN_SQRT_2PI - ln_sigma - ln_mass
 }
 
 #[derive(Debug, Clone)]
@@ -161,18 +174,11 @@ impl Kernel {
     /// As [`Kernel::numeric`] with `ln sigma` supplied (many kernels share the clipped
     /// minimum bandwidth, and a logarithm costs more than the rest of the kernel).
     fn numeric_with_ln_sigma(mu: f64, sigma: f64, ln_sigma: f64) -> Kernel {
-        let mass = trunc_mass(mu, sigma);
-        let ln_mass = if mass == 1.0 {
-            0.0
-        } else {
-            mass.max(1e-300).ln()
-        };
-        let log_c = -LN_SQRT_2PI - ln_sigma - ln_mass;
         Kernel::Numeric {
             mu,
             sigma,
             inv_sigma: 1.0 / sigma,
-            log_c,
+            log_c: log_c(mu, sigma, ln_sigma),
         }
     }
 
@@ -239,8 +245,10 @@ impl Kde {
     ) -> Kde {
         let n = points.len();
         let min_sigma = 1.0 / (n as f64 + 2.0).min(100.0);
+        if dims == [Dim::Numeric] && bandwidth == Bandwidth::Univariate {
+            return Kde::one_numeric(points, log_w, min_sigma);
+        }
         let d_count = dims.len();
-        let mut numeric_order: Option<Vec<usize>> = None;
         // Filled dimension by dimension; every slot is written exactly once below.
         let mut kernels: Vec<Kernel> =
             vec![Kernel::Categorical { log_p: Vec::new() }; (n + 1) * d_count];
@@ -249,14 +257,7 @@ impl Kde {
                 Dim::Numeric => {
                     let mus: Vec<f64> = points.iter().map(|p| p[d].clamp(0.0, 1.0)).collect();
                     let sigmas = match bandwidth {
-                        Bandwidth::Univariate => {
-                            let order = sorted_order(&mus);
-                            let sig = neighbour_sigmas_in(&mus, &order);
-                            if dims.len() == 1 {
-                                numeric_order = Some(order);
-                            }
-                            sig
-                        }
+                        Bandwidth::Univariate => neighbour_sigmas_in(&mus, &sorted_order(&mus)),
                         Bandwidth::Multivariate => {
                             let s = 0.2 * (n.max(1) as f64).powf(-1.0 / (dims.len() as f64 + 4.0));
                             vec![s; n]
@@ -289,20 +290,57 @@ impl Kde {
                 }
             }
         }
-        let log_w = log_w.to_vec();
-        let flat =
-            (dims == [Dim::Numeric]).then(|| Flat::new(&kernels, &log_w, numeric_order.as_deref()));
         Kde {
             dims: dims.to_vec(),
-            log_w,
+            log_w: log_w.to_vec(),
             kernels,
-            flat,
+            flat: None,
+        }
+    }
+
+    /// The estimator of one numeric coordinate with neighbour-gap bandwidths (what `tpe`
+    /// builds per parameter), laid out for evaluation directly: no [`Kernel`] per point.
+    fn one_numeric(points: &[&[f64]], log_w: &[f64], min_sigma: f64) -> Kde {
+        let mus: Vec<f64> = points.iter().map(|p| p[0].clamp(0.0, 1.0)).collect();
+        let order = sorted_order(&mus);
+        let sigmas = neighbour_sigmas_in(&mus, &order);
+        let ln_min_sigma = min_sigma.ln();
+        // (sigma, 1/sigma, log_c) per point, in point order.
+        let shapes: Vec<(f64, f64, f64)> = mus
+            .iter()
+            .zip(&sigmas)
+            .map(|(&mu, &s)| {
+                let (sigma, ln_sigma) = if s <= min_sigma {
+                    (min_sigma, ln_min_sigma)
+                } else {
+                    let sigma = s.min(1.0);
+                    (sigma, sigma.ln())
+                };
+                (sigma, 1.0 / sigma, log_c(mu, sigma, ln_sigma))
+            })
+            .collect();
+        let prior_ln_sigma = PRIOR_SIGMA.ln();
+        let prior = (
+            PRIOR_MU,
+            1.0 / PRIOR_SIGMA,
+            log_w[mus.len()] + log_c(PRIOR_MU, PRIOR_SIGMA, prior_ln_sigma),
+        );
+        let kernels: Vec<(f64, f64, f64)> = order
+            .iter()
+            .map(|&i| (mus[i], shapes[i].1, log_w[i] + shapes[i].2))
+            .collect();
+        let comps = mus.iter().zip(&shapes).map(|(&m, sh)| (m, sh.0)).collect();
+        Kde {
+            dims: vec![Dim::Numeric],
+            log_w: log_w.to_vec(),
+            kernels: Vec::new(),
+            flat: Some((Flat::new(kernels, prior), comps)),
         }
     }
 
     /// Log density (log probability for categorical coordinates) at `x`.
     pub fn log_pdf(&self, x: &[f64]) -> f64 {
-        if let Some(flat) = &self.flat {
+        if let Some((flat, _)) = &self.flat {
             return flat.log_pdf(x[0]);
         }
         let d = self.dims.len().max(1);
@@ -325,6 +363,13 @@ impl Kde {
                 chosen = i;
                 break;
             }
+        }
+        if let Some((_, comps)) = &self.flat {
+            let (mu, sigma) = comps
+                .get(chosen)
+                .copied()
+                .unwrap_or((PRIOR_MU, PRIOR_SIGMA));
+            return vec![trunc_norm_sample(mu, sigma, rng)];
         }
         self.kernels[chosen * d..(chosen + 1) * d]
             .iter()
@@ -370,31 +415,16 @@ struct Flat {
 }
 
 impl Flat {
-    /// `order`, when known, is the ascending order of the observation kernels' centres.
-    fn new(kernels: &[Kernel], log_w: &[f64], order: Option<&[usize]>) -> Flat {
-        let triple = |i: usize| match &kernels[i] {
-            Kernel::Numeric {
-                mu,
-                inv_sigma,
-                log_c,
-                ..
-            } => (*mu, *inv_sigma, log_w[i] + log_c),
-            Kernel::Categorical { .. } => (PRIOR_MU, 1.0, f64::NEG_INFINITY),
-        };
-        let n = kernels.len().saturating_sub(1);
-        let prior = triple(n);
-        let all: Vec<(f64, f64, f64)> = match order {
-            Some(o) if o.len() == n => o.iter().map(|&i| triple(i)).collect(),
-            _ => {
-                let mut v: Vec<(f64, f64, f64)> = (0..n).map(triple).collect();
-                v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-                v
-            }
-        };
-        let sigma_max = all.iter().map(|k| 1.0 / k.1).fold(0.0, f64::max);
-        let c_max = all.iter().map(|k| k.2).fold(f64::NEG_INFINITY, f64::max);
+    /// The mixture of `kernels` (`(mu, 1/sigma, log weight + log_c)`, sorted by `mu`) and
+    /// the prior's.
+    fn new(kernels: Vec<(f64, f64, f64)>, prior: (f64, f64, f64)) -> Flat {
+        let sigma_max = kernels.iter().map(|k| 1.0 / k.1).fold(0.0, f64::max);
+        let c_max = kernels
+            .iter()
+            .map(|k| k.2)
+            .fold(f64::NEG_INFINITY, f64::max);
         Flat {
-            kernels: all,
+            kernels,
             prior,
             sigma_max,
             c_max,

@@ -189,11 +189,18 @@ fn the_one_dimensional_density_equals_the_full_sum() {
         let refs: Vec<&[f64]> = pts.iter().map(Vec::as_slice).collect();
         let weights = recency_weights(n);
         let kde = Kde::new(&[Dim::Numeric], &refs, &weights, 1.0, Bandwidth::Univariate);
-        assert!(kde.flat.is_some());
+        assert!(kde.flat.is_some() && kde.kernels.is_empty());
+        // Every kernel, from its centre and bandwidth, as the general estimator builds it.
+        let (_, comps) = kde.flat.as_ref().unwrap();
+        let kernels: Vec<Kernel> = comps
+            .iter()
+            .map(|&(mu, sigma)| Kernel::numeric(mu, sigma))
+            .chain([Kernel::numeric(PRIOR_MU, PRIOR_SIGMA)])
+            .collect();
+        assert_eq!(kernels.len(), kde.log_w.len());
         for i in 0..=200 {
             let x = i as f64 / 200.0;
-            let full = kde
-                .kernels
+            let full = kernels
                 .iter()
                 .zip(&kde.log_w)
                 .map(|(k, w)| (w + k.log_pdf(x)).exp())
