@@ -149,7 +149,9 @@ impl MedianStop {
     }
 }
 
-pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
+/// The median of `v` (sorted in place; the mean of the middle two for an even count);
+/// `None` when empty.
+pub fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

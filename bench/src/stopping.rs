@@ -11,7 +11,9 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use kestrel_algorithms::early_stopping::{EarlyStopper, MedianRule, MedianStop, Peers, Verdict};
+use kestrel_algorithms::early_stopping::{
+    self, EarlyStopper, MedianRule, MedianStop, Peers, Verdict,
+};
 use kestrel_core::ObjectiveType;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -84,13 +86,7 @@ fn replay(curves: &[&Vec<f64>], budget: usize, stopper: Option<&MedianStop>) -> 
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    early_stopping::median(&mut v).unwrap_or(f64::NAN)
 }
 
 /// Replays `orders` random orders of the recorded curves under no stopping, Katib's rule
