@@ -2,6 +2,7 @@
 //! a second at most, so an open page costs one store read a second and no requests.
 //!
 //! - `GET /api/events`: the experiments list (every summary) whenever any summary changed.
+//!   Streams of one thing share its store read ([`crate::feed`]).
 //! - `GET /api/experiments/{e}/events`: `{"experiment": …, "trials": [changed trials],
 //!   "removed": [names]}` whenever a trial or the experiment changed; trials are the
 //!   documents of `GET /api/experiments/{e}`; the first event holds every trial, so a
@@ -22,8 +23,15 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::Dashboard;
 use crate::api::{self, ApiError};
+use crate::{Dashboard, feed};
+
+fn failure(e: &feed::Failure) -> String {
+    match e {
+        feed::Failure::NotFound => "not found".to_string(),
+        feed::Failure::Other(m) => m.clone(),
+    }
+}
 
 /// How often streams look for changes.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -46,21 +54,30 @@ fn sse(rx: mpsc::Receiver<Result<Event, Infallible>>) -> Events {
     Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
 }
 
-/// Waits for the next tick; `false` when the client left or the dashboard is closing.
-async fn next_tick(
-    interval: &mut tokio::time::Interval,
+/// Waits for the feed's next snapshot; `None` when the client left, the feed ended or
+/// the dashboard is closing.
+async fn next_snapshot<T>(
+    feed: &mut feed::Receiver<T>,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
     closing: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let ticked = tokio::select! {
-        _ = interval.tick() => true,
-        _ = tx.closed() => false,
-        _ = closing.wait_for(|c| *c) => false,
-    };
-    ticked && !*closing.borrow()
+) -> Option<feed::Snapshot<T>> {
+    loop {
+        let changed = tokio::select! {
+            r = feed.changed() => r.is_ok(),
+            _ = tx.closed() => false,
+            _ = closing.wait_for(|c| *c) => false,
+        };
+        if !changed || *closing.borrow() {
+            return None;
+        }
+        if let Some(s) = feed.borrow_and_update().clone() {
+            return Some(s);
+        }
+    }
 }
 
-fn ticker() -> tokio::time::Interval {
+/// The tick of a feed's reads.
+pub(crate) fn ticker() -> tokio::time::Interval {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     interval
@@ -76,14 +93,22 @@ async fn list_events(State(d): State<Dashboard>) -> Result<Events, ApiError> {
     let permit = slot(&d)?;
     let (tx, rx) = mpsc::channel(4);
     let mut closing = d.closing.subscribe();
+    let reader = d.clone();
+    let mut feed = d.list_feed.subscribe("", d.closing.subscribe(), move || {
+        let d = reader.clone();
+        async move {
+            api::summaries(&d)
+                .await
+                .map_err(|e| feed::Failure::Other(e.to_string()))
+        }
+    });
     tokio::spawn(async move {
         let _permit = permit;
-        let mut interval = ticker();
         let mut last: Option<Value> = None;
-        while next_tick(&mut interval, &tx, &mut closing).await {
-            let doc = match api::summaries(&d).await {
-                Ok(all) => Value::Array(all),
-                Err(e) => json!({"error": e.to_string()}),
+        while let Some(snapshot) = next_snapshot(&mut feed, &tx, &mut closing).await {
+            let doc = match snapshot.as_ref() {
+                Ok(all) => Value::Array(all.clone()),
+                Err(e) => json!({"error": failure(e)}),
             };
             if last.as_ref() != Some(&doc) {
                 if !send(&tx, "experiments", &doc).await {
@@ -119,20 +144,31 @@ async fn experiment_events(
     let permit = slot(&d)?;
     let (tx, rx) = mpsc::channel(4);
     let mut closing = d.closing.subscribe();
+    let (reader, name) = (d.clone(), exp.clone());
+    let mut feed = d
+        .experiment_feeds
+        .subscribe(&exp, d.closing.subscribe(), move || {
+            let (d, name) = (reader.clone(), name.clone());
+            async move {
+                api::load(&d, &name).await.map_err(|e| match e {
+                    ApiError::NotFound(_) => feed::Failure::NotFound,
+                    other => feed::Failure::Other(other.to_string()),
+                })
+            }
+        });
     tokio::spawn(async move {
         let _permit = permit;
-        let mut interval = ticker();
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut last_status: Option<String> = None;
-        while next_tick(&mut interval, &tx, &mut closing).await {
-            let (rec, trials) = match api::load(&d, &exp).await {
-                Ok(x) => x,
-                Err(ApiError::NotFound(_)) => {
+        while let Some(snapshot) = next_snapshot(&mut feed, &tx, &mut closing).await {
+            let (rec, trials) = match snapshot.as_ref() {
+                Ok((rec, trials)) => (rec, trials),
+                Err(feed::Failure::NotFound) => {
                     let _ = send(&tx, "gone", &json!({"name": exp})).await;
                     return;
                 }
                 Err(e) => {
-                    if !send(&tx, "problem", &json!({"error": e.to_string()})).await {
+                    if !send(&tx, "problem", &json!({"error": failure(e)})).await {
                         return;
                     }
                     continue;
@@ -140,7 +176,7 @@ async fn experiment_events(
             };
             let mut changed = Vec::new();
             let mut now: HashMap<String, String> = HashMap::with_capacity(trials.len());
-            for t in &trials {
+            for t in trials {
                 let f = fingerprint(t);
                 if seen.get(&t.name) != Some(&f) {
                     changed.push(document::trial(t, None));
@@ -153,7 +189,7 @@ async fn experiment_events(
                 // Nothing to send: the document (and its importance) is not even built.
                 continue;
             }
-            let mut head = api::experiment_doc(&rec, &trials);
+            let mut head = api::experiment_doc(rec, trials);
             if let Some(o) = head.as_object_mut() {
                 o.remove("trials");
             }

@@ -17,6 +17,7 @@
 pub mod access;
 pub mod api;
 pub mod events;
+pub mod feed;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +61,15 @@ pub struct Dashboard {
     closing: Arc<tokio::sync::watch::Sender<bool>>,
     /// Event streams open at once, at most [`events::MAX_STREAMS`].
     streams: Arc<tokio::sync::Semaphore>,
+    /// The store reads the experiment pages' streams share, by experiment.
+    experiment_feeds: Arc<
+        feed::Feeds<(
+            kestrel_core::ExperimentRecord,
+            Vec<kestrel_core::TrialRecord>,
+        )>,
+    >,
+    /// The store read the list pages' streams share.
+    list_feed: Arc<feed::Feeds<Vec<serde_json::Value>>>,
 }
 
 impl Dashboard {
@@ -77,6 +87,8 @@ impl Dashboard {
             runs_dir,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+            experiment_feeds: Arc::default(),
+            list_feed: Arc::default(),
         }
     }
 
