@@ -1,8 +1,8 @@
 //! Server-sent events: the page opens one stream and the server pushes what changed, once
-//! a second at most, so an open page costs one store read a second and no requests.
+//! a second at most, so open pages cost one store read a second for each experiment shown
+//! (shared, [`crate::feed`]) and no requests.
 //!
 //! - `GET /api/events`: the experiments list (every summary) whenever any summary changed.
-//!   Streams of one thing share its store read ([`crate::feed`]).
 //! - `GET /api/experiments/{e}/events`: `{"experiment": …, "trials": [changed trials],
 //!   "removed": [names]}` whenever a trial or the experiment changed; trials are the
 //!   documents of `GET /api/experiments/{e}`; the first event holds every trial, so a
@@ -35,7 +35,8 @@ fn failure(e: &feed::Failure) -> String {
 
 /// How often streams look for changes.
 pub const TICK: Duration = Duration::from_secs(1);
-/// Event streams open at once (each reads the store once a second); more are refused
+/// Event streams open at once (each works out its page's changes once a second); more
+/// are refused
 /// with 503 until one closes.
 pub const MAX_STREAMS: usize = 64;
 
