@@ -36,8 +36,7 @@ fn failure(e: &feed::Failure) -> String {
 /// How often streams look for changes.
 pub const TICK: Duration = Duration::from_secs(1);
 /// Event streams open at once (each works out its page's changes once a second); more
-/// are refused
-/// with 503 until one closes.
+/// are refused with 503 until one closes.
 pub const MAX_STREAMS: usize = 64;
 
 /// A place for one more stream, or the refusal.
