@@ -76,6 +76,21 @@ impl Access {
         self.open_push
     }
 
+    /// Whether a request carrying `given` may make this server dial another DBManager
+    /// (`GetEarlyStoppingRules` with a `db_manager_address`): anyone, as in Katib, unless
+    /// the server closes Katib's services with its token.
+    pub fn may_dial(&self, given: Option<&str>) -> Result<(), Status> {
+        let server =
+            matches!((&self.token, given), (Some(t), Some(g)) if same(t.as_bytes(), g.as_bytes()));
+        match self.katib {
+            KatibAccess::Open => Ok(()),
+            KatibAccess::Token if server => Ok(()),
+            KatibAccess::Token => Err(Status::unauthenticated(
+                "db_manager_address: dialling another DBManager needs this server's token (--katib-auth token)",
+            )),
+        }
+    }
+
     /// Whether a request carrying `given` may `what` the results of trial `name`, which
     /// is `trial` when kestrel runs it.
     pub fn check(

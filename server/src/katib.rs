@@ -212,8 +212,12 @@ impl early_stopping_server::EarlyStopping for EarlyStoppingService {
         &self,
         request: Request<pb::GetEarlyStoppingRulesRequest>,
     ) -> Result<Response<pb::GetEarlyStoppingRulesReply>, Status> {
+        let given = bearer(request.metadata());
         let req = request.into_inner();
         let target = remote_logs::target(&req.db_manager_address, self.own)?;
+        if matches!(target, remote_logs::Target::Remote(_)) {
+            self.access.may_dial(given.as_deref())?;
+        }
         let (experiment, trials) = (req.experiment, req.trials);
         let (problem, trials) = blocking(move || {
             let problem = conv::problem(experiment.as_ref(), &Catalog)?;

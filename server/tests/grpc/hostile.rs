@@ -302,6 +302,36 @@ async fn katib_auth_token_closes_the_katib_services_to_anonymous_writes() {
     db.report_observation_log(bearer(report("katib-trial-1", "0.1"), "server-token"))
         .await
         .unwrap();
+    // Nor does an anonymous caller make it dial another address for early-stopping
+    // logs; with the token the call goes through (this experiment has no early stopping,
+    // so nothing is read).
+    let mut es = EarlyStoppingClient::new(s.channel().await);
+    let port = s.url.rsplit(':').next().unwrap().to_string();
+    let ask = |address: String| pb::GetEarlyStoppingRulesRequest {
+        experiment: Some(experiment("random", xy())),
+        trials: vec![],
+        db_manager_address: address,
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let e = es
+        .get_early_stopping_rules(ask(elsewhere.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert!(
+        e.message().starts_with("db_manager_address: "),
+        "{}",
+        e.message()
+    );
+    es.get_early_stopping_rules(bearer(ask(elsewhere), "server-token"))
+        .await
+        .unwrap();
+    // Its own DBManager needs nothing.
+    es.get_early_stopping_rules(ask(format!("localhost:{port}")))
+        .await
+        .unwrap();
     s.shutdown().await;
 }
 
