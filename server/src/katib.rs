@@ -4,9 +4,9 @@
 //! logs reported here (by `kestrel collect`) are what the controller reads when the trial
 //! ends. `GetEarlyStoppingRules` asks the experiment's early stopper for its Katib rule,
 //! computed from the trials' logs: in the store when `db_manager_address` is empty or this
-//! server, else read from that DBManager as Katib's medianstop does ([`remote_logs`]). `SetTrialStatus` marks a running kestrel trial
-//! EarlyStopped, the call Katib's metrics collector makes after it stopped the training
-//! process itself.
+//! server, else read from that DBManager as Katib's medianstop does ([`remote_logs`]).
+//! `SetTrialStatus` marks a running kestrel trial EarlyStopped, the call Katib's metrics
+//! collector makes after it stopped the training process itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -96,6 +96,9 @@ pub async fn objective_values(
     trials: Vec<String>,
     metric: String,
 ) -> Result<Vec<Vec<f64>>, Status> {
+    if trials.is_empty() {
+        return Ok(Vec::new());
+    }
     let shown = uri.to_string();
     let unreachable =
         |e: &dyn std::fmt::Display| Status::unavailable(format!("db_manager_address {shown}: {e}"));
