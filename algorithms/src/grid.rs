@@ -350,6 +350,7 @@ mod tests {
             count: 5,
             seed: 3,
             first_index: 22,
+            encoded: None,
         };
         assert_eq!(g.suggest(&req).unwrap().proposals.len(), 2);
     }

@@ -60,6 +60,11 @@ pub struct SuggestRequest<'a> {
     pub seed: u64,
     /// Proposal index of the first new trial (`history.len()` when nothing was lost).
     pub first_index: u64,
+    /// `history`'s unit coordinates, one per trial, as
+    /// [`sequential::Encoder::encode`] gives them in `space`, when the caller keeps them
+    /// from earlier requests (the suggestion service's history cache); `None` to have them
+    /// computed.
+    pub encoded: Option<&'a [Option<Vec<f64>>]>,
 }
 
 /// One proposed trial.

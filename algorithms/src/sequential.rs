@@ -62,36 +62,64 @@ pub struct Sequential<S> {
     pub startup: Startup,
 }
 
-/// Encodes the history: finished trials with a finite objective, and pending points.
-pub fn observations(
-    space: &SearchSpace,
-    objective: ObjectiveType,
-    history: &[TrialRecord],
-) -> (Vec<Observation>, Vec<Vec<f64>>) {
-    // Assignments iterate in name order; visiting the parameters in the same order
-    // encodes a trial without a map lookup per parameter.
-    let mut by_name: Vec<usize> = (0..space.len()).collect();
-    by_name.sort_unstable_by(|&a, &b| space.params[a].name.cmp(&space.params[b].name));
-    let encode_all = |t: &TrialRecord| -> Option<Vec<f64>> {
-        if t.assignments.len() != space.len() {
+/// Encodes trials' assignments to unit coordinates in one space.
+#[derive(Debug, Clone)]
+pub struct Encoder<'a> {
+    space: &'a SearchSpace,
+    /// Parameter indices in name order: assignments iterate in name order, so visiting
+    /// the parameters in the same order encodes a trial without a map lookup each.
+    by_name: Vec<usize>,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder for `space`.
+    pub fn new(space: &'a SearchSpace) -> Self {
+        let mut by_name: Vec<usize> = (0..space.len()).collect();
+        by_name.sort_unstable_by(|&a, &b| space.params[a].name.cmp(&space.params[b].name));
+        Encoder { space, by_name }
+    }
+
+    /// `t`'s unit coordinates, one per parameter; `None` when its assignments are not
+    /// exactly the space's parameters with feasible values.
+    pub fn encode(&self, t: &TrialRecord) -> Option<Vec<f64>> {
+        if t.assignments.len() != self.space.len() {
             return None;
         }
-        let mut x = vec![0.0; space.len()];
-        for ((name, v), &i) in t.assignments.iter().zip(&by_name) {
-            let p = &space.params[i];
+        let mut x = vec![0.0; self.space.len()];
+        for ((name, v), &i) in t.assignments.iter().zip(&self.by_name) {
+            let p = &self.space.params[i];
             if *name != p.name {
                 return None;
             }
             x[i] = encode(p, v)?;
         }
         Some(x)
+    }
+}
+
+/// Encodes the history: finished trials with a finite objective, and pending points.
+/// `encoded`, when given for every trial of `history`, are their encodings (an
+/// [`Encoder`]'s, kept from earlier requests), used instead of encoding again.
+pub fn observations(
+    space: &SearchSpace,
+    objective: ObjectiveType,
+    history: &[TrialRecord],
+    encoded: Option<&[Option<Vec<f64>>]>,
+) -> (Vec<Observation>, Vec<Vec<f64>>) {
+    let encoder = Encoder::new(space);
+    let encoded = encoded.filter(|e| e.len() == history.len());
+    let encode_all = |i: usize, t: &TrialRecord| -> Option<Vec<f64>> {
+        match encoded {
+            Some(e) => e[i].clone(),
+            None => encoder.encode(t),
+        }
     };
     let mut completed = Vec::new();
     let mut pending = Vec::new();
-    for t in history {
+    for (i, t) in history.iter().enumerate() {
         match t.state {
             TrialState::Created | TrialState::Running => {
-                if let Some(x) = encode_all(t) {
+                if let Some(x) = encode_all(i, t) {
                     pending.push(x);
                 }
             }
@@ -103,7 +131,9 @@ pub fn observations(
                         ObjectiveType::Minimize => v,
                         ObjectiveType::Maximize => -v,
                     });
-                if let (Some(x), Some(y)) = (encode_all(t), y) {
+                if let Some(y) = y
+                    && let Some(x) = encode_all(i, t)
+                {
                     completed.push(Observation { x, y });
                 }
             }
@@ -124,7 +154,8 @@ pub fn prior_point(space: &SearchSpace, rng: &mut StdRng) -> Vec<f64> {
 
 impl<S: Sampler> Suggester for Sequential<S> {
     fn suggest(&self, req: &SuggestRequest<'_>) -> Result<Suggestions, AlgoError> {
-        let (completed, mut pending) = observations(req.space, req.objective, req.history);
+        let (completed, mut pending) =
+            observations(req.space, req.objective, req.history, req.encoded);
         let mut proposals = Vec::with_capacity(req.count);
         for i in 0..req.count as u64 {
             let index = req.first_index + i;
@@ -177,5 +208,44 @@ impl<S: Sampler> Suggester for Sequential<S> {
             proposals,
             waiting: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::history;
+
+    #[test]
+    fn observations_from_kept_encodings_equal_those_encoded_afresh() {
+        let space = crate::space::tests::mixed_space();
+        let random = crate::build(
+            &kestrel_core::AlgorithmSpec {
+                name: "random".into(),
+                settings: vec![],
+            },
+            &space,
+            Some(100),
+        )
+        .expect("random");
+        let trials = history(random.as_ref(), &space, 40, 7);
+        let encoder = Encoder::new(&space);
+        let kept: Vec<Option<Vec<f64>>> = trials.iter().map(|t| encoder.encode(t)).collect();
+        assert!(kept.iter().all(Option::is_some));
+        let fresh = observations(&space, ObjectiveType::Maximize, &trials, None);
+        assert_eq!(
+            observations(&space, ObjectiveType::Maximize, &trials, Some(&kept)),
+            fresh
+        );
+        // Encodings that are not one per trial are not used.
+        let short = &kept[..10];
+        assert_eq!(
+            observations(&space, ObjectiveType::Maximize, &trials, Some(short)),
+            fresh
+        );
+        // A trial whose assignments are not the space's does not encode.
+        let mut odd = trials[0].clone();
+        odd.assignments.clear();
+        assert_eq!(encoder.encode(&odd), None);
     }
 }

@@ -27,6 +27,7 @@ fn request<'a>(
         count,
         seed,
         first_index: first,
+        encoded: None,
     }
 }
 

@@ -160,6 +160,7 @@ pub fn phases(trials: usize, algorithms: &str, reps: usize) -> anyhow::Result<()
                 seed: 1,
                 first_index: None,
                 prior: &[],
+                encoded: None,
             })
         };
         let suggest = median_ms(reps, || {

@@ -167,6 +167,7 @@ fn ask_one<'a>(
         count: 1,
         seed,
         first_index,
+        encoded: None,
     }
 }
 

@@ -75,6 +75,7 @@ pub fn answer(req: RawSuggestionsRequest) -> Result<pb::GetSuggestionsReply, Sta
         seed: seed_of(&problem),
         first_index: Some(first_index),
         prior: &[],
+        encoded: Some(&history.encoded),
     })
     .map_err(|e| algo_status(&e))?;
     history.keep();

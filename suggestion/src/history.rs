@@ -9,7 +9,9 @@
 //! ones, under an *equal* experiment message, and decodes and converts the rest. Equal bytes
 //! decode to equal trials, and conversion is a function of the experiment, the trial and its
 //! position (plus the names before it, which are checked), so the records are exactly those
-//! a full decoding and conversion give: the cache changes speed, never an answer. A request
+//! a full decoding and conversion give: the cache changes speed, never an answer. Each
+//! record's unit coordinates (what model-based algorithms encode the history to) are kept
+//! beside it, computed once per trial in the experiment's space. A request
 //! whose trials do not convert is converted again in full, so its errors are the same too.
 //!
 //! Bounds: at most [`MAX_ENTRIES`] experiments (the least recently used go), [`MAX_TRIALS`]
@@ -18,6 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use kestrel_algorithms::sequential::Encoder;
 use kestrel_core::{FieldError, Problem, TrialRecord};
 use kestrel_proto::convert::ConvertError;
 use kestrel_proto::convert::katib as conv;
@@ -36,6 +39,8 @@ struct Entry {
     experiment: pb::Experiment,
     trials: Vec<Bytes>,
     records: Vec<TrialRecord>,
+    /// Each record's unit coordinates in the problem's space.
+    encoded: Vec<Option<Vec<f64>>>,
     used: u64,
 }
 
@@ -87,6 +92,9 @@ fn decode(encoded: &[Bytes], offset: usize) -> Result<Vec<pb::Trial>, ConvertErr
 pub struct Converted {
     /// The records of every trial of the request, in order.
     pub records: Vec<TrialRecord>,
+    /// Each record's unit coordinates in the problem's space (an [`Encoder`]'s), so that
+    /// the algorithm does not encode the whole history again.
+    pub encoded: Vec<Option<Vec<f64>>>,
     experiment: pb::Experiment,
     trials: Vec<Bytes>,
 }
@@ -94,7 +102,7 @@ pub struct Converted {
 impl Converted {
     /// Keeps this history for the experiment's next request.
     pub fn keep(self) {
-        store(self.experiment, self.trials, self.records);
+        store(self.experiment, self.trials, self.records, self.encoded);
     }
 }
 
@@ -110,23 +118,29 @@ pub fn convert(
         .ok()
         .and_then(|mut c| c.entries.remove(&experiment.name))
         .filter(|e| &e.experiment == experiment);
-    let (mut records, kept) = match taken {
+    let (mut records, mut encoded, kept) = match taken {
         Some(mut e) => {
             let k = common_prefix(&e.trials, &trials);
             e.records.truncate(k);
-            (e.records, k)
+            e.encoded.truncate(k);
+            (e.records, e.encoded, k)
         }
-        None => (Vec::new(), 0),
+        None => (Vec::new(), Vec::new(), 0),
     };
+    let encoder = Encoder::new(&problem.space);
     let fresh =
         decode(&trials[kept..], kept).and_then(|rest| conv::trials_after(problem, &records, &rest));
     match fresh {
-        Ok(rest) => records.extend(rest),
+        Ok(rest) => {
+            encoded.extend(rest.iter().map(|r| encoder.encode(r)));
+            records.extend(rest);
+        }
         // The whole request again, so the answer is that of a fresh conversion (its
         // errors, with every trial's).
         Err(_) => {
             let records = conv::trials(problem, &decode(&trials, 0)?)?;
             return Ok(Converted {
+                encoded: records.iter().map(|r| encoder.encode(r)).collect(),
                 records,
                 experiment: experiment.clone(),
                 trials,
@@ -135,6 +149,7 @@ pub fn convert(
     }
     Ok(Converted {
         records,
+        encoded,
         experiment: experiment.clone(),
         trials,
     })
@@ -163,7 +178,12 @@ fn compact(trials: &[Bytes]) -> Vec<Bytes> {
         .collect()
 }
 
-fn store(experiment: pb::Experiment, trials: Vec<Bytes>, records: Vec<TrialRecord>) {
+fn store(
+    experiment: pb::Experiment,
+    trials: Vec<Bytes>,
+    records: Vec<TrialRecord>,
+    encoded: Vec<Option<Vec<f64>>>,
+) {
     if trials.len() > MAX_TRIALS || trials.iter().map(Bytes::len).sum::<usize>() > MAX_BYTES {
         return;
     }
@@ -179,6 +199,7 @@ fn store(experiment: pb::Experiment, trials: Vec<Bytes>, records: Vec<TrialRecor
             experiment,
             trials,
             records,
+            encoded,
             used,
         },
     );
@@ -281,8 +302,14 @@ mod tests {
         let p = problem(e);
         let c = convert(&p, e, encoded(trials)).unwrap();
         let cached = c.records.clone();
+        let fresh = conv::trials(&p, trials).unwrap();
+        // The kept encodings are those of the records, encoded afresh.
+        let encoder = Encoder::new(&p.space);
+        let want: Vec<Option<Vec<f64>>> = fresh.iter().map(|r| encoder.encode(r)).collect();
+        assert_eq!(c.encoded, want);
+        assert!(want.iter().all(Option::is_some));
         c.keep();
-        (cached, conv::trials(&p, trials).unwrap())
+        (cached, fresh)
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct GetSuggestions<'a> {
     /// Finished trials of another experiment to learn from (warm start): those whose
     /// assignments lie in this experiment's space join the history the algorithm sees.
     pub prior: &'a [TrialRecord],
+    /// `trials`' unit coordinates in the problem's space, one per trial
+    /// ([`kestrel_algorithms::sequential::Encoder`]), when kept from earlier requests; used
+    /// when the algorithm sees exactly `trials` in that space (no warm start, not NAS).
+    pub encoded: Option<&'a [Option<Vec<f64>>]>,
 }
 
 /// Checks that the experiment's algorithm and settings are usable (Katib
@@ -105,6 +109,9 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
         warmed = warm_history(req.prior, &space, req.trials);
         &warmed[..]
     };
+    let encoded = req
+        .encoded
+        .filter(|_| req.prior.is_empty() && matches!(space, Cow::Borrowed(_)));
     let out = algorithm.suggest(&SuggestRequest {
         space: &space,
         objective: exp.objective.kind,
@@ -112,6 +119,7 @@ pub fn get_suggestions(req: &GetSuggestions<'_>) -> Result<Batch, AlgoError> {
         count: req.count,
         seed: req.seed,
         first_index,
+        encoded,
     })?;
     if out.proposals.len() > req.count {
         return Err(AlgoError::Internal(format!(
@@ -333,6 +341,7 @@ mod tests {
                         seed,
                         first_index: None,
                         prior,
+                        encoded: None,
                     })
                     .unwrap();
                     assert_eq!(b.trials[0].index, 0, "the new experiment's own numbering");

@@ -18,6 +18,7 @@ fn run(algo: &CmaEs, space: &SearchSpace, budget: u64, f: impl Fn(&[f64]) -> f64
             count: 1,
             seed: 11,
             first_index: k,
+            encoded: None,
         };
         let p = algo.suggest(&req).unwrap().proposals.pop().unwrap();
         let x: Vec<f64> = (0..space.len())

@@ -168,6 +168,7 @@ fn every_call_and_every_trial_gets_the_same_feasible_assignments() {
                 count,
                 seed: 1,
                 first_index: first,
+                encoded: None,
             })
             .unwrap();
         assert_eq!(out.proposals.len(), count);

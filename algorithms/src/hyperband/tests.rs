@@ -150,6 +150,7 @@ spec:
         count: 9,
         seed: 1,
         first_index: 0,
+        encoded: None,
     };
     let out = h.suggest(&req).unwrap();
     let rs: Vec<&Value> = out
@@ -213,6 +214,7 @@ fn simulate(h: &Hyperband, parallel: usize) -> Vec<TrialRecord> {
             count: parallel - running,
             seed: 3,
             first_index: history.len() as u64,
+            encoded: None,
         };
         let out = h.suggest(&req).expect("suggest");
         if out.proposals.is_empty() && !out.waiting && running == 0 {
@@ -299,6 +301,7 @@ fn a_waiting_rung_lets_the_next_bracket_start_and_then_reports_waiting() {
             count,
             seed: 1,
             first_index: history.len() as u64,
+            encoded: None,
         })
         .expect("suggest")
     };

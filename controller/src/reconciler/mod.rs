@@ -314,6 +314,7 @@ impl Reconciler {
                 seed,
                 first_index: None,
                 prior: &prior,
+                encoded: None,
             })
         })
         .await
