@@ -56,6 +56,11 @@ async fn send(d: &Dashboard, req: Request<Body>) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The status of `req` sent with an empty body.
+async fn status(d: &Dashboard, req: axum::http::request::Builder) -> StatusCode {
+    send(d, req.body(Body::empty()).unwrap()).await.0
+}
+
 const LOOP: [u8; 4] = [127, 0, 0, 1];
 
 #[tokio::test]
@@ -68,15 +73,9 @@ async fn loopback_only_without_a_token() {
     assert_eq!(v[0]["name"], "exp");
     // Another machine; and this machine addressed by a foreign name (DNS rebinding).
     let far = request("GET", "/", [10, 0, 0, 2], "10.0.0.1:8686");
-    assert_eq!(
-        send(&d, far.body(Body::empty()).unwrap()).await.0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&d, far).await, StatusCode::FORBIDDEN);
     let rebound = request("GET", "/api/experiments", LOOP, "evil.example:8686");
-    assert_eq!(
-        send(&d, rebound.body(Body::empty()).unwrap()).await.0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&d, rebound).await, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -84,22 +83,13 @@ async fn the_token_opens_it_by_cookie_bearer_or_once_by_query() {
     let (d, _) = dashboard(Access::Token(Arc::from("s3cret")));
     let far = [10, 0, 0, 2];
     let none = request("GET", "/api/experiments", far, "kestrel.example");
-    assert_eq!(
-        send(&d, none.body(Body::empty()).unwrap()).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(status(&d, none).await, StatusCode::UNAUTHORIZED);
     let wrong = request("GET", "/api/experiments", far, "kestrel.example")
         .header(header::COOKIE, "kestrel_token=guess");
-    assert_eq!(
-        send(&d, wrong.body(Body::empty()).unwrap()).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(status(&d, wrong).await, StatusCode::UNAUTHORIZED);
     let long = format!("/?token={}", "a".repeat(10_000));
     let r = request("GET", &long, far, "kestrel.example");
-    assert_eq!(
-        send(&d, r.body(Body::empty()).unwrap()).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(status(&d, r).await, StatusCode::UNAUTHORIZED);
     // The query sets an HttpOnly, SameSite=Strict cookie and leaves the address bar.
     let q = request("GET", "/?token=s3cret", far, "kestrel.example");
     let r = router(d.clone())
@@ -117,16 +107,10 @@ async fn the_token_opens_it_by_cookie_bearer_or_once_by_query() {
     );
     let c = request("GET", "/api/experiments", far, "kestrel.example")
         .header(header::COOKIE, "kestrel_token=s3cret");
-    assert_eq!(
-        send(&d, c.body(Body::empty()).unwrap()).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(status(&d, c).await, StatusCode::OK);
     let b = request("GET", "/api/experiments", far, "kestrel.example")
         .header(header::AUTHORIZATION, "Bearer s3cret");
-    assert_eq!(
-        send(&d, b.body(Body::empty()).unwrap()).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(status(&d, b).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -135,25 +119,16 @@ async fn actions_refuse_cross_site_requests() {
     let host = "127.0.0.1:8686";
     // A form posted from another site carries no custom header.
     let form = request("POST", "/api/experiments/exp/stop", LOOP, host);
-    assert_eq!(
-        send(&d, form.body(Body::empty()).unwrap()).await.0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&d, form).await, StatusCode::FORBIDDEN);
     // The header with a foreign Origin, or a browser saying it is cross-site.
     let foreign = request("POST", "/api/experiments/exp/stop", LOOP, host)
         .header("x-kestrel-action", "1")
         .header(header::ORIGIN, "http://evil.example");
-    assert_eq!(
-        send(&d, foreign.body(Body::empty()).unwrap()).await.0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&d, foreign).await, StatusCode::FORBIDDEN);
     let cross = request("DELETE", "/api/experiments/exp", LOOP, host)
         .header("x-kestrel-action", "1")
         .header("sec-fetch-site", "cross-site");
-    assert_eq!(
-        send(&d, cross.body(Body::empty()).unwrap()).await.0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&d, cross).await, StatusCode::FORBIDDEN);
     assert!(rec.0.lock().unwrap().is_empty());
     // The page's own request.
     let own = request("POST", "/api/experiments/exp/stop", LOOP, host)
@@ -171,10 +146,7 @@ async fn actions_refuse_cross_site_requests() {
     );
     let gone =
         request("POST", "/api/experiments/nope/stop", LOOP, host).header("x-kestrel-action", "1");
-    assert_eq!(
-        send(&d, gone.body(Body::empty()).unwrap()).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(status(&d, gone).await, StatusCode::NOT_FOUND);
     assert_eq!(*rec.0.lock().unwrap(), ["stop exp", "delete exp"]);
 }
 
