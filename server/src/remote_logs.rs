@@ -51,7 +51,7 @@ pub fn target(address: &str, own: Option<SocketAddr>) -> Result<Target, Status> 
             address.len()
         )));
     }
-    let url = with_scheme(address);
+    let url = kestrel_metrics_collector::dbmanager::url(address);
     let uri: Uri = url.parse().map_err(|e| {
         Status::invalid_argument(format!(
             "db_manager_address: {address:?} is no address: {e}"
@@ -76,15 +76,6 @@ pub fn target(address: &str, own: Option<SocketAddr>) -> Result<Target, Status> 
         Ok(Target::Own)
     } else {
         Ok(Target::Remote(uri))
-    }
-}
-
-/// `host:port` with `http://` in front; a URL as it is.
-fn with_scheme(address: &str) -> String {
-    if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
     }
 }
 
