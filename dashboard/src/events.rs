@@ -26,13 +26,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api::{self, ApiError};
 use crate::{Dashboard, feed};
 
-fn failure(e: &feed::Failure) -> String {
-    match e {
-        feed::Failure::NotFound => "not found".to_string(),
-        feed::Failure::Other(m) => m.clone(),
-    }
-}
-
 /// How often streams look for changes.
 pub const TICK: Duration = Duration::from_secs(1);
 /// Event streams open at once (each works out its page's changes once a second); more
@@ -108,7 +101,7 @@ async fn list_events(State(d): State<Dashboard>) -> Result<Events, ApiError> {
         while let Some(snapshot) = next_snapshot(&mut feed, &tx, &mut closing).await {
             let doc = match snapshot.as_ref() {
                 Ok(all) => Value::Array(all.clone()),
-                Err(e) => json!({"error": failure(e)}),
+                Err(e) => json!({"error": e.to_string()}),
             };
             if last.as_ref() != Some(&doc) {
                 if !send(&tx, "experiments", &doc).await {
@@ -168,7 +161,7 @@ async fn experiment_events(
                     return;
                 }
                 Err(e) => {
-                    if !send(&tx, "problem", &json!({"error": failure(e)})).await {
+                    if !send(&tx, "problem", &json!({"error": e.to_string()})).await {
                         return;
                     }
                     continue;

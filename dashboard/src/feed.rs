@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// Why a snapshot could not be read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Failure {
     /// The thing watched does not exist (any more).
+    #[error("not found")]
     NotFound,
     /// The store failed.
+    #[error("{0}")]
     Other(String),
 }
 
