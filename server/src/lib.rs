@@ -200,7 +200,9 @@ pub async fn serve_manager(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(kestrel_proto::FILE_DESCRIPTOR_SET)
     };
-    builder
+    // The Suggestion service's history cache gives back what idle experiments hold.
+    let expiry = tokio::spawn(kestrel_suggestion::history::expire_idle());
+    let served = builder
         .add_service(
             // GetSuggestions decodes only the trials it has not seen (suggestion::route).
             kestrel_suggestion::route::SuggestionRoutes::new(MAX_MESSAGE_BYTES),
@@ -227,7 +229,9 @@ pub async fn serve_manager(
             tracing::info!("shutting down: stopping running trials");
             halt.shutdown().await;
         })
-        .await?;
+        .await;
+    expiry.abort();
+    served?;
     Ok(())
 }
 
