@@ -266,7 +266,49 @@ impl Client {
     }
 }
 
-/// Runs the load test and prints one JSON line per algorithm.
+/// `clients` concurrent clients, each on its own connection, sending `req` `requests` times;
+/// the times of the right answers and the count of the others.
+async fn round(
+    url: &str,
+    req: &pb::GetSuggestionsRequest,
+    clients: usize,
+    requests: usize,
+    encoded: bool,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, req) = (url.to_string(), req.clone());
+        tasks.push(tokio::spawn(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)?
+                .connect()
+                .await?;
+            let mut c = Client::new(channel, encoded);
+            let mut times = Vec::with_capacity(requests);
+            let mut errors = 0usize;
+            for _ in 0..requests {
+                let (t, reply) = c.call(&req).await;
+                match reply {
+                    Ok(r) if r.parameter_assignments.len() == 1 => times.push(t),
+                    Ok(_) | Err(_) => errors += 1,
+                }
+            }
+            Ok::<_, anyhow::Error>((times, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (times, e) = t.await??;
+        all.extend(times);
+        errors += e;
+    }
+    Ok((all, errors))
+}
+
+/// Runs the load test and prints one JSON line per algorithm. With `warm_up`, one client
+/// sends one request of the algorithm, and the server rests for two seconds, before the
+/// memory before the load is read: "before" is then a server that has served (its code
+/// paged in, its threads' allocator state made), not a process that has answered nothing.
 pub fn run(
     clients: usize,
     requests: usize,
@@ -274,6 +316,7 @@ pub fn run(
     algorithms: &str,
     encoded: bool,
     settle: Duration,
+    warm_up: bool,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -305,36 +348,14 @@ pub fn run(
                 current_request_number: 1,
                 total_request_number: trials.len() as i32 + 1,
             };
+            if warm_up {
+                round(&url, &req, 1, 1, encoded).await?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             // The clients' template request exists before and after: not the server's.
             let before = rss_mib();
             let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..clients {
-                let (url, req) = (url.clone(), req.clone());
-                tasks.push(tokio::spawn(async move {
-                    let channel = tonic::transport::Endpoint::from_shared(url)?
-                        .connect()
-                        .await?;
-                    let mut c = Client::new(channel, encoded);
-                    let mut times = Vec::with_capacity(requests);
-                    let mut errors = 0usize;
-                    for _ in 0..requests {
-                        let (t, reply) = c.call(&req).await;
-                        match reply {
-                            Ok(r) if r.parameter_assignments.len() == 1 => times.push(t),
-                            Ok(_) | Err(_) => errors += 1,
-                        }
-                    }
-                    Ok::<_, anyhow::Error>((times, errors))
-                }));
-            }
-            let mut all = Vec::new();
-            let mut errors = 0;
-            for t in tasks {
-                let (times, e) = t.await??;
-                all.extend(times);
-                errors += e;
-            }
+            let (mut all, errors) = round(&url, &req, clients, requests, encoded).await?;
             let wall = started.elapsed().as_secs_f64();
             let peak = rss_mib();
             // Memory once the load is over and the server idles.
@@ -361,6 +382,7 @@ pub fn run(
                     "anon_before_mib": before.map(|r| r.2),
                     "anon_after_mib": after.map(|r| r.2),
                     "settle_s": settle.as_secs_f64(),
+                    "warm_up": warm_up,
                 })
             );
         }

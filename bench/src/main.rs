@@ -76,9 +76,14 @@ enum Cmd {
         /// encoded once (the service's own time, plus the transport).
         #[arg(long, default_value = "typed", value_parser = ["typed", "encoded"])]
         client: String,
-        /// Seconds after the load before the resident memory is read again.
+        /// Seconds after the load before the resident memory is read again (the history
+        /// cache forgets an idle experiment within 90 s).
         #[arg(long, default_value_t = 2)]
         settle: u64,
+        /// Before each algorithm's load, one request from one client, so that the memory
+        /// "before" is that of a server that has served.
+        #[arg(long)]
+        warm_up: bool,
     },
     /// Time the web dashboard's experiment page over an experiment of `trials` finished
     /// trials, in headless Chromium.
@@ -331,6 +336,7 @@ fn main() -> anyhow::Result<()> {
             methods,
             client,
             settle,
+            warm_up,
         } => load::run(
             clients,
             requests,
@@ -338,6 +344,7 @@ fn main() -> anyhow::Result<()> {
             &methods,
             client == "encoded",
             Duration::from_secs(settle),
+            warm_up,
         ),
         Cmd::Dashboard {
             trials,
