@@ -21,13 +21,14 @@ use crate::util::*;
 
 /// Runs a Job's primary container here, as a kubelet would: the injected collector
 /// (`/kestrel-bin/kestrel collect ... -- <command>`) with the container's environment.
-fn kubelet(job: &Json) -> bool {
+/// Whether it succeeded, and what it printed (its log).
+fn kubelet(job: &Json) -> (bool, String) {
     kubelet_with(job, str::to_string)
 }
 
 /// [`kubelet`], with each argument passed through `mount` (a volume's path in the pod to
 /// where its files are here).
-pub fn kubelet_with(job: &Json, mount: impl Fn(&str) -> String) -> bool {
+pub fn kubelet_with(job: &Json, mount: impl Fn(&str) -> String) -> (bool, String) {
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     let mut argv: Vec<String> = c["command"]
         .as_array()
@@ -49,7 +50,10 @@ pub fn kubelet_with(job: &Json, mount: impl Fn(&str) -> String) -> bool {
             e["value"].as_str().unwrap_or_default(),
         );
     }
-    cmd.output().unwrap().status.success()
+    let out = cmd.output().unwrap();
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), log)
 }
 
 /// A kubeconfig for the fake cluster, default namespace ns1.
@@ -108,7 +112,16 @@ fn play_cluster(cluster: &FakeApiServer, handled: &mut BTreeSet<String>) -> usiz
             job["spec"]["template"]["spec"]["initContainers"][0]["image"],
             "kestrel:test"
         );
-        let ok = kubelet(&job);
+        let (ok, log) = kubelet(&job);
+        // The Job controller's pod, whose primary container printed `log`.
+        let pod = format!("{name}-pod");
+        let container = job["spec"]["template"]["spec"]["containers"][0]["name"].clone();
+        cluster.create_pod(
+            "ns1",
+            json!({"metadata": {"name": pod, "labels": {"katib.kubeflow.org/trial": name}},
+                   "spec": {"containers": [{"name": container, "image": "sh"}]}}),
+        );
+        cluster.set_log("ns1", &pod, container.as_str().unwrap(), &log);
         let kind = if ok { "Complete" } else { "Failed" };
         cluster.set_status(
             "batch/v1",
@@ -133,7 +146,16 @@ fn check_result(k: &Kestrel, handled: &BTreeSet<String>) {
         // The reported loss is the trial's x, through the collector and the DBManager.
         let x = t["assignments"]["x"].as_f64().unwrap();
         assert!((t["objective"].as_f64().unwrap() - x).abs() < 1e-9, "{t}");
-        assert_eq!(k.metric_rows(t["name"].as_str().unwrap()).len(), 1);
+        let name = t["name"].as_str().unwrap();
+        assert_eq!(k.metric_rows(name).len(), 1);
+        // The pod's log, saved as the trial's when it ended.
+        let log = stdout(&k.run(&["logs", "kube", name]));
+        let printed: f64 = log
+            .trim()
+            .strip_prefix("loss=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {log:?}"));
+        assert!((printed - x).abs() < 1e-9, "{name}: {log:?}");
     }
     let best = ts
         .iter()

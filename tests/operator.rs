@@ -91,7 +91,7 @@ fn play(cluster: &FakeApiServer, handled: &mut BTreeSet<String>) {
         if !handled.insert(name.clone()) {
             continue;
         }
-        let ok = kubelet_with(&job, |a| a.replace("/opt/digits", digits.to_str().unwrap()));
+        let (ok, _) = kubelet_with(&job, |a| a.replace("/opt/digits", digits.to_str().unwrap()));
         let kind = if ok { "Complete" } else { "Failed" };
         cluster.set_status(
             "batch/v1",

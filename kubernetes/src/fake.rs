@@ -11,10 +11,12 @@
 //! - `api`: routing and the REST verbs over the in-memory objects.
 //! - `apply`: field ownership and conflicts of server-side apply.
 //! - `watch`: streaming watches.
+//! - `logs`: pods' logs.
 
 mod api;
 mod apply;
 mod kinds;
+mod logs;
 mod watch;
 
 use std::convert::Infallible;
@@ -62,6 +64,21 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Bo
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or_default();
     let path = parts.uri.path();
+    if parts.method == Method::GET
+        && let Some(answer) = logs::answer(&mut lock(&state), path, query)
+    {
+        return match answer {
+            Ok(text) => {
+                let mut res = reply(StatusCode::OK, Full::new(Bytes::from(text)).boxed());
+                res.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain"),
+                );
+                res
+            }
+            Err((code, json)) => reply(code, Full::new(Bytes::from(json.to_string())).boxed()),
+        };
+    }
     let watching = parts.method == Method::GET
         && matches!(api::param(query, "watch").as_deref(), Some("true" | "1"));
     if watching {
@@ -222,6 +239,15 @@ impl FakeApiServer {
         pod["apiVersion"] = json!("v1");
         pod["kind"] = json!("Pod");
         self.create("pods", namespace, pod);
+    }
+
+    /// Sets what a pod's container has printed, as the kubelet keeps it: served at
+    /// `pods/NAME/log`.
+    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, text: &str) {
+        self.state().logs.insert(
+            (namespace.into(), pod.into(), container.into()),
+            text.into(),
+        );
     }
 
     /// Deletes an object as another client would (a user's `kubectl delete`); false when

@@ -46,6 +46,7 @@ pub async fn serve(
         image: cfg.kubernetes.image.clone(),
         db_manager: cfg.kubernetes.db_manager.clone(),
         owner: Some(Arc::new(TrialResources::new(client.clone(), store.clone()))),
+        runs_dir: Some(cfg.runs_dir.clone()),
     });
     let manager = ManagerService::with_executor(store.clone(), cfg, Arc::new(executor));
     with_manager(&manager);

@@ -7,8 +7,10 @@
 //! ends it with that reason. Stopping deletes the object (foreground propagation);
 //! finished objects are deleted unless the template says `retain`. A restarted kestrel
 //! re-attaches from the stored record (kind, namespace, name): the object is the state.
+//! Before an object goes, its pods' logs are saved as the trial's log (`logs`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use kestrel_core::experiment::TemplateSource;
@@ -36,6 +38,9 @@ pub struct KubeSettings {
     pub db_manager: String,
     /// Who owns each trial's object, if anyone (the operator's Trial resources).
     pub owner: Option<Arc<dyn TrialOwner>>,
+    /// Where trials' logs are saved (`<runs_dir>/<experiment>/<trial>/trial.log`, as the
+    /// local executor's); `None` saves none.
+    pub runs_dir: Option<PathBuf>,
 }
 
 /// The owner of a trial's object: asked before the object is created; the
@@ -59,6 +64,8 @@ struct ObjectRef {
 
 struct Attached {
     object: ObjectRef,
+    experiment: String,
+    primary: String,
     success: String,
     failure: String,
     retain: bool,
@@ -132,12 +139,32 @@ impl KubeExecutor {
             t.trial.clone(),
             Attached {
                 object,
+                experiment: t.experiment.name.clone(),
+                primary: tt.primary_container_name.clone(),
                 success: tt.success_condition.clone(),
                 failure: tt.failure_condition.clone(),
                 retain: tt.retain,
                 stopped: None,
             },
         );
+    }
+
+    /// What saving `trial`'s log takes (its pods from the watch), when logs are saved and
+    /// the client exists.
+    fn log_job(&self, trial: &str, a: &Attached) -> Option<logs::LogJob> {
+        let runs = self.settings.runs_dir.as_ref()?;
+        let client = self.client.get()?.clone();
+        let path = crate::paths::experiment_dir(runs, &a.experiment)?
+            .join(trial)
+            .join(super::local::LOG_FILE);
+        Some(logs::LogJob {
+            watched: self.watches.pods(&client, &a.object.namespace, trial),
+            namespace: a.object.namespace.clone(),
+            trial: trial.to_string(),
+            client,
+            primary: a.primary.clone(),
+            path,
+        })
     }
 
     /// Why the trial's pods cannot run, if they cannot (from the pods' watch).
@@ -416,12 +443,21 @@ impl TrialExecutor for KubeExecutor {
     }
 
     async fn stop(&self, trial: &str, why: StopReason) -> Result<(), ExecError> {
-        let Some(r) = self.lock().get_mut(trial).map(|a| {
+        let Some((r, log)) = self.lock().get_mut(trial).map(|a| {
+            // The log is saved once, by the first stop, while the pods still exist.
+            let log = a
+                .stopped
+                .is_none()
+                .then(|| self.log_job(trial, a))
+                .flatten();
             a.stopped.get_or_insert(why);
-            a.object.clone()
+            (a.object.clone(), log)
         }) else {
             return Ok(());
         };
+        if let Some(log) = log {
+            log.save().await;
+        }
         let api = self.api(&r).await?;
         match api.delete(&r.name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(()),
@@ -434,18 +470,32 @@ impl TrialExecutor for KubeExecutor {
         let Some(a) = self.lock().remove(trial) else {
             return;
         };
-        if a.retain || a.stopped.is_some() {
-            return;
-        }
-        // Finished objects go unless the template retains them (Katib's retain).
         let Some(client) = self.client.get().cloned() else {
             return;
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, &a.object.namespace, &resource(&a.object));
-        let name = a.object.name.clone();
+        // A stopped trial's log was saved when it was stopped.
+        let log = a
+            .stopped
+            .is_none()
+            .then(|| self.log_job(trial, &a))
+            .flatten();
+        // Finished objects go unless the template retains them (Katib's retain); a
+        // stopped one is already going.
+        let keep = a.retain || a.stopped.is_some();
+        let delete = (!keep).then(|| {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client, &a.object.namespace, &resource(&a.object));
+            (api, a.object.name.clone())
+        });
+        if log.is_none() && delete.is_none() {
+            return;
+        }
         tokio::spawn(async move {
-            if let Err(e) = api.delete(&name, &DeleteParams::foreground()).await
+            if let Some(log) = log {
+                log.save().await;
+            }
+            if let Some((api, name)) = delete
+                && let Err(e) = api.delete(&name, &DeleteParams::foreground()).await
                 && !is_code(&e, 404)
             {
                 tracing::warn!(object = %name, error = %e, "cannot delete a finished trial's object");
@@ -454,6 +504,7 @@ impl TrialExecutor for KubeExecutor {
     }
 }
 
+mod logs;
 #[cfg(test)]
 mod tests;
 mod watches;

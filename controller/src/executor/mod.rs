@@ -180,6 +180,7 @@ const EXECUTORS: &[(&str, Build, Accepts)] = &[
                 image: c.kubernetes.image,
                 db_manager: c.kubernetes.db_manager,
                 owner: None,
+                runs_dir: Some(c.runs_dir),
             }))
         },
         kubernetes::accepts,

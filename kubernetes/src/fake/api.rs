@@ -36,6 +36,8 @@ pub(super) struct State {
     pub notify: Arc<tokio::sync::Notify>,
     /// Server-side apply: each object's field owners (field path to field manager).
     pub owners: BTreeMap<Key, BTreeMap<String, String>>,
+    /// Containers' logs, as a test set them.
+    pub logs: BTreeMap<super::logs::LogKey, String>,
 }
 
 /// A request's target collection or object.

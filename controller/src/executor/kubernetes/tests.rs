@@ -70,6 +70,7 @@ impl Setup {
             image: "kestrel:test".into(),
             db_manager: "kestrel.kubeflow:6789".into(),
             owner: None,
+            runs_dir: None,
         });
         Reconciler::new(
             self.store.clone(),
@@ -86,6 +87,7 @@ impl Setup {
             image: "kestrel:test".into(),
             db_manager: "x:1".into(),
             owner: None,
+            runs_dir: None,
         })
     }
 
@@ -466,4 +468,89 @@ async fn early_stop_deletes_the_object_and_retain_keeps_a_finished_one() {
         let present = s.server.object("batch/v1", "jobs", "ns1", &name).is_some();
         assert_eq!(present, kept, "retain {retain}");
     }
+}
+
+/// Waits until `done` holds (3 s at most).
+async fn until(done: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out");
+}
+
+/// The trial's pod, as the Job controller makes it, with the collector beside the primary
+/// container.
+fn pod_of(trial: &str) -> Json {
+    json!({
+        "metadata": {"name": format!("{trial}-x7k2p"), "labels": {"katib.kubeflow.org/trial": trial}},
+        "spec": {"containers": [{"name": "training", "image": "mnist:1"},
+                                {"name": "metrics-logger-and-collector", "image": "kestrel:test"}]},
+        "status": {"phase": "Running"}
+    })
+}
+
+#[tokio::test]
+async fn a_trials_pod_log_is_saved_as_its_log_before_its_object_goes() {
+    let s = Setup::new().await;
+    let runs = tempfile::tempdir().unwrap();
+    let e = KubeExecutor::new(KubeSettings {
+        client: Some(s.server.client("ns1").unwrap()),
+        image: "kestrel:test".into(),
+        db_manager: "x:1".into(),
+        owner: None,
+        runs_dir: Some(runs.path().into()),
+    });
+    let log = |trial: &str| runs.path().join("mnist").join(trial).join("trial.log");
+    let started = |trial: &str, text: &str| {
+        s.server.create_pod("ns1", pod_of(trial));
+        let pod = format!("{trial}-x7k2p");
+        s.server.set_log("ns1", &pod, "training", text);
+        s.server
+            .set_log("ns1", &pod, "metrics-logger-and-collector", "collector\n");
+    };
+    let gone = |trial: &str| s.server.object("batch/v1", "jobs", "ns1", trial).is_none();
+
+    // A finished trial: the primary container's log, then the Job is deleted.
+    e.launch(&s.rendered("mnist-done")).await.unwrap();
+    started("mnist-done", "epoch 1 loss=0.5\nepoch 2 loss=0.4\n");
+    s.job_ends("mnist-done", "Complete", "CompletionsReached");
+    assert!(matches!(
+        e.status("mnist-done").await.unwrap(),
+        Some(RunPhase::Exited(_))
+    ));
+    e.forget("mnist-done");
+    until(|| gone("mnist-done") && log("mnist-done").exists()).await;
+    assert_eq!(
+        std::fs::read_to_string(log("mnist-done")).unwrap(),
+        "epoch 1 loss=0.5\nepoch 2 loss=0.4\n"
+    );
+
+    // A stopped trial: its log is there when stop returns, read before the deletion.
+    e.launch(&s.rendered("mnist-weak")).await.unwrap();
+    started("mnist-weak", "epoch 1 loss=0.9");
+    e.stop("mnist-weak", StopReason::EarlyStopped)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(log("mnist-weak")).unwrap(),
+        "epoch 1 loss=0.9\n"
+    );
+    assert!(gone("mnist-weak"));
+
+    // Without RBAC on pods/log the log says why, and the trial's object still goes.
+    s.server.deny("get", "pods/log");
+    e.launch(&s.rendered("mnist-denied")).await.unwrap();
+    started("mnist-denied", "unseen\n");
+    s.job_ends("mnist-denied", "Complete", "CompletionsReached");
+    e.forget("mnist-denied");
+    until(|| gone("mnist-denied") && log("mnist-denied").exists()).await;
+    let text = std::fs::read_to_string(log("mnist-denied")).unwrap();
+    assert!(
+        text.contains("cannot read the log of container training of pod mnist-denied-x7k2p")
+            && text.contains("forbidden"),
+        "{text}"
+    );
 }
