@@ -69,6 +69,24 @@ fn print(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
     Ok(text.len() as u64)
 }
 
+/// Where to read the output of `t` when kestrel has no log of it yet: a trial running on a
+/// cluster, whose log is saved when it ends.
+fn cluster_hint(t: &TrialRecord) -> Option<String> {
+    let run = t.run.as_ref().filter(|r| r.executor == "kubernetes")?;
+    if t.state.is_terminal() {
+        return None;
+    }
+    let ns = run
+        .data
+        .get("namespace")
+        .and_then(|n| n.as_str())
+        .unwrap_or("default");
+    Some(format!(
+        "trial {} runs on a cluster: its log is saved here when it ends; until then: kubectl logs -n {ns} -l katib.kubeflow.org/trial={} --all-containers",
+        t.name, t.name
+    ))
+}
+
 /// Prints the logs `a` asks for from its server.
 fn remote_logs(a: &Args) -> anyhow::Result<ExitCode> {
     if a.trial.is_none() && a.follow {
@@ -147,6 +165,11 @@ pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
     };
     let path = log(t);
     let mut offset = print(&path, a.tail)?;
+    if offset == 0
+        && let Some(hint) = cluster_hint(t)
+    {
+        eprintln!("{hint}");
+    }
     if !a.follow {
         return Ok(ExitCode::SUCCESS);
     }
@@ -172,7 +195,41 @@ pub fn run(mut a: Args) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::last_lines;
+    use super::{cluster_hint, last_lines};
+    use kestrel_core::{RunRecord, TrialRecord, TrialState};
+
+    #[test]
+    fn a_running_cluster_trial_without_a_log_points_to_kubectl() {
+        let mut t = TrialRecord::created(
+            "e",
+            "e-1".into(),
+            0,
+            Default::default(),
+            jiff::Timestamp::now(),
+        );
+        assert_eq!(cluster_hint(&t), None, "not started");
+        t.state = TrialState::Running;
+        t.run = Some(RunRecord {
+            executor: "local".into(),
+            data: serde_json::json!({"pid": 7}),
+        });
+        assert_eq!(
+            cluster_hint(&t),
+            None,
+            "a local trial writes its log as it runs"
+        );
+        t.run = Some(RunRecord {
+            executor: "kubernetes".into(),
+            data: serde_json::json!({"namespace": "ns1", "name": "e-1"}),
+        });
+        let hint = cluster_hint(&t).unwrap_or_default();
+        assert!(
+            hint.contains("kubectl logs -n ns1 -l katib.kubeflow.org/trial=e-1"),
+            "{hint}"
+        );
+        t.state = TrialState::Succeeded;
+        assert_eq!(cluster_hint(&t), None, "its log was saved when it ended");
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {
