@@ -140,7 +140,7 @@ pub async fn stream(
         .is_some_and(|r| r.executor != kestrel_controller::executor::DEFAULT_EXECUTOR);
     if on_cluster && !path.exists() {
         return Err(Status::failed_precondition(format!(
-            "trial {} runs as a cluster object; its log is the pod's (kubectl logs -l katib.kubeflow.org/trial={})",
+            "trial {} runs as a cluster object; its log is saved here when it ends, until then it is the pod's (kubectl logs -l katib.kubeflow.org/trial={} --all-containers)",
             trial.name, trial.name
         )));
     }
