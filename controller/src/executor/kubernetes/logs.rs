@@ -18,8 +18,9 @@ use kube::api::{Api, ListParams, LogParams};
 pub const MAX_LOG_BYTES: i64 = 16 << 20;
 /// The most lines of one pod's log kept.
 pub const MAX_LOG_LINES: i64 = 100_000;
-/// How long one pod's log may take to read.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading one trial's logs may take in all (its pods are read one by one; a
+/// stop waits for them).
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The container of `pod` that runs the trial: the primary container as the pod names it
 /// (`step-NAME` in a Tekton task's pod, `main` in an Argo workflow's), or its only one.
@@ -54,11 +55,12 @@ impl LogJob {
     /// log is kept beside it as `.previous`). A pod whose log cannot be read gets a line
     /// saying why; nothing here fails the trial.
     pub async fn save(self) {
+        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
         let mut pods: Vec<Pod> = self.watched.iter().map(|p| (**p).clone()).collect();
         if pods.is_empty() {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
             let selector = ListParams::default().labels(&format!("{TRIAL_LABEL}={}", self.trial));
-            if let Ok(Ok(list)) = tokio::time::timeout(READ_TIMEOUT, api.list(&selector)).await {
+            if let Ok(Ok(list)) = tokio::time::timeout_at(deadline, api.list(&selector)).await {
                 pods = list.items;
             }
         }
@@ -86,7 +88,7 @@ impl LogJob {
                 limit_bytes: Some(MAX_LOG_BYTES),
                 ..LogParams::default()
             };
-            let why = match tokio::time::timeout(READ_TIMEOUT, api.logs(&name, &params)).await {
+            let why = match tokio::time::timeout_at(deadline, api.logs(&name, &params)).await {
                 Ok(Ok(text)) => {
                     out.push_str(&text);
                     if !text.is_empty() && !text.ends_with('\n') {
@@ -95,7 +97,10 @@ impl LogJob {
                     continue;
                 }
                 Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer in {} s", READ_TIMEOUT.as_secs()),
+                Err(_) => format!(
+                    "the trial's logs took over {} s to read",
+                    READ_TIMEOUT.as_secs()
+                ),
             };
             tracing::warn!(pod = %name, container, error = %why, "cannot read a trial's log");
             out.push_str(&format!(
