@@ -78,7 +78,12 @@ pub struct KubeExecutor {
     client: tokio::sync::OnceCell<kube::Client>,
     attached: Mutex<HashMap<String, Attached>>,
     watches: watches::Watches,
+    /// What `forget` started: finished trials' logs being saved and objects deleted.
+    background: Mutex<tokio::task::JoinSet<()>>,
 }
+
+/// How long [`TrialExecutor::drain`] waits for finished trials' logs and deletions.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn api_error(what: &str, e: &kube::Error) -> ExecError {
     let detail = match e {
@@ -104,6 +109,7 @@ impl KubeExecutor {
             settings,
             attached: Mutex::new(HashMap::new()),
             watches: Default::default(),
+            background: Mutex::default(),
         }
     }
 
@@ -490,7 +496,10 @@ impl TrialExecutor for KubeExecutor {
         if log.is_none() && delete.is_none() {
             return;
         }
-        tokio::spawn(async move {
+        let mut background = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        // Tasks that ended are collected as new ones come, so the set stays small.
+        while background.try_join_next().is_some() {}
+        background.spawn(async move {
             if let Some(log) = log {
                 log.save().await;
             }
@@ -501,6 +510,16 @@ impl TrialExecutor for KubeExecutor {
                 tracing::warn!(object = %name, error = %e, "cannot delete a finished trial's object");
             }
         });
+    }
+
+    async fn drain(&self) {
+        let mut tasks =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = async { while tasks.join_next().await.is_some() {} };
+        // Each log read has its own deadline; this bounds the deletions too.
+        if tokio::time::timeout(DRAIN_TIMEOUT, all).await.is_err() {
+            tracing::warn!("finished trials' logs and objects were left unfinished at exit");
+        }
     }
 }
 

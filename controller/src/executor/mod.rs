@@ -99,6 +99,10 @@ pub trait TrialExecutor: Send + Sync {
     async fn stop(&self, trial: &str, why: StopReason) -> Result<(), ExecError>;
     /// Drops the state of a finished trial.
     fn forget(&self, trial: &str);
+    /// Waits for what [`TrialExecutor::forget`] left running in the background (a cluster
+    /// trial's log being saved, its object being deleted), so that a process about to
+    /// exit does not cut it off.
+    async fn drain(&self) {}
 }
 
 /// A trial could not be started, watched or stopped.

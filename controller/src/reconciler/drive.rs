@@ -83,6 +83,7 @@ pub async fn drive(
             () = tokio::time::sleep(wait) => {}
         }
     };
+    r.executor().drain().await;
     lease.release();
     result
 }

@@ -470,17 +470,6 @@ async fn early_stop_deletes_the_object_and_retain_keeps_a_finished_one() {
     }
 }
 
-/// Waits until `done` holds (3 s at most).
-async fn until(done: impl Fn() -> bool) {
-    for _ in 0..300 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out");
-}
-
 /// The trial's pod, as the Job controller makes it, with the collector beside the primary
 /// container.
 fn pod_of(trial: &str) -> Json {
@@ -522,7 +511,9 @@ async fn a_trials_pod_log_is_saved_as_its_log_before_its_object_goes() {
         Some(RunPhase::Exited(_))
     ));
     e.forget("mnist-done");
-    until(|| gone("mnist-done") && log("mnist-done").exists()).await;
+    // What forget left running is done once drain returns.
+    e.drain().await;
+    assert!(gone("mnist-done"));
     assert_eq!(
         std::fs::read_to_string(log("mnist-done")).unwrap(),
         "epoch 1 loss=0.5\nepoch 2 loss=0.4\n"
@@ -546,7 +537,8 @@ async fn a_trials_pod_log_is_saved_as_its_log_before_its_object_goes() {
     started("mnist-denied", "unseen\n");
     s.job_ends("mnist-denied", "Complete", "CompletionsReached");
     e.forget("mnist-denied");
-    until(|| gone("mnist-denied") && log("mnist-denied").exists()).await;
+    e.drain().await;
+    assert!(gone("mnist-denied"));
     let text = std::fs::read_to_string(log("mnist-denied")).unwrap();
     assert!(
         text.contains("cannot read the log of container training of pod mnist-denied-x7k2p")
