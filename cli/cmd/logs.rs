@@ -36,14 +36,9 @@ pub struct Args {
 
 /// The last `n` lines of `text` (all of it without `n`).
 fn last_lines(text: &str, n: Option<usize>) -> &str {
-    let Some(n) = n else {
-        return text;
-    };
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    match body.rmatch_indices('\n').nth(n.saturating_sub(1)) {
-        Some((i, _)) if n > 0 => &text[i + 1..],
-        _ if n == 0 => "",
-        _ => text,
+    match n {
+        Some(n) => kestrel_core::text::last_lines(text, n),
+        None => text,
     }
 }
 
@@ -72,19 +67,10 @@ fn print(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
 /// Where to read the output of `t` when kestrel has no log of it yet: a trial running on a
 /// cluster, whose log is saved when it ends.
 fn cluster_hint(t: &TrialRecord) -> Option<String> {
-    let run = t.run.as_ref().filter(|r| r.executor == "kubernetes")?;
     if t.state.is_terminal() {
         return None;
     }
-    let ns = run
-        .data
-        .get("namespace")
-        .and_then(|n| n.as_str())
-        .unwrap_or("default");
-    Some(format!(
-        "trial {} runs on a cluster: its log is saved here when it ends; until then: kubectl logs -n {ns} -l katib.kubeflow.org/trial={} --all-containers",
-        t.name, t.name
-    ))
+    kestrel_controller::executor::cluster_log_hint(&t.name, t.run.as_ref()?)
 }
 
 /// Prints the logs `a` asks for from its server.

@@ -31,6 +31,7 @@ pub mod sites;
 pub mod space;
 pub mod status;
 pub mod template;
+pub mod text;
 pub mod validate;
 
 pub use error::{FieldError, SpecError, TemplateError};

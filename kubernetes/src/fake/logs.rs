@@ -21,16 +21,6 @@ fn target(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> &str {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    match body.rmatch_indices('\n').nth(n.saturating_sub(1)) {
-        _ if n == 0 => "",
-        Some((i, _)) => &text[i + 1..],
-        None => text,
-    }
-}
-
 /// Answers a GET of a pod's log (the text, or the error), or `None` when `path` is not one.
 pub(super) fn answer(
     state: &mut State,
@@ -95,7 +85,7 @@ pub(super) fn answer(
         .unwrap_or_default();
     let number = |p: &str| param(query, p).and_then(|v| v.parse::<usize>().ok());
     let mut out = match number("tailLines") {
-        Some(n) => tail(&text, n),
+        Some(n) => kestrel_core::text::last_lines(&text, n),
         None => &text,
     };
     if let Some(limit) = number("limitBytes") {
@@ -106,17 +96,4 @@ pub(super) fn answer(
         out = &out[..end];
     }
     Some(Ok(out.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tail;
-
-    #[test]
-    fn tail_takes_the_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc\n");
-        assert_eq!(tail("a\nb\nc", 2), "b\nc");
-        assert_eq!(tail("a\nb\n", 5), "a\nb\n");
-        assert_eq!(tail("a\nb\n", 0), "");
-    }
 }
