@@ -227,6 +227,23 @@ pub fn accepts(name: &str, exp: &Experiment) -> Result<(), String> {
 /// The default executor's name.
 pub const DEFAULT_EXECUTOR: &str = "local";
 
+/// Where to read the output of `run`'s trial `trial` while kestrel has no log of it: a
+/// trial run as a cluster object, whose pods' logs are saved when it ends; `None` for a
+/// trial that writes its log here as it runs.
+pub fn cluster_log_hint(trial: &str, run: &RunRecord) -> Option<String> {
+    if run.executor == DEFAULT_EXECUTOR {
+        return None;
+    }
+    let ns = run
+        .data
+        .get("namespace")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("default");
+    Some(format!(
+        "trial {trial} runs on a cluster: its log is saved here when it ends; until then: kubectl logs -n {ns} -l katib.kubeflow.org/trial={trial} --all-containers"
+    ))
+}
+
 /// Names of the executors kestrel has.
 pub fn executors() -> impl Iterator<Item = &'static str> {
     EXECUTORS.iter().map(|(name, _, _)| *name)

@@ -134,15 +134,13 @@ pub async fn stream(
             .ok_or_else(|| Status::invalid_argument("experiment: not a valid name"))?
             .join(&trial.name)
             .join("trial.log");
-    let on_cluster = trial
+    if let Some(hint) = trial
         .run
         .as_ref()
-        .is_some_and(|r| r.executor != kestrel_controller::executor::DEFAULT_EXECUTOR);
-    if on_cluster && !path.exists() {
-        return Err(Status::failed_precondition(format!(
-            "trial {} runs as a cluster object; its log is saved here when it ends, until then it is the pod's (kubectl logs -l katib.kubeflow.org/trial={} --all-containers)",
-            trial.name, trial.name
-        )));
+        .and_then(|r| kestrel_controller::executor::cluster_log_hint(&trial.name, r))
+        && !path.exists()
+    {
+        return Err(Status::failed_precondition(hint));
     }
     let p = path.clone();
     let tail = req.tail_lines;
